@@ -1,0 +1,53 @@
+"""The common currency of the loaders: a named set of canonical digits and their labels."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+class DatasetError(Exception):
+    """A dataset cannot be loaded: missing, corrupt or inconsistent files, or an unknown name.
+
+    The message always names the dataset and the file at fault, and says what to do about it.
+    The training CLI prints it and exits with a non-zero status.
+    """
+
+
+@dataclass(frozen=True)
+class DigitSet:
+    """Digits from one source and split, normalized like MNIST.
+
+    Attributes:
+        name: source and split, e.g. "mnist/test" or "usps/train".
+        images: (N, 28, 28) uint8 in [0, 255], white ink on black, longer side 20 pixels, centered
+            by center of mass (see `app.pipeline.canonicalize`).
+        labels: (N,) int64 in [0, 9].
+    """
+
+    name: str
+    images: np.ndarray
+    labels: np.ndarray
+
+    def __post_init__(self) -> None:
+        if self.images.ndim != 3 or self.images.shape[1:] != (28, 28) or self.images.dtype != np.uint8:
+            raise ValueError(
+                f"{self.name}: images must be (N, 28, 28) uint8, got {self.images.shape} {self.images.dtype}"
+            )
+        if self.labels.shape != (len(self.images),):
+            raise ValueError(f"{self.name}: {len(self.images)} images but labels of shape {self.labels.shape}")
+        if self.labels.size and (self.labels.min() < 0 or self.labels.max() > 9):
+            raise ValueError(f"{self.name}: labels must be in 0..9")
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+
+@dataclass(frozen=True)
+class DigitSource:
+    """One dataset's splits: `train` feeds training and validation, `test` is held out for evaluation."""
+
+    name: str
+    train: DigitSet | None
+    test: DigitSet | None
