@@ -36,7 +36,7 @@ class DigitSet:
                 f"{self.name}: images must be (N, 28, 28) uint8, got {self.images.shape} {self.images.dtype}"
             )
         if self.labels.shape != (len(self.images),):
-            raise ValueError(f"{self.name}: {len(self.images)} images but labels of shape {self.labels.shape}")
+            raise ValueError(f"{self.name}: {len(self.images)} images, labels of shape {self.labels.shape}")
         if self.labels.size and (self.labels.min() < 0 or self.labels.max() > 9):
             raise ValueError(f"{self.name}: labels must be in 0..9")
 
