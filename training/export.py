@@ -1,0 +1,136 @@
+"""Trained keras.Model -> `models/digits/<version>/`: a TensorFlow SavedModel and its model card.
+
+The SavedModel's `serve` endpoint (also the `serving_default` signature) takes float32
+(None, 28, 28, 1) in [0, 1] and returns float32 (None, 10) probabilities, in inference mode, so the
+same input always gives the same output.
+
+Run as `python -m training.export CHECKPOINT.keras` to export a checkpoint trained elsewhere (for
+example under `KERAS_BACKEND=jax` on a GPU machine without TensorFlow); exporting needs TensorFlow.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import shutil
+import subprocess
+import sys
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import keras
+
+MODEL_CARD_FILENAME = "model_card.json"
+RECORDED_PACKAGES = (
+    "keras",
+    "tensorflow-cpu",
+    "tensorflow",
+    "numpy",
+    "opencv-python-headless",
+    "albumentations",
+)
+
+
+def next_version(output_dir: Path) -> int:
+    """Returns one above the highest integer-named version folder in `output_dir` (1 if none)."""
+    versions = [int(child.name) for child in output_dir.glob("*") if child.is_dir() and child.name.isdigit()]
+    return max(versions, default=0) + 1
+
+
+def export_savedmodel(model: keras.Model, version_dir: Path) -> Path:
+    """Exports the model for TensorFlow serving, atomically.
+
+    Args:
+        model: the trained classifier (input "image", output "probs").
+        version_dir: the final folder, e.g. models/digits/3; it must not exist yet.
+
+    Returns:
+        `version_dir`, now holding saved_model.pb and variables/.
+
+    Raises:
+        FileExistsError: `version_dir` exists; versions are immutable once written.
+    """
+    if version_dir.exists():
+        raise FileExistsError(f"{version_dir} already exists; model versions are never overwritten")
+    staging_dir = version_dir.with_name(f".{version_dir.name}.partial")
+    shutil.rmtree(staging_dir, ignore_errors=True)
+    staging_dir.parent.mkdir(parents=True, exist_ok=True)
+    model.export(str(staging_dir), format="tf_saved_model", verbose=False)
+    # A half-written folder must never look like a servable version: write aside, then rename.
+    staging_dir.rename(version_dir)
+    return version_dir
+
+
+def describe_environment() -> dict[str, Any]:
+    """Python, platform, library versions and the git commit, for the model card."""
+    versions = {}
+    for package in RECORDED_PACKAGES:
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            continue
+    return {
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "keras_backend": keras.backend.backend(),
+        "libraries": versions,
+        "git_commit": _git_commit(),
+    }
+
+
+def _git_commit() -> str | None:
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True, timeout=10
+        ).stdout.strip()
+        is_dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=10,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return f"{commit}-dirty" if is_dirty else commit
+
+
+def write_model_card(version_dir: Path, card: dict[str, Any]) -> Path:
+    """Writes `model_card.json` (sorted keys, indented) into the version folder and returns its path."""
+    card_path = version_dir / MODEL_CARD_FILENAME
+    card_path.write_text(json.dumps(card, indent=2, sort_keys=True) + "\n")
+    return card_path
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m training.export CHECKPOINT.keras [--output-dir DIR] [--version N]`."""
+    parser = argparse.ArgumentParser(prog="python -m training.export", description=__doc__.splitlines()[0])
+    parser.add_argument("checkpoint", type=Path, help="a .keras file saved by training.run")
+    parser.add_argument("--output-dir", type=Path, default=Path("models/digits"))
+    parser.add_argument("--version", type=int, default=None, help="default: one above the highest")
+    args = parser.parse_args(argv)
+    if not args.checkpoint.is_file():
+        print(f"error: checkpoint {args.checkpoint} does not exist", file=sys.stderr)
+        return 2
+    try:
+        model = keras.saving.load_model(args.checkpoint)
+    except (ValueError, OSError) as error:
+        print(f"error: cannot load {args.checkpoint}: {error}", file=sys.stderr)
+        return 2
+    version = args.version or next_version(args.output_dir)
+    version_dir = export_savedmodel(model, args.output_dir / str(version))
+    card_path = args.checkpoint.with_name(MODEL_CARD_FILENAME)
+    card = json.loads(card_path.read_text()) if card_path.is_file() else {}
+    card.update(
+        version=version, exported_at=datetime.now(UTC).isoformat(), export_environment=describe_environment()
+    )
+    write_model_card(version_dir, card)
+    print(f"exported {args.checkpoint} to {version_dir}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,160 @@
+"""(model, train/validation DigitSets, TrainConfig) -> trained model + History, on a GPU or the CPU.
+
+Backend-agnostic Keras 3: the same code trains under TensorFlow, JAX or PyTorch. Only the choice of
+distribution strategy looks at the backend, because `tf.distribute` exists only for TensorFlow.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import sys
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from training.augment import build_realtime_augmenter
+from training.config import TrainConfig
+from training.datasets import DigitSet
+from training.model import NUM_CLASSES
+
+logger = logging.getLogger(__name__)
+
+
+class AugmentedBatches(keras.utils.PyDataset):
+    """Shuffled batches (B, 28, 28, 1) float32 in [0, 1] with one-hot labels (B, 10), warped afresh."""
+
+    def __init__(self, digits: DigitSet, config: TrainConfig, *, is_training: bool) -> None:
+        super().__init__()
+        self.images = digits.images
+        self.labels = keras.utils.to_categorical(digits.labels, NUM_CLASSES).astype("float32")
+        self.batch_size = config.batch_size
+        self.is_training = is_training
+        self.random = np.random.default_rng(config.seed)
+        self.order = np.arange(len(self.images))
+        self.augmenter = (
+            build_realtime_augmenter(config.realtime_augment, config.seed) if is_training else None
+        )
+        if is_training:
+            self.random.shuffle(self.order)
+
+    def __len__(self) -> int:
+        return math.ceil(len(self.images) / self.batch_size)
+
+    def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        rows = self.order[index * self.batch_size : (index + 1) * self.batch_size]
+        batch = (self.images[rows].astype("float32") / 255.0)[..., np.newaxis]
+        if self.augmenter is not None and self.augmenter.layers:
+            warped = self.augmenter(batch, training=True)
+            batch = np.clip(keras.ops.convert_to_numpy(warped), 0.0, 1.0)
+        return batch, self.labels[rows]
+
+    def on_epoch_end(self) -> None:
+        if self.is_training:
+            self.random.shuffle(self.order)
+
+
+class EpochLog(keras.callbacks.Callback):
+    """One log line per epoch with every metric, the learning rate and the epoch's wall time."""
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        self.started_at = time.perf_counter()
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        logs = logs or {}
+        metrics = " ".join(f"{name}={value:.4f}" for name, value in sorted(logs.items()))
+        learning_rate = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+        elapsed_seconds = time.perf_counter() - self.started_at
+        logger.info("epoch %d: %s lr=%.2e time=%.1fs", epoch + 1, metrics, learning_rate, elapsed_seconds)
+
+
+def describe_hardware() -> tuple[str, contextlib.AbstractContextManager]:
+    """Picks where to train and says so.
+
+    Returns:
+        A human description ("2 GPUs (MirroredStrategy)", "1 GPU", "CPU") and the context manager
+        under which the model must be built and compiled (a strategy scope, or a no-op).
+    """
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        gpus = tf.config.list_physical_devices("GPU")
+        if len(gpus) > 1:
+            strategy = tf.distribute.MirroredStrategy()
+            return f"{len(gpus)} GPUs, MirroredStrategy (tensorflow)", strategy.scope()
+        return ("1 GPU (tensorflow)" if gpus else "CPU (tensorflow)"), contextlib.nullcontext()
+    if backend == "jax":
+        import jax
+
+        devices = jax.devices()
+        return f"{len(devices)} x {devices[0].platform.upper()} (jax)", contextlib.nullcontext()
+    if backend == "torch":
+        import torch
+
+        device = "GPU" if torch.cuda.is_available() else "CPU"
+        return f"{device} (torch)", contextlib.nullcontext()
+    return f"{backend}", contextlib.nullcontext()
+
+
+def compile_model(model: keras.Model, config: TrainConfig) -> None:
+    """Adam with gradient clipping, categorical cross-entropy with optional label smoothing."""
+    model.compile(
+        optimizer=keras.optimizers.Adam(config.learning_rate, clipnorm=config.gradient_clip_norm),
+        loss=keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing),
+        metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")],
+    )
+
+
+def build_callbacks(config: TrainConfig, checkpoint_path: Path) -> list[keras.callbacks.Callback]:
+    """Early stopping on validation loss (restoring the best weights), checkpointing, LR on plateau."""
+    return [
+        keras.callbacks.EarlyStopping(
+            monitor="val_loss",
+            patience=config.early_stopping_patience_epochs,
+            restore_best_weights=True,
+        ),
+        keras.callbacks.ModelCheckpoint(str(checkpoint_path), monitor="val_loss", save_best_only=True),
+        keras.callbacks.ReduceLROnPlateau(
+            monitor="val_loss",
+            factor=config.reduce_lr_factor,
+            patience=config.reduce_lr_patience_epochs,
+            min_lr=config.min_learning_rate,
+        ),
+        EpochLog(),
+    ]
+
+
+def train(
+    model: keras.Model,
+    train_digits: DigitSet,
+    validation_digits: DigitSet,
+    config: TrainConfig,
+    checkpoint_path: Path,
+) -> keras.callbacks.History:
+    """Fits a compiled model; on return it holds the weights of the best validation-loss epoch.
+
+    Args:
+        model: compiled with `compile_model` (inside the strategy scope when there is one).
+        train_digits: training images, already including the static augmentation copies.
+        validation_digits: never augmented, used for early stopping and the learning-rate schedule.
+        config: epochs, batch size, seeds, patience.
+        checkpoint_path: a `.keras` file where the best model so far is saved during training.
+
+    Returns:
+        The Keras History (per-epoch loss, accuracy, val_loss, val_accuracy, learning_rate).
+    """
+    keras.utils.set_random_seed(config.seed)
+    training_batches = AugmentedBatches(train_digits, config, is_training=True)
+    validation_batches = AugmentedBatches(validation_digits, config, is_training=False)
+    return model.fit(
+        training_batches,
+        validation_data=validation_batches,
+        epochs=config.epochs,
+        callbacks=build_callbacks(config, checkpoint_path),
+        # A progress bar helps at a terminal; in a log file one line per epoch reads better.
+        verbose=1 if sys.stdout.isatty() else 2,
+    )
