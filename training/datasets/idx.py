@@ -82,7 +82,8 @@ def _read_idx_stream(stream: BinaryIO, path: Path) -> np.ndarray:
         )
     if stream.read(1):
         raise DatasetError(f"{path}: IDX file has data after the {expected_bytes} bytes of shape {shape}")
-    return np.frombuffer(payload, dtype=np.uint8).reshape(shape)
+    # A copy, because an array over immutable bytes is read-only and in-place augmentation would fail.
+    return np.frombuffer(payload, dtype=np.uint8).reshape(shape).copy()
 
 
 def read_idx_pair(images_path: Path, labels_path: Path, name: str) -> DigitSet:

@@ -22,6 +22,7 @@ def test_read_idx_round_trips_images_and_labels(tmp_path, write_idx, make_digits
     read_images, read_labels = read_idx(images_path), read_idx(labels_path)
 
     assert read_images.dtype == np.uint8 and read_images.shape == (7, 28, 28)
+    assert read_images.flags.writeable
     np.testing.assert_array_equal(read_images, images)
     np.testing.assert_array_equal(read_labels, labels)
 
