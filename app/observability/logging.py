@@ -1,0 +1,52 @@
+"""Log records -> one line each on stderr: `time level logger message key=value ...`.
+
+Configured once at start-up from `Settings.log_level`. Modules log through `logging.getLogger(__name__)`
+and pass context as `extra={"fields": {...}}`, which this formatter appends as sorted key=value pairs,
+so that lines stay greppable without a JSON log pipeline.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+SERVICE_LOGGER_NAME = "app"
+_HANDLER_NAME = "digitserve"
+
+
+class KeyValueFormatter(logging.Formatter):
+    """Formats a record as `time level logger message key=value ...` (values with spaces quoted)."""
+
+    def __init__(self) -> None:
+        super().__init__(fmt="%(asctime)s %(levelname)s %(name)s %(message)s")
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = super().format(record)
+        fields = getattr(record, "fields", None)
+        if not fields:
+            return line
+        pairs = []
+        for key, value in sorted(fields.items()):
+            text = str(value)
+            pairs.append(f'{key}="{text}"' if " " in text else f"{key}={text}")
+        # The traceback (if any) follows the first line; the fields stay on the first line.
+        first_line, newline, rest = line.partition("\n")
+        return f"{first_line} {' '.join(pairs)}{newline}{rest}"
+
+
+def configure_logging(log_level: str) -> None:
+    """Sends the service's logs (logger `app` and below) to stderr at `log_level`.
+
+    Idempotent: a second call (a second app in the same test process) only changes the level.
+
+    Args:
+        log_level: a `logging` level name such as "INFO".
+    """
+    logger = logging.getLogger(SERVICE_LOGGER_NAME)
+    logger.setLevel(log_level)
+    if any(handler.get_name() == _HANDLER_NAME for handler in logger.handlers):
+        return
+    handler = logging.StreamHandler(sys.stderr)
+    handler.set_name(_HANDLER_NAME)
+    handler.setFormatter(KeyValueFormatter())
+    logger.addHandler(handler)

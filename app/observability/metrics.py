@@ -1,0 +1,148 @@
+"""Every Prometheus metric of the service, defined in one place against a per-app registry.
+
+RED for the HTTP layer (requests, errors by code, durations) plus the saturation of the batching
+queue. Names carry base units (`_seconds`) and counters end in `_total`; every label is bounded
+(route templates, methods, status codes, error codes, digits), and known label sets are created up
+front so that dashboards see zeros instead of missing series.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from app import errors
+
+NAMESPACE = "digitserve"
+UNMATCHED_ROUTE = "unmatched"
+DIGITS = tuple(str(digit) for digit in range(10))
+# Pre-processing is milliseconds for a 28x28 PNG and up to a second for a large photo.
+PREPROCESS_BUCKETS_SECONDS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+QUEUE_WAIT_BUCKETS_SECONDS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+INFERENCE_BUCKETS_SECONDS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+REQUEST_BUCKETS_SECONDS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+def error_codes() -> list[str]:
+    """Returns the stable code of every domain error, plus the codes of the generic handlers."""
+    codes = {"internal_error", "http_error", "bad_request", "not_found", "method_not_allowed"}
+    pending: list[type[errors.DigitServeError]] = [errors.DigitServeError]
+    while pending:
+        error_class = pending.pop()
+        codes.add(error_class.code)
+        pending.extend(error_class.__subclasses__())
+    return sorted(codes)
+
+
+def batch_size_buckets(batch_max_size: int) -> tuple[float, ...]:
+    """Returns the buckets 1, 2, 4 ... batch_max_size: one bucket per size the batcher tends to form."""
+    buckets = [1.0]
+    while buckets[-1] < batch_max_size:
+        buckets.append(buckets[-1] * 2)
+    return tuple(buckets)
+
+
+@dataclass(frozen=True)
+class Metrics:
+    """The service's metrics, all registered on `registry` (exposed by `GET /metrics`)."""
+
+    registry: CollectorRegistry
+    http_requests: Counter
+    http_request_duration: Histogram
+    rejected_requests: Counter
+    preprocess_duration: Histogram
+    batch_queue_wait: Histogram
+    batch_size: Histogram
+    model_inference_duration: Histogram
+    batch_queue_depth: Gauge
+    predictions: Counter
+    model_info: Gauge
+
+    def observe_batch(self, queue_wait_seconds: Iterable[float], inference_seconds: float) -> None:
+        """Records one model call: each item's time in the queue, the batch size, the call's duration.
+
+        Args:
+            queue_wait_seconds: for each image of the batch, seconds from enqueue to the model call.
+            inference_seconds: wall time of the model call.
+        """
+        waits = list(queue_wait_seconds)
+        for wait_seconds in waits:
+            self.batch_queue_wait.observe(wait_seconds)
+        self.batch_size.observe(len(waits))
+        self.model_inference_duration.observe(inference_seconds)
+
+    def set_queue_depth(self, depth: int) -> None:
+        """Records the number of images waiting for the model."""
+        self.batch_queue_depth.set(depth)
+
+    def set_model_info(self, version: str, sha256: str) -> None:
+        """Publishes the served model's identity as `digitserve_model_info{version,sha256} 1`."""
+        self.model_info.clear()
+        self.model_info.labels(version=version, sha256=sha256).set(1)
+
+
+def build_metrics(
+    registry: CollectorRegistry, batch_max_size: int, routes: Sequence[tuple[str, str]] = ()
+) -> Metrics:
+    """Creates and registers every metric of the service.
+
+    Args:
+        registry: a registry owned by one app (tests build one app each, so no global state).
+        batch_max_size: the batcher's maximum batch, the last bucket of `digitserve_batch_size`.
+        routes: (route template, method) pairs of the app, pre-initialised in the duration histogram.
+
+    Returns:
+        The `Metrics` holding every collector.
+    """
+    metrics = Metrics(
+        registry=registry,
+        http_requests=Counter(
+            "http_requests", "HTTP requests answered, by route template, method and status code.",
+            ["route", "method", "code"], namespace=NAMESPACE, registry=registry,
+        ),
+        http_request_duration=Histogram(
+            "http_request_duration_seconds", "Time from request start to the last response byte.",
+            ["route", "method"], namespace=NAMESPACE, registry=registry, buckets=REQUEST_BUCKETS_SECONDS,
+        ),
+        rejected_requests=Counter(
+            "rejected_requests", "Requests (or batch items) answered with an error, by error code.",
+            ["reason"], namespace=NAMESPACE, registry=registry,
+        ),
+        preprocess_duration=Histogram(
+            "preprocess_duration_seconds", "Decode and pre-processing time of one uploaded image.",
+            namespace=NAMESPACE, registry=registry, buckets=PREPROCESS_BUCKETS_SECONDS,
+        ),
+        batch_queue_wait=Histogram(
+            "batch_queue_wait_seconds", "Time an image waits in the batching queue before its model call.",
+            namespace=NAMESPACE, registry=registry, buckets=QUEUE_WAIT_BUCKETS_SECONDS,
+        ),
+        batch_size=Histogram(
+            "batch_size", "Images per model call.",
+            namespace=NAMESPACE, registry=registry, buckets=batch_size_buckets(batch_max_size),
+        ),
+        model_inference_duration=Histogram(
+            "model_inference_duration_seconds", "Wall time of one model call (one batch).",
+            namespace=NAMESPACE, registry=registry, buckets=INFERENCE_BUCKETS_SECONDS,
+        ),
+        batch_queue_depth=Gauge(
+            "batch_queue_depth", "Images waiting in the batching queue.",
+            namespace=NAMESPACE, registry=registry,
+        ),
+        predictions=Counter(
+            "predictions", "Predictions returned, by predicted digit.",
+            ["digit"], namespace=NAMESPACE, registry=registry,
+        ),
+        model_info=Gauge(
+            "model_info", "The served model (always 1): its version and the sha256 of saved_model.pb.",
+            ["version", "sha256"], namespace=NAMESPACE, registry=registry,
+        ),
+    )  # fmt: skip
+    for digit in DIGITS:
+        metrics.predictions.labels(digit=digit)
+    for code in error_codes():
+        metrics.rejected_requests.labels(reason=code)
+    for route, method in routes:
+        metrics.http_request_duration.labels(route=route, method=method)
+    return metrics

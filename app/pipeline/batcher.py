@@ -1,0 +1,241 @@
+"""Queued images (28, 28, 1) float32 -> batches of up to `batch_max_size` -> one model call -> rows (10,).
+
+Dynamic micro-batching: concurrent requests are queued, and one worker task groups them into a single
+call of `predict_fn`, which runs in a thread so that the event loop keeps accepting requests meanwhile.
+The worker waits for the first image without a timeout, then fills the batch until it is full or
+`batch_max_wait_ms` has passed since the first image was taken; it never sleep-polls. One batch is in
+flight at a time: while the model runs, new images accumulate and form the next batch, which is how
+batching adapts to load without tuning.
+
+The queue is bounded: a full queue refuses at once with `QueueFullError` (503 + Retry-After), because
+a client that retries later is better served than one whose request waits behind seconds of backlog.
+Every future is resolved exactly once; a failing model call fails only the futures of its batch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+
+from app.errors import ModelError, QueueFullError, ServiceNotReadyError
+
+logger = logging.getLogger(__name__)
+
+PredictFn = Callable[[np.ndarray], np.ndarray]
+
+
+class BatchObserver(Protocol):
+    """Receives the batcher's measurements (implemented by `app.observability.metrics.Metrics`)."""
+
+    def observe_batch(self, queue_wait_seconds: Iterable[float], inference_seconds: float) -> None: ...
+
+    def set_queue_depth(self, depth: int) -> None: ...
+
+
+class NullObserver:
+    """A `BatchObserver` that records nothing (unit tests, scripts)."""
+
+    def observe_batch(self, queue_wait_seconds: Iterable[float], inference_seconds: float) -> None:
+        """Ignores the measurement."""
+
+    def set_queue_depth(self, depth: int) -> None:
+        """Ignores the measurement."""
+
+
+@dataclass(eq=False)
+class QueuedImage:
+    """One image waiting for the model, and the future its request awaits."""
+
+    image: np.ndarray
+    future: asyncio.Future[np.ndarray]
+    enqueued_at_seconds: float = field(default_factory=time.perf_counter)
+
+
+@dataclass(frozen=True)
+class BatcherConfig:
+    """The batcher's limits (see `app.settings.Settings` for their meaning)."""
+
+    batch_max_size: int = 32
+    batch_max_wait_ms: float = 5.0
+    queue_max_size: int = 256
+    queue_retry_after_seconds: int = 1
+
+
+class MicroBatcher:
+    """Groups concurrently submitted images into batched calls of `predict_fn`.
+
+    Args:
+        predict_fn: (N, ...) array -> (N, ...) array, row i the result for image i; called in a
+            worker thread, one call at a time.
+        config: batch size, wait and queue limits.
+        observer: receives queue depth and per-batch measurements; records nothing by default.
+    """
+
+    def __init__(
+        self, predict_fn: PredictFn, config: BatcherConfig, observer: BatchObserver | None = None
+    ) -> None:
+        self._predict_fn = predict_fn
+        self._config = config
+        self._observer = observer or NullObserver()
+        self._queue: asyncio.Queue[QueuedImage] = asyncio.Queue(maxsize=config.queue_max_size)
+        self._in_flight: list[QueuedImage] = []
+        self._worker: asyncio.Task[None] | None = None
+
+    @property
+    def is_running(self) -> bool:
+        """Whether the worker accepts and processes images."""
+        return self._worker is not None and not self._worker.done()
+
+    @property
+    def queue_depth(self) -> int:
+        """Number of images waiting for a model call (the batch in flight not included)."""
+        return self._queue.qsize()
+
+    def start(self) -> None:
+        """Starts the worker task on the running event loop."""
+        if self.is_running:
+            raise RuntimeError("the batcher is already running")
+        self._worker = asyncio.get_running_loop().create_task(self._run(), name="micro-batcher")
+
+    async def stop(self) -> None:
+        """Stops the worker and fails every pending image with `ServiceNotReadyError` (503)."""
+        worker, self._worker = self._worker, None
+        if worker is not None:
+            worker.cancel()
+            await asyncio.gather(worker, return_exceptions=True)
+        pending = self._in_flight + self._drain_queue()
+        self._in_flight = []
+        _fail(pending, lambda: ServiceNotReadyError("the service is shutting down; retry another instance"))
+        self._observer.set_queue_depth(0)
+
+    async def submit(self, image: np.ndarray) -> np.ndarray:
+        """Queues one image and waits for its model output.
+
+        Args:
+            image: one model input, e.g. (28, 28, 1) float32 in [0, 1].
+
+        Returns:
+            The model's output row for this image, e.g. (10,) float32 probabilities.
+
+        Raises:
+            QueueFullError: the queue is at capacity (raised at once, nothing is queued).
+            ServiceNotReadyError: the batcher is not running or stopped while the image waited.
+            ModelError: the model call of this image's batch failed.
+        """
+        [output] = await self.submit_many([image])
+        return output
+
+    async def submit_many(self, images: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """Queues several images as independent items (they batch like single requests).
+
+        All of them are queued or none: a request never holds half its images in the queue.
+
+        Args:
+            images: model inputs, in order.
+
+        Returns:
+            The output rows, in the order of `images`.
+
+        Raises:
+            QueueFullError: the queue lacks room for all of `images`.
+            ServiceNotReadyError: the batcher is not running or stopped while they waited.
+            ModelError: a model call holding one of the images failed.
+        """
+        if not self.is_running:
+            raise ServiceNotReadyError("the model is not ready yet")
+        free_slots = self._config.queue_max_size - self._queue.qsize()
+        if len(images) > free_slots:
+            raise QueueFullError(
+                f"the prediction queue is full ({self._config.queue_max_size} images); retry later",
+                retry_after_seconds=self._config.queue_retry_after_seconds,
+            )
+        loop = asyncio.get_running_loop()
+        queued = [QueuedImage(image=image, future=loop.create_future()) for image in images]
+        for item in queued:
+            self._queue.put_nowait(item)
+        self._observer.set_queue_depth(self._queue.qsize())
+        # return_exceptions keeps every future's outcome retrieved; the caller's cancellation
+        # (a request deadline) still cancels the futures, and the worker then skips them.
+        outcomes = await asyncio.gather(*(item.future for item in queued), return_exceptions=True)
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException):
+                raise outcome
+        return outcomes
+
+    async def _run(self) -> None:
+        while True:
+            batch = await self._collect_batch()
+            try:
+                if batch:
+                    await self._run_batch(batch)
+            except Exception:
+                # A bug past the model call (an observer, a result row) must not kill the worker,
+                # or every later request would hang until its deadline.
+                logger.exception("batcher failed after the model call")
+                _fail(batch, lambda: ModelError("the batcher failed on this batch"))
+                self._in_flight = []
+
+    async def _collect_batch(self) -> list[QueuedImage]:
+        batch = [await self._queue.get()]
+        # Held in `_in_flight` from now on, so that `stop()` fails these images too.
+        self._in_flight = batch
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._config.batch_max_wait_ms / 1000
+        while len(batch) < self._config.batch_max_size:
+            if not self._queue.empty():
+                batch.append(self._queue.get_nowait())
+                continue
+            remaining_seconds = deadline - loop.time()
+            if remaining_seconds <= 0:
+                break
+            try:
+                batch.append(await asyncio.wait_for(self._queue.get(), remaining_seconds))
+            except TimeoutError:
+                break
+        self._observer.set_queue_depth(self._queue.qsize())
+        # A request that timed out or disconnected while queued does not cost a model slot.
+        self._in_flight = [item for item in batch if not item.future.done()]
+        return self._in_flight
+
+    async def _run_batch(self, batch: list[QueuedImage]) -> None:
+        started_seconds = time.perf_counter()
+        try:
+            images = np.stack([item.image for item in batch])
+            # TensorFlow releases the GIL: the event loop keeps serving while the model runs.
+            outputs = await asyncio.to_thread(self._predict_fn, images)
+            if len(outputs) != len(batch):
+                raise ModelError(f"the model returned {len(outputs)} results for {len(batch)} images")
+        except Exception as error:
+            logger.exception("model call failed", extra={"fields": {"batch_size": len(batch)}})
+            detail = error.detail if isinstance(error, ModelError) else "the model failed on this batch"
+            self._in_flight = []
+            _fail(batch, lambda: ModelError(detail))
+            return
+        self._in_flight = []
+        finished_seconds = time.perf_counter()
+        self._observer.observe_batch(
+            (started_seconds - item.enqueued_at_seconds for item in batch),
+            finished_seconds - started_seconds,
+        )
+        for item, output in zip(batch, outputs, strict=True):
+            if not item.future.done():
+                item.future.set_result(output)
+
+    def _drain_queue(self) -> list[QueuedImage]:
+        drained = []
+        while not self._queue.empty():
+            drained.append(self._queue.get_nowait())
+        return drained
+
+
+def _fail(items: Iterable[QueuedImage], make_error: Callable[[], Exception]) -> None:
+    # One exception object per future: each request raises (and annotates) its own.
+    for item in items:
+        if not item.future.done():
+            item.future.set_exception(make_error())

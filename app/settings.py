@@ -1,0 +1,78 @@
+"""Environment variables (DIGITSERVE_*) -> one typed, validated `Settings` object.
+
+Every knob of the service lives here, with its unit in its name and its bounds in its type, so that a
+wrong value stops the process at start-up with a message naming the variable, never at the first
+request. `app.main.create_app` builds it once (tests pass their own); nothing else reads `os.environ`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+MEBIBYTE_BYTES = 1024 * 1024
+
+
+class Settings(BaseSettings):
+    """The service's configuration, read from `DIGITSERVE_<FIELD>` environment variables.
+
+    Attributes:
+        model_dir: folder of integer-numbered model versions, TF-Serving style (`<model_dir>/1/`).
+        model_version: the version folder to serve; None serves the highest integer version found.
+        batch_max_size: most images in one model call (a power of 2; 1 turns batching off).
+        batch_max_wait_ms: longest time the first queued image waits for others to join its batch.
+        queue_max_size: most images waiting for the model; beyond it requests get 503 + Retry-After.
+        queue_retry_after_seconds: the Retry-After value sent with a queue-full 503.
+        request_timeout_seconds: deadline of one request, decode to response; past it, 504.
+        upload_max_bytes: largest request body accepted (413 above, refused early by Content-Length).
+        image_max_pixels: largest decoded image (width x height); guards against decompression bombs.
+        batch_max_files: most files in one `POST /predict/batch` request (413 above).
+        log_level: level of the service's logs.
+        host: interface uvicorn binds to (used by `python -m app`, the Makefile and the container).
+        port: TCP port uvicorn listens on.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="DIGITSERVE_", extra="ignore", frozen=True)
+
+    model_dir: Path = Path("models/digits")
+    model_version: str | None = Field(default=None, pattern=r"^[0-9]+$")
+    batch_max_size: int = Field(default=32, ge=1, le=1024)
+    batch_max_wait_ms: float = Field(default=5.0, ge=0.0, le=1000.0)
+    queue_max_size: int = Field(default=256, ge=1, le=65536)
+    queue_retry_after_seconds: int = Field(default=1, ge=1, le=3600)
+    request_timeout_seconds: float = Field(default=10.0, gt=0.0, le=600.0)
+    upload_max_bytes: int = Field(default=10 * MEBIBYTE_BYTES, gt=0)
+    image_max_pixels: int = Field(default=40_000_000, gt=0)
+    batch_max_files: int = Field(default=64, ge=1, le=1024)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_case_log_level(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
+
+    @field_validator("batch_max_size")
+    @classmethod
+    def _require_power_of_two(cls, value: int) -> int:
+        # Powers of 2 keep the batch-size histogram buckets (1, 2, 4 ... max) exact and match the
+        # shapes the model is warmed up with.
+        if value & (value - 1):
+            raise ValueError(f"batch_max_size must be a power of 2 (1, 2, 4 ... 1024), got {value}")
+        return value
+
+    @model_validator(mode="after")
+    def _require_queue_fits_a_full_batch_request(self) -> Settings:
+        # A batch request queues all its files at once; a queue smaller than the largest batch or
+        # the largest upload would refuse such requests even when the service is idle.
+        smallest = max(self.batch_max_size, self.batch_max_files)
+        if self.queue_max_size < smallest:
+            raise ValueError(
+                f"queue_max_size ({self.queue_max_size}) must be at least batch_max_size "
+                f"({self.batch_max_size}) and batch_max_files ({self.batch_max_files})"
+            )
+        return self
