@@ -132,3 +132,13 @@ class RequestTimeoutError(DigitServeError):
 
     status_code = 504
     code = "request_timeout"
+
+
+# --- start-up ---------------------------------------------------------------------------------------
+
+
+class ModelLoadError(DigitServeError):
+    """The model folder is missing, holds no version, or is not the expected SavedModel (at start-up)."""
+
+    status_code = 500
+    code = "model_load_failed"

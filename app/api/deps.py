@@ -1,0 +1,72 @@
+"""Request -> the service's state (settings, metrics, model, batcher), as `Annotated` dependencies.
+
+The lifespan in `app.main` builds one `ServiceState` and yields it as lifespan state; Starlette copies
+that state into every request. Routes receive it through `ServiceDep` (refuses with 503 until the
+model is warmed up) or `StateDep` (any time the lifespan has started).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated
+
+import numpy as np
+from fastapi import Depends, Request
+
+from app.errors import ServiceNotReadyError
+from app.observability.metrics import Metrics
+from app.pipeline.batcher import MicroBatcher
+from app.pipeline.model import DigitModel
+from app.settings import Settings
+
+
+@dataclass
+class ServiceState:
+    """Everything a request needs, owned by the lifespan.
+
+    Attributes:
+        settings: the service's configuration.
+        metrics: the app's metrics.
+        model: the loaded model, None until loaded.
+        batcher: the running batcher, None until started.
+        is_ready: True from the end of the warm-up to the start of the shutdown.
+    """
+
+    settings: Settings
+    metrics: Metrics
+    model: DigitModel | None = None
+    batcher: MicroBatcher | None = None
+    is_ready: bool = False
+
+    def predict_batch(self, images: np.ndarray) -> np.ndarray:
+        """The batcher's `predict_fn`: looks the model up at each call (tests swap it for a failing one)."""
+        if self.model is None:
+            raise ServiceNotReadyError("the model is not loaded")
+        return self.model.predict_batch(images)
+
+
+def get_state(request: Request) -> ServiceState:
+    """Returns the lifespan's state.
+
+    Raises:
+        ServiceNotReadyError: the lifespan has not started (the app runs without one).
+    """
+    state = getattr(request.state, "service", None)
+    if state is None:
+        raise ServiceNotReadyError("the service is starting; the model is not loaded yet")
+    return state
+
+
+def get_ready_state(state: Annotated[ServiceState, Depends(get_state)]) -> ServiceState:
+    """Returns the lifespan's state if the model is loaded and warmed up.
+
+    Raises:
+        ServiceNotReadyError: before the warm-up has finished, or once the shutdown has begun.
+    """
+    if not state.is_ready or state.batcher is None or state.model is None:
+        raise ServiceNotReadyError("the model is not ready; retry shortly")
+    return state
+
+
+StateDep = Annotated[ServiceState, Depends(get_state)]
+ServiceDep = Annotated[ServiceState, Depends(get_ready_state)]

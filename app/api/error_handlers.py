@@ -1,0 +1,73 @@
+"""Exceptions -> JSON error responses `{"detail", "code"}` with the right status, counted and logged.
+
+One handler for the whole domain taxonomy (`app.errors`), plus the framework's own errors (FastAPI's
+validation 422, Starlette's 404/405/400) mapped onto the same body, so that a client parses one shape.
+Unknown exceptions become a 500 `internal_error` in `app.api.middleware` (never with a traceback).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from app.errors import DigitServeError, InvalidRequestError, QueueFullError
+from app.observability.metrics import Metrics
+
+logger = logging.getLogger(__name__)
+
+HTTP_STATUS_CODES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed"}
+
+
+def build_error_response(
+    status_code: int, code: str, detail: str, headers: dict[str, str] | None = None
+) -> JSONResponse:
+    """Returns the one error body of the API: `{"detail": detail, "code": code}`."""
+    return JSONResponse({"detail": detail, "code": code}, status_code=status_code, headers=headers)
+
+
+def render_domain_error(error: DigitServeError) -> JSONResponse:
+    """Returns the response of a domain error, with `Retry-After` when the client should retry."""
+    headers = None
+    if isinstance(error, QueueFullError):
+        headers = {"Retry-After": str(error.retry_after_seconds)}
+    return build_error_response(error.status_code, error.code, error.detail, headers)
+
+
+def describe_validation_error(error: RequestValidationError) -> str:
+    """Turns FastAPI's list of validation errors into one sentence, e.g. "body.file: Field required"."""
+    parts = []
+    for item in error.errors():
+        location = ".".join(str(part) for part in item.get("loc", ()))
+        parts.append(f"{location}: {item.get('msg', 'invalid')}")
+    return "invalid request: " + "; ".join(parts)
+
+
+def register_error_handlers(app: FastAPI, metrics: Metrics) -> None:
+    """Registers the exception handlers of the API on `app`, counting each error by its code."""
+
+    async def handle_domain_error(request: Request, error: DigitServeError) -> JSONResponse:
+        metrics.rejected_requests.labels(reason=error.code).inc()
+        level = logging.WARNING if error.status_code >= 500 else logging.INFO
+        fields = {"code": error.code, "path": request.url.path}
+        logger.log(level, "request refused: %s", error.detail, extra={"fields": fields})
+        return render_domain_error(error)
+
+    async def handle_validation_error(request: Request, error: RequestValidationError) -> JSONResponse:
+        return await handle_domain_error(request, InvalidRequestError(describe_validation_error(error)))
+
+    async def handle_http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
+        # FastAPI wraps any failure while reading the body in a 400; when a domain error caused it
+        # (the body limit tripping on a chunked upload), that error is the real answer.
+        if isinstance(error.__cause__, DigitServeError):
+            return await handle_domain_error(request, error.__cause__)
+        code = HTTP_STATUS_CODES.get(error.status_code, "http_error")
+        metrics.rejected_requests.labels(reason=code).inc()
+        return build_error_response(error.status_code, code, str(error.detail), error.headers)
+
+    app.add_exception_handler(DigitServeError, handle_domain_error)
+    app.add_exception_handler(RequestValidationError, handle_validation_error)
+    app.add_exception_handler(StarletteHTTPException, handle_http_error)

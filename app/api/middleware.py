@@ -1,0 +1,121 @@
+"""Two pure ASGI middlewares around every request: RED metrics with a catch-all 500, and the body limit.
+
+Pure ASGI (not `BaseHTTPMiddleware`) so that they see the raw `receive` stream: the body limit must
+count bytes as they arrive, before the multipart parser buffers them to disk.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+
+from starlette.routing import BaseRoute, Match
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.api.error_handlers import build_error_response, render_domain_error
+from app.errors import PayloadTooLargeError
+from app.observability.metrics import UNMATCHED_ROUTE, Metrics
+
+logger = logging.getLogger(__name__)
+
+KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
+def resolve_route_template(routes: Sequence[BaseRoute], scope: Scope) -> str:
+    """Returns the path template of the route a request goes to (`/predict`), or "unmatched".
+
+    Labels must be bounded: a raw URL path would create one time series per probe of a scanner. The
+    route is found before the request runs, so that requests refused early (413) are labelled too.
+    """
+    for route in routes:
+        match, _ = route.matches(scope)
+        if match is not Match.NONE:
+            return getattr(route, "path", UNMATCHED_ROUTE)
+    return UNMATCHED_ROUTE
+
+
+class RequestMetricsMiddleware:
+    """Counts and times every request by route template, method and status code.
+
+    It is the outermost layer, so it also turns an unexpected exception into a 500 `internal_error`
+    JSON body: logged with its traceback here, never sent to the client.
+    """
+
+    def __init__(self, app: ASGIApp, metrics: Metrics, routes: Sequence[BaseRoute]) -> None:
+        self.app = app
+        self.metrics = metrics
+        self.routes = routes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        route = resolve_route_template(self.routes, scope)
+        method = scope["method"] if scope["method"] in KNOWN_METHODS else "OTHER"
+        started_seconds = time.perf_counter()
+        status_code = 500
+        is_response_started = False
+
+        async def send_and_record(message: Message) -> None:
+            nonlocal status_code, is_response_started
+            if message["type"] == "http.response.start":
+                status_code, is_response_started = message["status"], True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_and_record)
+        except Exception:
+            logger.exception("unhandled error", extra={"fields": {"route": route, "method": method}})
+            self.metrics.rejected_requests.labels(reason="internal_error").inc()
+            if is_response_started:
+                raise
+            status_code = 500
+            response = build_error_response(
+                500, "internal_error", "internal server error; it has been logged"
+            )
+            await response(scope, receive, send)
+        finally:
+            elapsed_seconds = time.perf_counter() - started_seconds
+            self.metrics.http_requests.labels(route=route, method=method, code=str(status_code)).inc()
+            self.metrics.http_request_duration.labels(route=route, method=method).observe(elapsed_seconds)
+
+
+class BodySizeLimitMiddleware:
+    """Refuses request bodies over `upload_max_bytes` with 413 `payload_too_large`.
+
+    A declared Content-Length over the limit is refused here, before a byte of the body is read. A
+    chunked body (no Content-Length) is counted as it streams in: once over the limit, the next read
+    raises `PayloadTooLargeError`, which the app's error handlers answer with the same 413.
+    """
+
+    def __init__(self, app: ASGIApp, upload_max_bytes: int, metrics: Metrics) -> None:
+        self.app = app
+        self.upload_max_bytes = upload_max_bytes
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope["headers"]).get(b"content-length", b"")
+        if declared.isdigit() and int(declared) > self.upload_max_bytes:
+            self.metrics.rejected_requests.labels(reason=PayloadTooLargeError.code).inc()
+            error = PayloadTooLargeError(
+                f"the request body is {int(declared)} bytes; the limit is {self.upload_max_bytes} bytes"
+            )
+            await render_domain_error(error)(scope, receive, send)
+            return
+        received_bytes = 0
+
+        async def receive_counted() -> Message:
+            nonlocal received_bytes
+            message = await receive()
+            received_bytes += len(message.get("body", b""))
+            if received_bytes > self.upload_max_bytes:
+                raise PayloadTooLargeError(
+                    f"the request body is over the limit of {self.upload_max_bytes} bytes"
+                )
+            return message
+
+        await self.app(scope, receive_counted, send)

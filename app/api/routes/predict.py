@@ -1,0 +1,70 @@
+"""POST /predict and POST /predict/batch: uploaded images -> the digits they show."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, File, UploadFile
+
+from app import errors
+from app.api.deps import ServiceDep
+from app.api.inference import predict_upload, predict_uploads
+from app.api.schemas import BatchPredictionResponse, PredictionResponse, error_responses
+
+router = APIRouter(tags=["predictions"])
+
+INPUT_ERRORS = (
+    errors.EmptyUploadError,
+    errors.UndecodableImageError,
+    errors.PayloadTooLargeError,
+    errors.ImageTooLargeError,
+    errors.UnsupportedImageTypeError,
+    errors.NoDigitFoundError,
+    errors.InvalidRequestError,
+)
+SERVICE_ERRORS = (
+    errors.ModelError,
+    errors.QueueFullError,
+    errors.ServiceNotReadyError,
+    errors.RequestTimeoutError,
+)
+IMAGE_DESCRIPTION = "A photo, scan or drawing of one handwritten digit: PNG, JPEG, BMP, WebP, TIFF or GIF."
+
+
+@router.post(
+    "/predict",
+    summary="Read the digit in one image",
+    response_model=PredictionResponse,
+    responses=error_responses(*INPUT_ERRORS, *SERVICE_ERRORS),
+)
+async def predict(
+    file: Annotated[UploadFile, File(description=IMAGE_DESCRIPTION)], service: ServiceDep
+) -> PredictionResponse:
+    """Decodes the image, normalizes it like MNIST, and returns the digit with its probabilities.
+
+    Dark ink on light paper and light ink on dark backgrounds are both accepted (`inverted` says
+    which one was seen). Concurrent requests are batched into one model call.
+    """
+    return await predict_upload(service, await file.read())
+
+
+@router.post(
+    "/predict/batch",
+    summary="Read the digit in each of several images",
+    response_model=BatchPredictionResponse,
+    responses=error_responses(errors.TooManyFilesError, *INPUT_ERRORS, *SERVICE_ERRORS),
+)
+async def predict_batch(
+    files: Annotated[list[UploadFile], File(description=f"1 to N images. {IMAGE_DESCRIPTION}")],
+    service: ServiceDep,
+) -> BatchPredictionResponse:
+    """Returns one entry per file, in upload order: a prediction, or the error of that file alone.
+
+    N is `DIGITSERVE_BATCH_MAX_FILES` (64 by default); more files are refused with 413.
+    """
+    if len(files) > service.settings.batch_max_files:
+        raise errors.TooManyFilesError(
+            f"{len(files)} files uploaded; at most {service.settings.batch_max_files} per request"
+        )
+    uploads = [await file.read() for file in files]
+    return BatchPredictionResponse(predictions=await predict_uploads(service, uploads))

@@ -1,0 +1,49 @@
+"""POST /preprocess: an uploaded image -> the 28x28 PNG the model would see (to explain a prediction)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, File, Response, UploadFile
+
+from app import errors
+from app.api.deps import StateDep
+from app.api.inference import prepare_upload, request_deadline
+from app.api.schemas import error_responses
+from app.pipeline.preprocess import encode_png
+
+router = APIRouter(tags=["debugging"])
+
+INVERTED_HEADER = "X-Digit-Inverted"
+PNG_RESPONSE = {
+    "content": {"image/png": {}},
+    "description": "28x28 8-bit grayscale PNG, white ink on black, as the model receives it. Header "
+    f"`{INVERTED_HEADER}`: `true` when the upload was dark ink on light paper and was flipped.",
+}
+PREPROCESS_ERRORS = (
+    errors.EmptyUploadError,
+    errors.UndecodableImageError,
+    errors.PayloadTooLargeError,
+    errors.ImageTooLargeError,
+    errors.UnsupportedImageTypeError,
+    errors.NoDigitFoundError,
+    errors.InvalidRequestError,
+    errors.ServiceNotReadyError,
+    errors.RequestTimeoutError,
+)
+
+
+@router.post(
+    "/preprocess",
+    summary="Show the 28x28 image the model sees",
+    response_class=Response,
+    responses={200: PNG_RESPONSE, **error_responses(*PREPROCESS_ERRORS)},
+)
+async def preprocess(
+    file: Annotated[UploadFile, File(description="One image of a digit.")], state: StateDep
+) -> Response:
+    """Runs only the decode and preprocess stages and returns their output, to see why a digit was misread."""
+    async with request_deadline(state.settings.request_timeout_seconds):
+        digit = await prepare_upload(state, await file.read())
+    headers = {INVERTED_HEADER: "true" if digit.is_inverted else "false"}
+    return Response(encode_png(digit.canonical), media_type="image/png", headers=headers)

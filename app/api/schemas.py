@@ -1,0 +1,112 @@
+"""The API's JSON bodies: predictions, batch results, errors and probe answers (with OpenAPI examples)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from app import errors
+
+EXAMPLE_PROBABILITIES = [0.0001, 0.0002, 0.0011, 0.0005, 0.0003, 0.0001, 0.0, 0.9962, 0.0003, 0.0012]
+
+
+class PredictionResponse(BaseModel):
+    """The digit read from one image."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "digit": 7,
+                    "confidence": 0.9962,
+                    "probabilities": EXAMPLE_PROBABILITIES,
+                    "inverted": True,
+                    "model_version": "1",
+                }
+            ]
+        }
+    )
+
+    digit: int = Field(ge=0, le=9, description="The most probable digit.")
+    confidence: float = Field(ge=0.0, le=1.0, description="The probability of `digit`.")
+    probabilities: list[float] = Field(
+        min_length=10, max_length=10, description="Probability of each digit 0-9, index = digit; sums to 1."
+    )
+    inverted: bool = Field(
+        description="True when the upload was dark ink on light paper and its polarity was flipped."
+    )
+    model_version: str = Field(description="Version folder of the model that answered.")
+
+
+class ErrorResponse(BaseModel):
+    """Every error body: a stable machine-readable `code` and a human `detail`."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"detail": "no digit found: the image is (nearly) uniform", "code": "no_digit_found"}
+            ]
+        }
+    )
+
+    detail: str = Field(description="What went wrong, for a human.")
+    code: str = Field(description="Stable snake_case identifier of the failure, for programs.")
+
+
+class BatchItemErrorResponse(BaseModel):
+    """An image of a batch that could not be read; the other images are unaffected."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "status_code": 400,
+                    "error": {
+                        "detail": "the upload is not a recognizable image",
+                        "code": "undecodable_image",
+                    },
+                }
+            ]
+        }
+    )
+
+    status_code: int = Field(description="The HTTP status this image alone would have been answered with.")
+    error: ErrorResponse
+
+
+class BatchPredictionResponse(BaseModel):
+    """One entry per uploaded file, in upload order: a prediction, or an error for that file."""
+
+    predictions: list[PredictionResponse | BatchItemErrorResponse]
+
+
+class HealthResponse(BaseModel):
+    """The process is alive."""
+
+    status: str = Field(default="ok", examples=["ok"])
+
+
+class ReadinessResponse(BaseModel):
+    """The model is loaded and warmed up; the service takes predictions."""
+
+    status: str = Field(default="ready", examples=["ready"])
+    model_version: str = Field(examples=["1"])
+
+
+def error_responses(*error_classes: type[errors.DigitServeError]) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` for the given domain errors, grouped by status, each code listed.
+
+    Args:
+        error_classes: the errors a route can answer with.
+
+    Returns:
+        A FastAPI `responses=` mapping: status -> ErrorResponse model and a description naming codes.
+    """
+    codes_by_status: dict[int, list[str]] = {}
+    for error_class in error_classes:
+        codes_by_status.setdefault(error_class.status_code, []).append(f"`{error_class.code}`")
+    return {
+        status: {"model": ErrorResponse, "description": "Error; `code` is one of " + ", ".join(codes)}
+        for status, codes in sorted(codes_by_status.items())
+    }

@@ -1,0 +1,115 @@
+"""Settings -> the FastAPI application: routes, error handlers, middlewares, and the model's lifespan.
+
+`create_app(settings)` builds one independent app (its own metrics registry, no globals), which is how
+tests run several apps with different settings in one process. The lifespan loads the model, warms
+it up and starts the batcher before the first request; `/readyz` answers 200 only from then on.
+The module-level `app` exists for `uvicorn app.main:app` alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from prometheus_client import CollectorRegistry
+from starlette.routing import Route
+
+from app.api.deps import ServiceState
+from app.api.error_handlers import register_error_handlers
+from app.api.middleware import BodySizeLimitMiddleware, RequestMetricsMiddleware
+from app.api.routes import health, metrics, predict, preprocess
+from app.observability.logging import configure_logging
+from app.observability.metrics import build_metrics
+from app.pipeline.batcher import BatcherConfig, MicroBatcher
+from app.pipeline.model import DigitModel
+from app.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+API_DESCRIPTION = """Reads handwritten digits in photos, scans and drawings.
+
+Upload an image to `POST /predict` (or several to `POST /predict/batch`); the service finds the digit,
+normalizes it like MNIST (`POST /preprocess` shows the result) and returns the digit with its
+probabilities. Errors are JSON `{"detail", "code"}` with a stable `code`.
+"""
+
+
+def warm_up_batch_sizes(batch_max_size: int) -> tuple[int, ...]:
+    """The batch sizes run at start-up: a lone request and a full batch, the two most frequent."""
+    return (1,) if batch_max_size == 1 else (1, batch_max_size)
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, ServiceState]]:
+    """Loads and warms up the model, runs the batcher while the app serves, then stops it.
+
+    Yields:
+        The lifespan state `{"service": ServiceState}`, copied into every request.
+
+    Raises:
+        ModelLoadError: no model where the settings point (the process exits before serving).
+    """
+    settings = app.state.settings
+    configure_logging(settings.log_level)
+    state = ServiceState(settings=settings, metrics=app.state.metrics)
+    # Loading and the warm-up take seconds of TensorFlow work: off the loop, like every model call.
+    state.model = await asyncio.to_thread(DigitModel.load, settings.model_dir, settings.model_version)
+    await asyncio.to_thread(state.model.warm_up, warm_up_batch_sizes(settings.batch_max_size))
+    state.metrics.set_model_info(state.model.version, state.model.sha256)
+    batcher_config = BatcherConfig(
+        batch_max_size=settings.batch_max_size,
+        batch_max_wait_ms=settings.batch_max_wait_ms,
+        queue_max_size=settings.queue_max_size,
+        queue_retry_after_seconds=settings.queue_retry_after_seconds,
+    )
+    state.batcher = MicroBatcher(state.predict_batch, batcher_config, observer=state.metrics)
+    state.batcher.start()
+    state.is_ready = True
+    logger.info("ready", extra={"fields": {"model_version": state.model.version}})
+    try:
+        yield {"service": state}
+    finally:
+        state.is_ready = False
+        await state.batcher.stop()
+        logger.info("stopped")
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Builds the service.
+
+    Args:
+        settings: the configuration; None reads it from the DIGITSERVE_* environment variables.
+
+    Returns:
+        The FastAPI app. Its model is loaded when its lifespan starts (uvicorn, `LifespanManager`).
+    """
+    settings = settings or Settings()
+    app = FastAPI(
+        title="digitserve",
+        summary="Handwritten digit recognition",
+        description=API_DESCRIPTION,
+        version="0.1.0",
+        lifespan=lifespan,
+    )
+    routers = (predict.router, preprocess.router, health.router, metrics.router)
+    for router in routers:
+        app.include_router(router)
+    # FastAPI keeps included routers as opaque entries; the metrics need the routes themselves.
+    routes = [route for route in app.router.routes if isinstance(route, Route)]
+    routes += [route for router in routers for route in router.routes]
+    app.state.settings = settings
+    route_methods = [(route.path, method) for route in routes for method in sorted(route.methods or ())]
+    app.state.metrics = build_metrics(CollectorRegistry(), settings.batch_max_size, route_methods)
+    register_error_handlers(app, app.state.metrics)
+    # Added innermost first: the metrics layer wraps the body limit, so early 413s are counted too.
+    app.add_middleware(
+        BodySizeLimitMiddleware, upload_max_bytes=settings.upload_max_bytes, metrics=app.state.metrics
+    )
+    app.add_middleware(RequestMetricsMiddleware, metrics=app.state.metrics, routes=routes)
+    return app
+
+
+app = create_app()

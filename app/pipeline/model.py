@@ -1,0 +1,152 @@
+"""Images (N, 28, 28, 1) float32 in [0, 1] -> probabilities (N, 10) float32, by a TF SavedModel.
+
+The only module of the service that imports TensorFlow. Models live TF-Serving style in integer
+version folders (`models/digits/1/`, `models/digits/2/` ...), each a SavedModel exported by Keras 3
+`model.export(format="tf_saved_model")` with a `serve` endpoint and a `model_card.json`.
+`predict_batch` is called from the batcher's worker thread, one call at a time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+
+from app.errors import ModelError, ModelLoadError
+
+logger = logging.getLogger(__name__)
+
+IMAGE_SHAPE = (28, 28, 1)
+NUM_CLASSES = 10
+SAVED_MODEL_FILE_NAME = "saved_model.pb"
+MODEL_CARD_FILE_NAME = "model_card.json"
+SERVE_ENDPOINT_NAME = "serve"
+
+
+def resolve_version_dir(model_dir: Path, version: str | None = None) -> Path:
+    """Finds the version folder to serve.
+
+    Args:
+        model_dir: folder of integer-named version folders.
+        version: the version to serve, or None for the highest integer version present.
+
+    Returns:
+        `model_dir / version`, a folder holding `saved_model.pb`.
+
+    Raises:
+        ModelLoadError: the folder, the version or its `saved_model.pb` is missing.
+    """
+    model_dir = Path(model_dir)
+    if not model_dir.is_dir():
+        raise ModelLoadError(
+            f"model directory {model_dir.resolve()} does not exist; train a model (`make train`) or "
+            "set DIGITSERVE_MODEL_DIR to a folder holding integer version folders such as 1/"
+        )
+    if version is None:
+        versions = [child.name for child in model_dir.iterdir() if child.is_dir() and child.name.isdigit()]
+        if not versions:
+            raise ModelLoadError(f"model directory {model_dir.resolve()} holds no integer version folder")
+        version = max(versions, key=int)
+    version_dir = model_dir / version
+    if not (version_dir / SAVED_MODEL_FILE_NAME).is_file():
+        raise ModelLoadError(f"{version_dir.resolve()} holds no {SAVED_MODEL_FILE_NAME}")
+    return version_dir
+
+
+def hash_file(path: Path) -> str:
+    """Returns the sha256 hex digest of a file, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with path.open("rb") as stream:
+        for block in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+class DigitModel:
+    """A loaded digit classifier and its identity.
+
+    Attributes:
+        version: the version folder's name, sent with every prediction.
+        sha256: sha256 of `saved_model.pb`, to tell two exports of one version apart.
+        card: the parsed `model_card.json` (empty when the file is absent).
+    """
+
+    def __init__(
+        self, serve_fn: Any, version: str, sha256: str, card: dict[str, Any], *, owner: Any = None
+    ) -> None:
+        self._serve_fn = serve_fn
+        # The restored SavedModel object owns the endpoint's variables; it must outlive the endpoint.
+        self._owner = owner
+        self.version = version
+        self.sha256 = sha256
+        self.card = card
+
+    @classmethod
+    def load(cls, model_dir: Path, version: str | None = None) -> DigitModel:
+        """Loads a SavedModel version folder.
+
+        Args:
+            model_dir: folder of integer version folders.
+            version: the version to load; None loads the highest.
+
+        Returns:
+            The loaded model (not warmed up yet).
+
+        Raises:
+            ModelLoadError: missing folder or files, or no `serve` endpoint.
+        """
+        version_dir = resolve_version_dir(model_dir, version)
+        try:
+            loaded = tf.saved_model.load(str(version_dir))
+        except (OSError, ValueError, tf.errors.OpError) as error:
+            raise ModelLoadError(f"cannot load the SavedModel in {version_dir}: {error}") from error
+        serve_fn = getattr(loaded, SERVE_ENDPOINT_NAME, None)
+        if serve_fn is None:
+            raise ModelLoadError(f"the SavedModel in {version_dir} has no `{SERVE_ENDPOINT_NAME}` endpoint")
+        card_path = version_dir / MODEL_CARD_FILE_NAME
+        card = json.loads(card_path.read_text()) if card_path.is_file() else {}
+        sha256 = hash_file(version_dir / SAVED_MODEL_FILE_NAME)
+        model = cls(serve_fn, version_dir.name, sha256, card, owner=loaded)
+        logger.info("model loaded", extra={"fields": {"path": version_dir, "sha256": model.sha256[:12]}})
+        return model
+
+    def predict_batch(self, images: np.ndarray) -> np.ndarray:
+        """Classifies a batch.
+
+        Args:
+            images: (N, 28, 28, 1) float32 in [0, 1], white ink on black, MNIST-normalized.
+
+        Returns:
+            (N, 10) float32 probabilities, each row summing to 1.
+
+        Raises:
+            ModelError: wrong input shape, a TensorFlow failure, or an output of the wrong shape.
+        """
+        if images.ndim != 4 or images.shape[1:] != IMAGE_SHAPE:
+            raise ModelError(f"expected images of shape (N, 28, 28, 1), got {images.shape}")
+        try:
+            probabilities = np.asarray(self._serve_fn(tf.constant(images, dtype=tf.float32)))
+        except (tf.errors.OpError, ValueError, TypeError) as error:
+            raise ModelError(f"the model call failed: {error}") from error
+        if probabilities.shape != (len(images), NUM_CLASSES):
+            raise ModelError(f"expected ({len(images)}, {NUM_CLASSES}) outputs, got {probabilities.shape}")
+        return probabilities.astype(np.float32, copy=False)
+
+    def warm_up(self, batch_sizes: Iterable[int]) -> None:
+        """Runs blank batches so that the first real requests do not pay for graph and kernel set-up.
+
+        Args:
+            batch_sizes: the batch sizes to run once each, e.g. (1, batch_max_size).
+
+        Raises:
+            ModelError: the model fails or answers with the wrong shape.
+        """
+        for batch_size in batch_sizes:
+            self.predict_batch(np.zeros((batch_size, *IMAGE_SHAPE), dtype=np.float32))
+        logger.info("model warmed up", extra={"fields": {"version": self.version}})
