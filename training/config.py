@@ -6,11 +6,22 @@ non-determinism of the backend's kernels.
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 DEFAULT_CACHE_DIR = Path.home() / ".cache" / "digitserve"
+AUGMENTATION_FLAGS = (
+    "elastic",
+    "noise",
+    "coarse-dropout",
+    "brightness-contrast",
+    "inversion",
+    "rotation",
+    "shift",
+    "zoom",
+)
 
 
 class StaticAugmentConfig(BaseModel):
@@ -82,3 +93,111 @@ class TrainConfig(BaseModel):
         if duplicates:
             raise ValueError(f"dataset given more than once: {', '.join(duplicates)}")
         return datasets
+
+
+def parse_args(argv: list[str] | None) -> TrainConfig:
+    """Command-line flags -> a validated TrainConfig (argparse exits with status 2 on bad flags)."""
+    defaults = TrainConfig()
+    parser = argparse.ArgumentParser(
+        prog="python -m training.run", description="Train, export and evaluate a digit model version."
+    )
+    add = parser.add_argument
+    add(
+        "--dataset",
+        action="append",
+        dest="datasets",
+        metavar="NAME[=PATH[:PATH...]]",
+        help="mnist, emnist-digits, usps or folder; repeatable; PATH: local files (default: mnist, usps)",
+    )
+    add(
+        "--data-dir",
+        "--cache-dir",
+        dest="cache_dir",
+        type=Path,
+        default=DEFAULT_CACHE_DIR,
+        help="download cache, and where datasets given without PATH are looked for (default: %(default)s)",
+    )
+    add("--output-dir", type=Path, default=defaults.output_dir, help="model folder (default: %(default)s)")
+    add(
+        "--runs-dir",
+        type=Path,
+        default=defaults.runs_dir,
+        help="checkpoints and plots (default: %(default)s)",
+    )
+    add("--version", type=int, default=None, help="version to write (default: one above the highest)")
+    add(
+        "--epochs",
+        type=int,
+        default=defaults.epochs,
+        help="most epochs; early stopping may end sooner (default: %(default)s)",
+    )
+    add("--batch-size", type=int, default=defaults.batch_size, help="images per step (default: %(default)s)")
+    add(
+        "--learning-rate",
+        type=float,
+        default=defaults.learning_rate,
+        help="Adam learning rate (default: %(default)s)",
+    )
+    add(
+        "--label-smoothing",
+        type=float,
+        default=defaults.label_smoothing,
+        help="0 turns it off (default: %(default)s)",
+    )
+    add(
+        "--seed",
+        type=int,
+        default=defaults.seed,
+        help="seeds the split, augmentation and weights (default: %(default)s)",
+    )
+    add(
+        "--static-copies",
+        type=int,
+        default=StaticAugmentConfig().copies_per_image,
+        help="augmented copies of each training image made before training (default: %(default)s)",
+    )
+    add("--no-download", action="store_true", help="never download; fail if files are missing")
+    add("--quick", action="store_true", help="a few hundred images and one epoch: a smoke test of every step")
+    for flag in AUGMENTATION_FLAGS:
+        add(f"--no-{flag}", action="store_true", help=f"turn off the {flag.replace('-', ' ')} augmentation")
+    args = parser.parse_args(argv)
+    try:
+        return _config_from_args(args)
+    except ValueError as error:  # pydantic's ValidationError is a ValueError
+        parser.error(str(error))
+
+
+def _config_from_args(args: argparse.Namespace) -> TrainConfig:
+    static = StaticAugmentConfig(
+        copies_per_image=min(args.static_copies, 1) if args.quick else args.static_copies,
+        enable_elastic=not args.no_elastic,
+        enable_noise=not args.no_noise,
+        enable_coarse_dropout=not args.no_coarse_dropout,
+        enable_brightness_contrast=not args.no_brightness_contrast,
+        enable_inversion=not args.no_inversion,
+    )
+    realtime = RealtimeAugmentConfig(
+        enable_rotation=not args.no_rotation, enable_shift=not args.no_shift, enable_zoom=not args.no_zoom
+    )
+    overrides = {
+        key: getattr(args, key)
+        for key in (
+            "cache_dir",
+            "output_dir",
+            "runs_dir",
+            "version",
+            "batch_size",
+            "learning_rate",
+            "label_smoothing",
+            "seed",
+        )
+    }
+    return TrainConfig(
+        datasets=tuple(args.datasets or TrainConfig().datasets),
+        allow_download=not args.no_download,
+        epochs=1 if args.quick else args.epochs,
+        static_augment=static,
+        realtime_augment=realtime,
+        quick=args.quick,
+        **overrides,
+    )

@@ -1,0 +1,151 @@
+"""`python -m training.run --quick` trains, exports a SavedModel that loads and predicts deterministically,
+writes the card and plots; the evaluate and export CLIs work on its output; bad input exits 2 with a message.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.conftest import REPO_ROOT
+
+pytestmark = pytest.mark.integration
+
+
+def run_cli(module: str, *args: str, timeout_seconds: int = 600) -> subprocess.CompletedProcess:
+    environment = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    return subprocess.run(
+        [sys.executable, "-m", module, *args],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout_seconds,
+        env=environment,
+    )
+
+
+@pytest.fixture(scope="module")
+def shared_specs(shared_data_dir: Path) -> list[str]:
+    return [
+        "--dataset",
+        f"mnist={shared_data_dir / 'mnist-train-10k'}{os.pathsep}{shared_data_dir / 'mnist'}",
+        "--dataset",
+        f"usps={shared_data_dir / 'usps' / 'usps.h5'}",
+    ]
+
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory, shared_specs) -> tuple[Path, Path, subprocess.CompletedProcess]:
+    workdir = tmp_path_factory.mktemp("quick")
+    output_dir, runs_dir = workdir / "digits", workdir / "runs"
+    result = run_cli(
+        "training.run", "--quick", "--no-download", *shared_specs,
+        "--output-dir", str(output_dir), "--runs-dir", str(runs_dir),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    return output_dir, runs_dir, result
+
+
+def test_quick_run_exports_a_versioned_savedmodel_with_card_and_plots(quick_run):
+    output_dir, _, result = quick_run
+    version_dir = output_dir / "1"
+    assert (version_dir / "saved_model.pb").is_file()
+    for plot in (
+        "confusion_matrix.png",
+        "misclassified.png",
+        "training_curves.png",
+        "augmentation_samples.png",
+    ):
+        assert (version_dir / plot).stat().st_size > 1000, plot
+    card = json.loads((version_dir / "model_card.json").read_text())
+    assert card["version"] == 1
+    assert {d["name"] for d in card["datasets"]} == {"mnist", "usps"}
+    assert set(card["test_results"]) == {"mnist/test", "usps/test"}
+    assert card["config"]["batch_size"] == 384 and card["config"]["seed"] == 42
+    assert card["training"]["epochs_run"] == 1 and card["training"]["hardware"].startswith("CPU")
+    assert card["environment"]["libraries"]["keras"]
+    assert "model version 1" in result.stdout and "mnist/test: accuracy" in result.stdout
+
+
+def test_quick_run_reports_progress_per_epoch(quick_run):
+    _, _, result = quick_run
+    assert "epoch 1:" in result.stderr and "val_loss=" in result.stderr and "time=" in result.stderr
+    assert "training on CPU" in result.stderr
+
+
+def test_exported_model_predicts_probabilities_deterministically(quick_run, mnist_test_samples):
+    import tensorflow as tf
+
+    output_dir, _, _ = quick_run
+    loaded = tf.saved_model.load(str(output_dir / "1"))
+    images = (mnist_test_samples[0][:16].astype("float32") / 255.0)[..., np.newaxis]
+    first = loaded.serve(tf.constant(images)).numpy()
+    second = loaded.serve(tf.constant(images)).numpy()
+    assert first.shape == (16, 10) and first.dtype == np.float32
+    assert np.allclose(first.sum(axis=1), 1.0, atol=1e-5)
+    assert np.array_equal(first, second)
+    signature = loaded.signatures["serving_default"]
+    assert signature.structured_input_signature[1]["image"].shape.as_list() == [None, 28, 28, 1]
+
+
+def test_evaluate_cli_prints_a_table_per_test_set(quick_run, shared_specs):
+    output_dir, _, _ = quick_run
+    result = run_cli("training.evaluate", str(output_dir), "--no-download", *shared_specs)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "| mnist/test | 10000 |" in result.stdout and "| usps/test | 2007 |" in result.stdout
+
+
+def test_export_cli_writes_the_next_version_from_a_checkpoint(quick_run):
+    output_dir, runs_dir, _ = quick_run
+    result = run_cli(
+        "training.export", str(runs_dir / "digits-1" / "best.keras"), "--output-dir", str(output_dir)
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    card = json.loads((output_dir / "2" / "model_card.json").read_text())
+    assert card["version"] == 2 and (output_dir / "2" / "saved_model.pb").is_file()
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (["--dataset", "kmnist"], "unknown dataset 'kmnist'"),
+        (["--dataset", "usps=/nonexistent/usps.h5"], "/nonexistent/usps.h5 does not exist"),
+        (["--dataset", "folder"], "needs a path"),
+        (["--epochs", "0"], "epochs"),
+        (["--dataset", "usps", "--dataset", "usps"], "more than once"),
+    ],
+)
+def test_training_cli_rejects_bad_input_with_a_message_and_status_2(tmp_path, arguments, message):
+    result = run_cli("training.run", "--no-download", "--data-dir", str(tmp_path), *arguments)
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_training_cli_names_the_corrupt_file(tmp_path):
+    folder = tmp_path / "mnist"
+    folder.mkdir()
+    for split in ("train", "t10k"):
+        for name in (f"{split}-images-idx3-ubyte.gz", f"{split}-labels-idx1-ubyte.gz"):
+            (folder / name).write_bytes(b"\x1f\x8b\x08\x00 this is not really gzip")
+    result = run_cli("training.run", "--no-download", "--dataset", f"mnist={folder}")
+    assert result.returncode == 2
+    assert f"{folder}/" in result.stderr and "ubyte.gz: corrupt gzip stream" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_training_cli_offline_without_files_says_what_to_put_where(tmp_path):
+    result = run_cli("training.run", "--no-download", "--data-dir", str(tmp_path), "--dataset", "mnist")
+    assert result.returncode == 2
+    assert "train-images-idx3-ubyte.gz" in result.stderr and str(tmp_path / "mnist") in result.stderr
+
+
+def test_evaluate_cli_rejects_a_missing_model_folder(tmp_path):
+    result = run_cli("training.evaluate", str(tmp_path / "nothing"), "--dataset", "usps")
+    assert result.returncode == 2 and "no saved_model.pb" in result.stderr

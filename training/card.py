@@ -1,0 +1,66 @@
+"""A finished run -> the model card: what data, which settings, how long, on what, how well.
+
+The card is the JSON written beside every exported version (`model_card.json`); with it and the git
+commit it records, a run can be repeated.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+
+from training.config import TrainConfig
+from training.datasets import DigitSource, TrainValidationSplit
+
+
+def describe_sources(sources: Sequence[DigitSource], specs: Sequence[str]) -> list[dict[str, Any]]:
+    """Each dataset's name, the spec it was loaded from and its split sizes."""
+    return [
+        {
+            "name": source.name,
+            "spec": spec,
+            "train_images": len(source.train) if source.train else 0,
+            "test_images": len(source.test) if source.test else 0,
+        }
+        for source, spec in zip(sources, specs, strict=True)
+    ]
+
+
+def describe_training(history: dict[str, list[float]], seconds: float, hardware: str) -> dict[str, Any]:
+    """Epochs run, the best epoch by validation loss and its metrics, wall time and hardware."""
+    val_losses = history.get("val_loss", [])
+    best_epoch = int(np.argmin(val_losses)) if val_losses else len(history.get("loss", [])) - 1
+    return {
+        "seconds": round(seconds, 1),
+        "epochs_run": len(history.get("loss", [])),
+        "best_epoch": best_epoch + 1,
+        "best_val_loss": round(float(val_losses[best_epoch]), 5) if val_losses else None,
+        "best_val_accuracy": round(float(history["val_accuracy"][best_epoch]), 5) if val_losses else None,
+        "hardware": hardware,
+    }
+
+
+def build_model_card(
+    version: int,
+    parameters: int,
+    sources: Sequence[DigitSource],
+    split: TrainValidationSplit,
+    config: TrainConfig,
+) -> dict[str, Any]:
+    """The card's static part, known before training; `training` and `test_results` are added later."""
+    return {
+        "version": version,
+        "created_at": datetime.now(UTC).isoformat(),
+        "model": {
+            "name": "digit_cnn",
+            "parameters": parameters,
+            "input": "image: float32 (None, 28, 28, 1) in [0, 1], white ink on black, MNIST-normalized",
+            "output": "probs: float32 (None, 10), softmax probabilities of the digits 0-9",
+        },
+        "datasets": describe_sources(sources, config.datasets),
+        "splits": {"train": len(split.train), "validation": len(split.validation)},
+        "config": config.model_dump(mode="json"),
+    }
