@@ -66,7 +66,12 @@ def register_error_handlers(app: FastAPI, metrics: Metrics) -> None:
             return await handle_domain_error(request, error.__cause__)
         code = HTTP_STATUS_CODES.get(error.status_code, "http_error")
         metrics.rejected_requests.labels(reason=code).inc()
-        return build_error_response(error.status_code, code, str(error.detail), error.headers)
+        detail = str(error.detail)
+        if error.status_code == 404:
+            detail = f"no route {request.url.path}; the API is described at /docs"
+        elif error.status_code == 405:
+            detail = f"method {request.method} is not allowed on {request.url.path}"
+        return build_error_response(error.status_code, code, detail, error.headers)
 
     app.add_exception_handler(DigitServeError, handle_domain_error)
     app.add_exception_handler(RequestValidationError, handle_validation_error)

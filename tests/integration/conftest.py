@@ -79,7 +79,7 @@ def make_settings(models_dir: Path) -> Callable[..., Settings]:
     """Returns a factory of settings pointing at the fixture model, with keyword overrides."""
 
     def make(**overrides) -> Settings:
-        return Settings(model_dir=models_dir, **overrides)
+        return Settings(**{"model_dir": models_dir, **overrides})
 
     return make
 

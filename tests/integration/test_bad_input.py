@@ -1,0 +1,149 @@
+"""Every kind of bad input gets a clear JSON error with its status and stable code, never a 500.
+
+Each case also leaves the service healthy: the last test sends them all, then a good image.
+"""
+
+from __future__ import annotations
+
+import struct
+import zlib
+
+import numpy as np
+import pytest
+
+from tests.integration.conftest import encode_png, run_service
+
+pytestmark = pytest.mark.integration
+
+
+def png_header_only(width: int, height: int) -> bytes:
+    """A valid PNG header claiming `width` x `height` pixels, followed by a few bytes of pixel data."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    pixels = zlib.compress(bytes(1000))
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", pixels) + chunk(b"IEND", b"")
+
+
+def digit_png() -> bytes:
+    image = np.zeros((28, 28), dtype=np.uint8)
+    image[6:22, 12:16] = 255  # a "1"
+    return encode_png(image)
+
+
+def assert_error(response, status_code: int, code: str) -> None:
+    assert response.status_code == status_code, response.text
+    body = response.json()
+    assert set(body) == {"detail", "code"}
+    assert body["code"] == code
+    assert isinstance(body["detail"], str) and len(body["detail"]) > 10
+
+
+BAD_UPLOADS = {
+    "empty_file": (b"", 400, "empty_file"),
+    "random_bytes": (bytes(range(7, 250)) * 4, 400, "undecodable_image"),
+    "truncated_png": (digit_png()[:60], 400, "undecodable_image"),
+    "corrupt_jpeg": (b"\xff\xd8\xff\xe0" + b"\x13\x37" * 300, 400, "undecodable_image"),
+    "pdf": (b"%PDF-1.7\n1 0 obj << /Type /Catalog >> endobj\n", 415, "unsupported_image_type"),
+    "svg": (b'<svg xmlns="http://www.w3.org/2000/svg"><text>7</text></svg>', 415, "unsupported_image_type"),
+    "text": (b"seven\n", 415, "unsupported_image_type"),
+    "absurd_dimensions": (png_header_only(100_000, 100_000), 413, "image_too_large"),
+    "blank_image": (encode_png(np.full((64, 64), 255, dtype=np.uint8)), 422, "no_digit_found"),
+    "only_specks": (encode_png(np.pad(np.full((1, 1), 255, np.uint8), 100)), 422, "no_digit_found"),
+}
+
+
+@pytest.mark.parametrize(("data", "status_code", "code"), BAD_UPLOADS.values(), ids=BAD_UPLOADS.keys())
+@pytest.mark.parametrize("route", ["/predict", "/preprocess"])
+async def test_bad_upload_gets_its_status_and_code(service, route, data, status_code, code):
+    response = await service.client.post(route, files={"file": ("upload.png", data, "image/png")})
+    assert_error(response, status_code, code)
+
+
+async def test_decompression_bomb_is_refused_by_the_pixel_limit(make_settings):
+    # 6000 x 6000 blank pixels compress to ~40 kB: small upload, 36 megapixels once decoded.
+    bomb = encode_png(np.zeros((6000, 6000), dtype=np.uint8))
+    assert len(bomb) < 100_000
+    async with run_service(make_settings(image_max_pixels=10_000_000)) as service:
+        response = await service.client.post("/predict", files={"file": ("bomb.png", bomb)})
+    assert_error(response, 413, "image_too_large")
+
+
+async def test_missing_file_field_is_422_invalid_request(service):
+    response = await service.client.post("/predict", files={"image": ("digit.png", digit_png())})
+    assert_error(response, 422, "invalid_request")
+    assert "file" in response.json()["detail"]
+
+
+async def test_non_multipart_body_is_422_invalid_request(service):
+    response = await service.client.post(
+        "/predict", content=digit_png(), headers={"content-type": "image/png"}
+    )
+    assert_error(response, 422, "invalid_request")
+
+
+async def test_body_over_limit_is_refused_from_content_length(make_settings):
+    async with run_service(make_settings(upload_max_bytes=20_000)) as service:
+        response = await service.client.post(
+            "/predict", files={"file": ("big.png", b"\x89PNG" + bytes(30_000))}
+        )
+        refused = service.sample("digitserve_rejected_requests_total", {"reason": "payload_too_large"})
+        counted = service.sample(
+            "digitserve_http_requests_total", {"route": "/predict", "method": "POST", "code": "413"}
+        )
+    assert_error(response, 413, "payload_too_large")
+    assert "20000" in response.json()["detail"]
+    assert refused == 1 and counted == 1
+
+
+async def test_chunked_body_over_limit_is_refused_while_streaming(make_settings):
+    boundary = "digitserveboundary"
+    chunks_read = 0
+
+    async def multipart_chunks():
+        nonlocal chunks_read
+        yield (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="big.png"\r\n'
+            "Content-Type: image/png\r\n\r\n"
+        ).encode()
+        for _ in range(100):  # 100 x 10 kB, far past the 20 kB limit
+            chunks_read += 1
+            yield bytes(10_000)
+        yield f"\r\n--{boundary}--\r\n".encode()
+
+    async with run_service(make_settings(upload_max_bytes=20_000)) as service:
+        response = await service.client.post(
+            "/predict",
+            content=multipart_chunks(),
+            headers={"content-type": f"multipart/form-data; boundary={boundary}"},
+        )
+    assert "content-length" not in response.request.headers
+    assert_error(response, 413, "payload_too_large")
+
+
+async def test_too_many_files_is_413(make_settings):
+    async with run_service(make_settings(batch_max_files=3)) as service:
+        files = [("files", (f"{i}.png", digit_png())) for i in range(4)]
+        response = await service.client.post("/predict/batch", files=files)
+    assert_error(response, 413, "too_many_files")
+
+
+async def test_batch_without_files_is_422(service):
+    response = await service.client.post("/predict/batch", files={"file": ("wrong-field.png", digit_png())})
+    assert_error(response, 422, "invalid_request")
+
+
+async def test_unknown_route_and_wrong_method_use_the_same_error_body(service):
+    assert_error(await service.client.get("/no-such-route"), 404, "not_found")
+    assert_error(await service.client.get("/predict"), 405, "method_not_allowed")
+
+
+async def test_service_keeps_serving_after_every_bad_input(service):
+    for data, _, _ in BAD_UPLOADS.values():
+        await service.client.post("/predict", files={"file": ("upload.png", data)})
+    response = await service.client.post("/predict", files={"file": ("one.png", digit_png())})
+    assert response.status_code == 200
+    assert service.sample("digitserve_batch_size_count") == 1  # bad input never reached the model
+    assert service.sample("digitserve_rejected_requests_total", {"reason": "undecodable_image"}) == 3

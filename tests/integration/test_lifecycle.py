@@ -1,0 +1,78 @@
+"""The model is loaded and warmed up before the service reports ready; shutdown withdraws readiness."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import httpx
+import numpy as np
+import pytest
+from asgi_lifespan import LifespanManager
+
+from app.errors import ModelLoadError
+from app.main import create_app
+from app.pipeline.model import DigitModel, resolve_version_dir
+from tests.integration.conftest import STARTUP_TIMEOUT_SECONDS, encode_png
+
+pytestmark = pytest.mark.integration
+
+
+async def test_without_lifespan_probes_say_alive_but_not_ready(make_settings):
+    transport = httpx.ASGITransport(app=create_app(make_settings()))
+    async with httpx.AsyncClient(transport=transport, base_url="http://digitserve.test") as client:
+        alive = await client.get("/healthz")
+        ready = await client.get("/readyz")
+        predicted = await client.post(
+            "/predict", files={"file": ("x.png", encode_png(np.eye(28, dtype=np.uint8)))}
+        )
+    assert alive.status_code == 200 and alive.json() == {"status": "ok"}
+    assert ready.status_code == 503 and ready.json()["code"] == "not_ready"
+    assert predicted.status_code == 503 and predicted.json()["code"] == "not_ready"
+
+
+async def test_ready_after_start_up_and_not_ready_after_shutdown(make_settings):
+    app = create_app(make_settings())
+    manager = LifespanManager(app, startup_timeout=STARTUP_TIMEOUT_SECONDS)
+    transport = httpx.ASGITransport(app=manager.app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://digitserve.test") as client:
+        async with manager:
+            ready = await client.get("/readyz")
+            state = manager._state["service"]
+            model_info = state.metrics.registry.get_sample_value(
+                "digitserve_model_info", {"version": "1", "sha256": state.model.sha256}
+            )
+        after_shutdown = await client.get("/readyz")
+    assert ready.status_code == 200 and ready.json() == {"status": "ready", "model_version": "1"}
+    assert model_info == 1
+    assert after_shutdown.status_code == 503 and after_shutdown.json()["code"] == "not_ready"
+    assert not state.batcher.is_running
+
+
+async def test_start_up_fails_fast_when_the_model_dir_is_missing(make_settings, tmp_path):
+    app = create_app(make_settings(model_dir=tmp_path / "nowhere"))
+    with pytest.raises(ModelLoadError, match="does not exist"):
+        async with LifespanManager(app, startup_timeout=STARTUP_TIMEOUT_SECONDS):
+            pass
+
+
+def test_highest_integer_version_is_served_unless_one_is_set(models_dir, tmp_path):
+    shutil.copytree(models_dir / "1", tmp_path / "2")
+    shutil.copytree(models_dir / "1", tmp_path / "10")
+    (tmp_path / "latest").mkdir()  # not an integer: ignored
+    assert resolve_version_dir(tmp_path).name == "10"
+    assert resolve_version_dir(tmp_path, "2").name == "2"
+    with pytest.raises(ModelLoadError, match="holds no saved_model.pb"):
+        resolve_version_dir(tmp_path, "3")
+    with pytest.raises(ModelLoadError, match="no integer version"):
+        resolve_version_dir(tmp_path / "latest")
+
+
+def test_model_loads_with_its_version_hash_and_card(models_dir):
+    model = DigitModel.load(models_dir)
+    probabilities = model.predict_batch(np.zeros((3, 28, 28, 1), dtype=np.float32))
+    assert model.version == "1"
+    assert len(model.sha256) == 64
+    assert model.card == json.loads((models_dir / "1" / "model_card.json").read_text())
+    assert probabilities.shape == (3, 10) and probabilities.dtype == np.float32
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-5)

@@ -1,0 +1,68 @@
+"""Settings come from DIGITSERVE_* variables, and a wrong value stops the start-up with a clear message."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from app.settings import Settings
+
+pytestmark = pytest.mark.unit
+
+
+def test_defaults_describe_the_documented_service():
+    settings = Settings()
+    assert settings.model_dir == Path("models/digits") and settings.model_version is None
+    assert (settings.batch_max_size, settings.batch_max_wait_ms, settings.queue_max_size) == (32, 5.0, 256)
+    assert settings.upload_max_bytes == 10 * 1024 * 1024 and settings.image_max_pixels == 40_000_000
+    assert (settings.batch_max_files, settings.request_timeout_seconds) == (64, 10.0)
+
+
+def test_values_are_read_from_prefixed_environment_variables(monkeypatch):
+    monkeypatch.setenv("DIGITSERVE_BATCH_MAX_SIZE", "8")
+    monkeypatch.setenv("DIGITSERVE_MODEL_DIR", "/srv/models/digits")
+    monkeypatch.setenv("DIGITSERVE_MODEL_VERSION", "3")
+    monkeypatch.setenv("DIGITSERVE_LOG_LEVEL", "debug")
+    monkeypatch.setenv("BATCH_MAX_SIZE", "2")  # unprefixed: ignored
+    settings = Settings()
+    assert settings.batch_max_size == 8
+    assert settings.model_dir == Path("/srv/models/digits") and settings.model_version == "3"
+    assert settings.log_level == "DEBUG"
+
+
+@pytest.mark.parametrize("size", [3, 12, 48])
+def test_batch_max_size_must_be_a_power_of_two(size):
+    with pytest.raises(ValidationError, match="power of 2"):
+        Settings(batch_max_size=size)
+
+
+def test_queue_must_hold_a_full_batch_and_a_full_batch_request():
+    with pytest.raises(ValidationError, match="queue_max_size"):
+        Settings(batch_max_size=64, queue_max_size=32, batch_max_files=16)
+    with pytest.raises(ValidationError, match="batch_max_files"):
+        Settings(queue_max_size=32, batch_max_files=64)
+    assert Settings(batch_max_size=1, queue_max_size=4, batch_max_files=4).queue_max_size == 4
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("batch_max_size", 0),
+        ("batch_max_wait_ms", -1),
+        ("request_timeout_seconds", 0),
+        ("upload_max_bytes", 0),
+        ("port", 70000),
+        ("model_version", "latest"),
+        ("log_level", "LOUD"),
+    ],
+)
+def test_out_of_range_values_are_refused(field, value):
+    with pytest.raises(ValidationError, match=field):
+        Settings(**{field: value})
+
+
+def test_settings_are_immutable_once_built():
+    with pytest.raises(ValidationError):
+        Settings().batch_max_size = 4
