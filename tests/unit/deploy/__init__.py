@@ -1,0 +1,1 @@
+"""Offline checks of deploy/: Kubernetes manifests, compose files, image requirements."""
