@@ -1,0 +1,1 @@
+"""End-to-end tests: real containers and processes (marked e2e)."""

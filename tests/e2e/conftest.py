@@ -1,0 +1,161 @@
+"""The real stack for end-to-end tests: Docker engine, `docker-compose build` and `up -d`, health.
+
+`compose_stack` builds the image from this checkout and starts the `digitserve` service once per
+session, published on a free loopback port; `running_stack` hands it to each test, restarting the
+service if an earlier test stopped it. `down -v` runs at the end, whatever happened.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+from PIL import Image
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+INSTALL_SCRIPT = REPO_ROOT / "scripts" / "install-test-deps.sh"
+PROJECT_NAME = "digitserve-e2e"
+SERVICE = "digitserve"
+INSTALL_TIMEOUT_SECONDS = 900
+# A cold build downloads TensorFlow (~250 MB) and installs it on 2 cores.
+BUILD_TIMEOUT_SECONDS = 1800
+HEALTHY_TIMEOUT_SECONDS = 240
+
+
+def docker_binary() -> str:
+    """Debian's client matches the API of the engine that ../shared/tools/docker-engine starts."""
+    return "/usr/bin/docker" if Path("/usr/bin/docker").exists() else (shutil.which("docker") or "docker")
+
+
+def free_loopback_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def encode_png(image: np.ndarray) -> bytes:
+    """uint8 (H, W) -> PNG bytes, as a client would upload a scanned digit."""
+    buffer = io.BytesIO()
+    Image.fromarray(image).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+@dataclass
+class ComposeStack:
+    """One compose project of this checkout, its service published on 127.0.0.1:`port`."""
+
+    port: int
+    environment: dict[str, str] = field(repr=False)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def compose(self, *arguments: str, timeout: float = 300, check: bool = True) -> str:
+        """Runs `docker-compose ARGS` (v1, the CLI these machines have) and returns its stdout."""
+        result = subprocess.run(
+            ["docker-compose", "--project-name", PROJECT_NAME, *arguments],
+            cwd=REPO_ROOT,
+            env=self.environment,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+        if check and result.returncode != 0:
+            pytest.fail(f"docker-compose {' '.join(arguments)} exited {result.returncode}:\n{result.stderr}")
+        return result.stdout
+
+    def docker(self, *arguments: str, timeout: float = 60) -> str:
+        result = subprocess.run(
+            [docker_binary(), *arguments], capture_output=True, text=True, timeout=timeout, check=True
+        )
+        return result.stdout.strip()
+
+    def container_id(self) -> str:
+        container = self.compose("ps", "-q", SERVICE).strip()
+        assert container, f"no {SERVICE} container in project {PROJECT_NAME}"
+        return container
+
+    def container_state(self, template: str) -> str:
+        return self.docker("inspect", "--format", template, self.container_id())
+
+    def logs(self) -> str:
+        return self.compose("logs", "--no-color", "--tail", "80", SERVICE, check=False)
+
+    def wait_until_healthy(self) -> None:
+        """Waits for Docker's HEALTHCHECK to pass, then for /readyz (model loaded) to answer 200."""
+        deadline = time.monotonic() + HEALTHY_TIMEOUT_SECONDS
+        status = ""
+        while time.monotonic() < deadline:
+            status = self.container_state("{{.State.Status}} {{.State.Health.Status}}")
+            if status == "running healthy":
+                break
+            if status.split()[0] in {"exited", "dead"} or status.endswith("unhealthy"):
+                pytest.fail(f"{SERVICE} is {status}:\n{self.logs()}")
+            time.sleep(1)
+        else:
+            pytest.fail(f"{SERVICE} not healthy after {HEALTHY_TIMEOUT_SECONDS} s ({status}):\n{self.logs()}")
+        response = httpx.get(f"{self.base_url}/readyz", timeout=5)
+        assert response.status_code == 200, response.text
+
+    def ensure_running(self) -> None:
+        if self.container_state("{{.State.Status}}") != "running":
+            self.compose("up", "-d", "--no-build", SERVICE)
+        self.wait_until_healthy()
+
+
+@pytest.fixture(scope="session")
+def system_tools() -> None:
+    """Docker engine, docker-compose, the local base image and Prometheus (installed if missing)."""
+    result = subprocess.run(
+        ["bash", str(INSTALL_SCRIPT)], capture_output=True, text=True, timeout=INSTALL_TIMEOUT_SECONDS
+    )
+    if result.returncode != 0:
+        pytest.fail(f"{INSTALL_SCRIPT.name} exited {result.returncode}:\n{result.stdout}\n{result.stderr}")
+
+
+@pytest.fixture(scope="session")
+def compose_stack(system_tools) -> Iterator[ComposeStack]:
+    if not any(path.name.isdigit() for path in (REPO_ROOT / "models" / "digits").glob("*")):
+        pytest.fail("models/digits/<version>/ is missing: the image bakes the shipped model in")
+    environment = {
+        **os.environ,
+        "DIGITSERVE_HOST_ADDRESS": "127.0.0.1",
+        "DIGITSERVE_HOST_PORT": str(free_loopback_port()),
+        # docker-py's classic builder, so the build needs neither BuildKit nor the buildx plugin.
+        "COMPOSE_DOCKER_CLI_BUILD": "0",
+        "DOCKER_BUILDKIT": "0",
+    }
+    stack = ComposeStack(port=int(environment["DIGITSERVE_HOST_PORT"]), environment=environment)
+    stack.compose("down", "-v", "--remove-orphans", check=False)
+    try:
+        stack.compose("build", SERVICE, timeout=BUILD_TIMEOUT_SECONDS)
+        stack.compose("up", "-d", "--no-build", SERVICE)
+        stack.wait_until_healthy()
+        yield stack
+    finally:
+        stack.compose("down", "-v", "--remove-orphans", check=False)
+
+
+@pytest.fixture
+def running_stack(compose_stack: ComposeStack) -> ComposeStack:
+    compose_stack.ensure_running()
+    return compose_stack
+
+
+@pytest.fixture(scope="session")
+def digit_uploads(mnist_test_samples) -> list[tuple[bytes, int]]:
+    """The first 16 MNIST test digits as (PNG bytes, label)."""
+    images, labels = mnist_test_samples
+    return [(encode_png(image), int(label)) for image, label in zip(images[:16], labels[:16], strict=True)]

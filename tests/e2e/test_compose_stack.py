@@ -1,0 +1,158 @@
+"""`docker-compose up` of this checkout -> a healthy, non-root service that reads real digits,
+exposes its metrics and drains in-flight requests when `docker stop` sends SIGTERM."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import httpx
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.e2e.conftest import REPO_ROOT, SERVICE
+
+pytestmark = pytest.mark.e2e
+
+# Each in-flight request uploads its body over this long, so that SIGTERM lands mid-request.
+SLOW_UPLOAD_SECONDS = 4.0
+SLOW_UPLOAD_CHUNKS = 8
+
+
+def test_compose_v1_reads_every_variant_of_the_compose_files(compose_stack):
+    default = compose_stack.compose("config")
+    assert f"127.0.0.1:{compose_stack.port}:8000/tcp" in default
+    with_profiles = compose_stack.compose("--profile", "monitoring", "--profile", "train", "config")
+    assert "prom/prometheus" in with_profiles and "mnist=/data/mnist-train-10k:/data/mnist" in with_profiles
+    gpu = compose_stack.compose("-f", "docker-compose.yml", "-f", "docker-compose.gpu.yml", "config")
+    assert "driver: nvidia" in gpu and "tensorflow[and-cuda]==2.21.0" in gpu
+
+
+def test_container_runs_as_non_root_with_a_healthcheck_on_healthz(running_stack):
+    container = running_stack.container_id()
+    assert running_stack.docker("exec", container, "id", "-u") == "10001"
+    config = json.loads(running_stack.docker("inspect", "--format", "{{json .Config}}", container))
+    assert any("/healthz" in part for part in config["Healthcheck"]["Test"])
+    command = config["Cmd"]
+    assert command[:2] == ["uvicorn", "app.main:app"] and "--timeout-graceful-shutdown" in command
+    # uvicorn itself is PID 1 (exec form), so SIGTERM from `docker stop` reaches it.
+    pid_1_arguments = running_stack.docker("exec", container, "cat", "/proc/1/cmdline").split("\0")
+    assert any(argument.endswith("/uvicorn") for argument in pid_1_arguments[:2])
+    assert "app.main:app" in pid_1_arguments
+
+
+def test_image_serves_the_model_baked_in_from_models(running_stack):
+    baked = running_stack.docker("exec", running_stack.container_id(), "ls", "/opt/digitserve/models/digits")
+    shipped = sorted(path.name for path in (REPO_ROOT / "models" / "digits").iterdir() if path.name.isdigit())
+    assert sorted(name for name in baked.split() if name.isdigit()) == shipped
+
+
+def test_predict_reads_real_digits(running_stack, digit_uploads):
+    with httpx.Client(base_url=running_stack.base_url, timeout=30) as client:
+        for image, label in digit_uploads[:4]:
+            response = client.post("/predict", files={"file": ("digit.png", image, "image/png")})
+            assert response.status_code == 200, response.text
+            assert response.json()["digit"] == label
+
+
+def test_predict_batch_reads_sixteen_digits_in_order(running_stack, digit_uploads):
+    files = [("files", ("digit.png", image, "image/png")) for image, _ in digit_uploads]
+    response = httpx.post(f"{running_stack.base_url}/predict/batch", files=files, timeout=30)
+    assert response.status_code == 200, response.text
+    digits = [prediction["digit"] for prediction in response.json()["predictions"]]
+    labels = [label for _, label in digit_uploads]
+    assert len(digits) == len(labels)
+    assert sum(digit == label for digit, label in zip(digits, labels, strict=True)) >= len(labels) - 1
+
+
+def test_metrics_count_the_requests_served(running_stack, digit_uploads):
+    image, _ = digit_uploads[0]
+    with httpx.Client(base_url=running_stack.base_url, timeout=30) as client:
+        assert client.post("/predict", files={"file": ("digit.png", image, "image/png")}).status_code == 200
+        response = client.get("/metrics")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/plain")
+    samples = {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(response.text)
+        for sample in family.samples
+    }
+    predict_counts = [
+        value
+        for (name, labels), value in samples.items()
+        if name == "digitserve_http_request_duration_seconds_count" and ("route", "/predict") in labels
+    ]
+    assert predict_counts and sum(predict_counts) >= 1
+    assert any(name == "digitserve_model_info" for name, _ in samples)
+
+
+def multipart_body(field_name: str, images: list[bytes], boundary: str) -> bytes:
+    parts = [
+        (
+            f"--{boundary}\r\n"
+            f'Content-Disposition: form-data; name="{field_name}"; filename="digit-{index}.png"\r\n'
+            "Content-Type: image/png\r\n\r\n"
+        ).encode()
+        + image
+        + b"\r\n"
+        for index, image in enumerate(images)
+    ]
+    return b"".join(parts) + f"--{boundary}--\r\n".encode()
+
+
+def trickle(body: bytes) -> Iterator[bytes]:
+    """Yields `body` in SLOW_UPLOAD_CHUNKS pieces spread over SLOW_UPLOAD_SECONDS."""
+    chunk_bytes = -(-len(body) // SLOW_UPLOAD_CHUNKS)
+    for start in range(0, len(body), chunk_bytes):
+        yield body[start : start + chunk_bytes]
+        time.sleep(SLOW_UPLOAD_SECONDS / SLOW_UPLOAD_CHUNKS)
+
+
+def post_slowly(base_url: str, path: str, field_name: str, images: list[bytes]) -> httpx.Response:
+    boundary = uuid.uuid4().hex
+    body = multipart_body(field_name, images, boundary)
+    headers = {"Content-Type": f"multipart/form-data; boundary={boundary}", "Content-Length": str(len(body))}
+    return httpx.post(f"{base_url}{path}", content=trickle(body), headers=headers, timeout=60)
+
+
+@dataclass(frozen=True)
+class PlannedUpload:
+    path: str
+    field_name: str
+    images: list[bytes]
+
+
+def test_sigterm_drains_in_flight_requests(running_stack, digit_uploads):
+    images = [image for image, _ in digit_uploads]
+    uploads = [PlannedUpload("/predict", "file", [images[index]]) for index in range(3)]
+    uploads += [PlannedUpload("/predict/batch", "files", images[start : start + 4]) for start in (4, 8, 12)]
+    uploads_started = threading.Barrier(len(uploads) + 1)
+
+    def send(upload: PlannedUpload) -> httpx.Response:
+        uploads_started.wait()
+        return post_slowly(running_stack.base_url, upload.path, upload.field_name, upload.images)
+
+    with ThreadPoolExecutor(max_workers=len(uploads)) as pool:
+        futures = [pool.submit(send, upload) for upload in uploads]
+        uploads_started.wait()
+        # Every request has sent its headers and first chunks, and none has finished its upload.
+        time.sleep(SLOW_UPLOAD_SECONDS / 3)
+        stop_started = time.monotonic()
+        running_stack.compose("stop", SERVICE, timeout=120)  # SIGTERM, then the 30 s stop_grace_period
+        stop_seconds = time.monotonic() - stop_started
+        responses = [future.result() for future in futures]
+
+    for upload, response in zip(uploads, responses, strict=True):
+        assert response.status_code == 200, f"{upload.path}: {response.status_code} {response.text}"
+        body = response.json()
+        predictions = [body] if upload.path == "/predict" else body["predictions"]
+        assert len(predictions) == len(upload.images)
+        assert all(0 <= prediction["digit"] <= 9 for prediction in predictions)
+    # uvicorn exited by itself once the requests were answered: no SIGKILL (137) at the grace period.
+    assert running_stack.container_state("{{.State.ExitCode}}") == "0", running_stack.logs()
+    assert stop_seconds < 25, f"docker stop took {stop_seconds:.1f} s: the drain did not end"
