@@ -61,12 +61,25 @@ class ComposeStack:
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def compose(self, *arguments: str, timeout: float = 300, check: bool = True) -> str:
-        """Runs `docker-compose ARGS` (v1, the CLI these machines have) and returns its stdout."""
+    def compose(
+        self,
+        *arguments: str,
+        timeout: float = 300,
+        check: bool = True,
+        environment: dict[str, str] | None = None,
+    ) -> str:
+        """Runs `docker-compose ARGS` (v1, the CLI these machines have) and returns its stdout.
+
+        Args:
+            arguments: the command line after `docker-compose --project-name digitserve-e2e`.
+            timeout: seconds before the command is killed.
+            check: fail the test when it exits non-zero.
+            environment: variables added to the stack's for this command only.
+        """
         result = subprocess.run(
             ["docker-compose", "--project-name", PROJECT_NAME, *arguments],
             cwd=REPO_ROOT,
-            env=self.environment,
+            env={**self.environment, **(environment or {})},
             capture_output=True,
             text=True,
             timeout=timeout,

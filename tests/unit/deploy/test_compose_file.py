@@ -85,11 +85,15 @@ def test_monitoring_profile_mounts_the_repos_scrape_config():
 
 
 def test_train_profile_runs_the_training_cli_on_read_only_data_into_models():
-    train = load(COMPOSE_FILE)["services"]["train"]
+    services = load(COMPOSE_FILE)["services"]
+    train = services["train"]
     assert train["profiles"] == ["train"] and train["build"]["target"] == "train"
     volumes = [with_defaults(volume).split(":") for volume in train["volumes"]]
     assert ["/data", "ro"] in [volume[1:] for volume in volumes]
     assert ["./models", "/opt/digitserve/models"] in volumes
+    # The service mounts the same folder read-only, to serve a new version without a rebuild.
+    serving_volumes = [with_defaults(volume).split(":") for volume in services["digitserve"]["volumes"]]
+    assert ["./models", "/mnt/models", "ro"] in serving_volumes
     assert "--output-dir" in train["command"]
     assert 'ENTRYPOINT ["python", "-m", "training.run"]' in (REPO_ROOT / "Dockerfile").read_text()
 
