@@ -2,7 +2,8 @@
 
 The lifespan in `app.main` builds one `ServiceState` and yields it as lifespan state; Starlette copies
 that state into every request. Routes receive it through `ServiceDep` (refuses with 503 until the
-model is warmed up) or `StateDep` (any time the lifespan has started).
+model is warmed up) or `StateDep` (any time the lifespan has started). The dependencies are `async`
+only because FastAPI runs plain functions in a thread pool: a thread hop per request for a lookup.
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ class ServiceState:
         return self.model.predict_batch(images)
 
 
-def get_state(request: Request) -> ServiceState:
+async def get_state(request: Request) -> ServiceState:
     """Returns the lifespan's state.
 
     Raises:
@@ -57,7 +58,7 @@ def get_state(request: Request) -> ServiceState:
     return state
 
 
-def get_ready_state(state: Annotated[ServiceState, Depends(get_state)]) -> ServiceState:
+async def get_ready_state(state: Annotated[ServiceState, Depends(get_state)]) -> ServiceState:
     """Returns the lifespan's state if the model is loaded and warmed up.
 
     Raises:

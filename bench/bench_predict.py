@@ -1,0 +1,195 @@
+"""Throughput and latency of `POST /predict`, with dynamic batching on versus off, in the same run.
+
+Starts the real service twice (uvicorn, one worker each, 127.0.0.1): batching on (the default
+settings: up to 32 images per model call, 5 ms wait) and batching off (DIGITSERVE_BATCH_MAX_SIZE=1).
+For two payloads (a 28x28 MNIST PNG and a ~300x300 photo-like JPEG of the same digits) and for
+concurrency 1, 32 and 64, it loads one server at a time while the other idles, alternating on and off
+for several rounds so that a background load drifting during the run hits both alike. It reports
+req/s (median over rounds), p50/p95/p99 latency (all rounds pooled), the service's CPU time per
+request, and the on/off throughput ratios. The client runs on the same machine and competes with the
+service for the CPU.
+
+    python -m bench.bench_predict [--model-dir models/digits] [--requests 400] [--rounds 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import socket
+import statistics
+from contextlib import ExitStack
+from pathlib import Path
+
+import numpy as np
+
+from bench.load import build_multipart_request, run_load
+from bench.server import REPO_ROOT, RunningServer, running_service
+from tests.conftest import _read_idx
+from tests.integration.conftest import encode_png
+from tests.photo_like import encode_jpeg, render_photo_like
+
+MNIST_TEST_IMAGES = REPO_ROOT.parent / "shared" / "data" / "mnist" / "t10k-images-idx3-ubyte.gz"
+PAYLOAD_POOL_SIZE = 64
+WARM_UP_REQUESTS = 128
+WARM_UP_CONCURRENCY = 8
+PHOTO_SEED = 7
+MODES = {"on": {}, "off": {"DIGITSERVE_BATCH_MAX_SIZE": "1"}}
+
+
+def build_payloads() -> dict[str, list[bytes]]:
+    """Returns, per payload kind, PAYLOAD_POOL_SIZE uploads of the first MNIST test digits."""
+    digits = _read_idx(MNIST_TEST_IMAGES)[:PAYLOAD_POOL_SIZE]
+    rng = np.random.default_rng(PHOTO_SEED)
+    return {
+        "png28": [encode_png(digit) for digit in digits],
+        "jpeg300": [encode_jpeg(render_photo_like(digit, rng, size_pixels=300)) for digit in digits],
+    }
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def machine_description() -> str:
+    cpu = platform.machine()
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        names = [
+            line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines() if "model name" in line
+        ]
+        cpu = names[0] if names else cpu
+    return f"{os.cpu_count()} CPU cores ({cpu}), Python {platform.python_version()}, {platform.system()}"
+
+
+async def measure_level(server: RunningServer, requests: list[bytes], concurrency: int, args) -> dict:
+    port = int(server.base_url.rsplit(":", 1)[1])
+    cpu_before_seconds = server.cpu_seconds()
+    result = await run_load(port, requests, concurrency, args.time_cap_seconds)
+    completed = len(result.latencies_seconds)
+    return {
+        "requests_per_second": result.requests_per_second,
+        "latencies_seconds": result.latencies_seconds,
+        "server_cpu_ms_per_request": (server.cpu_seconds() - cpu_before_seconds) * 1000 / max(completed, 1),
+        "statuses": result.status_counts,
+    }
+
+
+async def measure(servers: dict[str, RunningServer], payloads: dict[str, list[bytes]], args) -> list[dict]:
+    """Loads each server in turn: for every payload and concurrency, `args.rounds` rounds of on, off."""
+    rows = []
+    for payload_name, uploads in payloads.items():
+        pools = {
+            mode: [
+                build_multipart_request(
+                    server.base_url.removeprefix("http://"), "/predict", "file", "digit", d
+                )
+                for d in uploads
+            ]
+            for mode, server in servers.items()
+        }
+        for mode, server in servers.items():
+            warm_up = [pools[mode][i % len(uploads)] for i in range(WARM_UP_REQUESTS)]
+            await measure_level(server, warm_up, WARM_UP_CONCURRENCY, args)
+        for concurrency in args.concurrency:
+            rounds: dict[str, list[dict]] = {mode: [] for mode in servers}
+            for _ in range(args.rounds):
+                for mode, server in servers.items():
+                    requests = [pools[mode][i % len(uploads)] for i in range(args.requests)]
+                    rounds[mode].append(await measure_level(server, requests, concurrency, args))
+            rows += [
+                summarize(payload_name, concurrency, mode, measured) for mode, measured in rounds.items()
+            ]
+    return rows
+
+
+def median_of(rounds: list[dict], key: str) -> float:
+    return round(statistics.median(measured[key] for measured in rounds), 2)
+
+
+def summarize(payload: str, concurrency: int, mode: str, rounds: list[dict]) -> dict:
+    latencies_ms = np.array([value for measured in rounds for value in measured["latencies_seconds"]]) * 1000
+    statuses: dict[int, int] = {}
+    for measured in rounds:
+        for status, count in measured["statuses"].items():
+            statuses[status] = statuses.get(status, 0) + count
+    return {
+        "payload": payload, "concurrency": concurrency, "mode": mode, "requests": len(latencies_ms),
+        "requests_per_second": median_of(rounds, "requests_per_second"),
+        "requests_per_second_rounds": [round(m["requests_per_second"], 1) for m in rounds],
+        **{f"p{p}_ms": round(float(np.percentile(latencies_ms, p)), 2) for p in (50, 95, 99)},
+        "server_cpu_ms_per_request": median_of(rounds, "server_cpu_ms_per_request"),
+        "statuses": statuses,
+    }  # fmt: skip
+
+
+def print_report(rows: list[dict], args) -> dict:
+    print(f"\nmachine: {machine_description()}")
+    print(f"per level: {args.rounds} rounds x {args.requests} requests, on/off alternating; time cap "
+          f"{args.time_cap_seconds:g} s per round\n")  # fmt: skip
+    header = (
+        f"{'payload':8} {'conc':>4} {'batching':>8} {'req/s':>8} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8}"
+    )
+    print(f"{header} {'cpu ms/req':>10}  rounds req/s / statuses")
+    for row in rows:
+        print(
+            f"{row['payload']:8} {row['concurrency']:>4} {row['mode']:>8} {row['requests_per_second']:>8.1f} "
+            f"{row['p50_ms']:>8.2f} {row['p95_ms']:>8.2f} {row['p99_ms']:>8.2f} "
+            f"{row['server_cpu_ms_per_request']:>10.2f}  {row['requests_per_second_rounds']} "
+            f"{row['statuses']}"
+        )
+    by_key = {(row["payload"], row["concurrency"], row["mode"]): row for row in rows}
+    ratios = {
+        f"{payload}@c{concurrency}": round(
+            by_key[payload, concurrency, "on"]["requests_per_second"]
+            / by_key[payload, concurrency, "off"]["requests_per_second"],
+            2,
+        )
+        for payload, concurrency, mode in by_key
+        if mode == "on"
+    }
+    print(
+        "\nthroughput ratio batching on / off: "
+        + ", ".join(f"{key} {value}x" for key, value in ratios.items())
+    )
+    return {"machine": machine_description(), "arguments": vars(args) | {"model_dir": str(args.model_dir)},
+            "rows": rows, "ratios": ratios}  # fmt: skip
+
+
+def parse_arguments() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--model-dir", type=Path, default=REPO_ROOT / "models" / "digits")
+    parser.add_argument("--requests", type=int, default=400, help="requests per round of each level")
+    parser.add_argument("--rounds", type=int, default=3, help="on/off alternations per level")
+    parser.add_argument("--time-cap-seconds", type=float, default=30.0, help="time cap of one round")
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 32, 64])
+    parser.add_argument("--json-out", type=Path, help="also write the figures as JSON here")
+    parser.add_argument("--log-dir", type=Path, default=Path("/tmp"), help="the services' logs go here")
+    return parser.parse_args()
+
+
+def main() -> None:
+    args = parse_arguments()
+    payloads = build_payloads()
+    with ExitStack() as stack:
+        servers = {}
+        for mode, environment in MODES.items():
+            environment = {**environment, "DIGITSERVE_MODEL_DIR": str(args.model_dir.resolve())}
+            log_path = args.log_dir / f"digitserve-bench-{mode}.log"
+            servers[mode] = stack.enter_context(running_service(free_port(), environment, log_path))
+        print(f"services ready: {', '.join(f'batching {m} at {s.base_url}' for m, s in servers.items())}")
+        rows = asyncio.run(measure(servers, payloads, args))
+    report = print_report(rows, args)
+    if args.json_out:
+        args.json_out.write_text(json.dumps(report, indent=2, default=str))
+
+
+if __name__ == "__main__":
+    main()
