@@ -1,0 +1,51 @@
+"""The curl examples of the service's README section work as written (routes, field names, methods)."""
+
+from __future__ import annotations
+
+import re
+import shlex
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import numpy as np
+import pytest
+
+from tests.integration.conftest import encode_png
+from tests.photo_like import encode_jpeg, render_photo_like
+
+pytestmark = pytest.mark.integration
+
+README_SECTION = Path(__file__).resolve().parents[2] / "app" / "README_SECTION.md"
+
+
+def curl_commands() -> list[list[str]]:
+    text = README_SECTION.read_text()
+    blocks = re.findall(r"```bash\n(.*?)```", text, flags=re.DOTALL)
+    return [shlex.split(line) for block in blocks for line in block.splitlines() if line.startswith("curl ")]
+
+
+def upload_for(filename: str, digit: np.ndarray) -> bytes:
+    if filename.endswith(".jpg"):
+        return encode_jpeg(render_photo_like(digit, np.random.default_rng(0)))
+    return encode_png(digit)
+
+
+def test_readme_has_examples_for_every_upload_route():
+    paths = {urlsplit(arguments[-1]).path for arguments in curl_commands()}
+    assert {"/predict", "/predict/batch", "/preprocess", "/readyz", "/metrics"} <= paths
+
+
+@pytest.mark.parametrize("arguments", curl_commands(), ids=lambda arguments: urlsplit(arguments[-1]).path)
+async def test_readme_curl_example_succeeds(service, mnist_test_samples, arguments):
+    images, _ = mnist_test_samples
+    fields = [arguments[i + 1] for i, argument in enumerate(arguments) if argument == "-F"]
+    files = []
+    for field in fields:
+        name, _, reference = field.partition("=@")
+        files.append((name, (reference, upload_for(reference, images[len(files)]))))
+    path = urlsplit(arguments[-1]).path
+    if files:
+        response = await service.client.post(path, files=files)
+    else:
+        response = await service.client.get(path)
+    assert response.status_code == 200, response.text
