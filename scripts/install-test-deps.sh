@@ -31,8 +31,8 @@ if ! command -v prometheus >/dev/null 2>&1 || ! command -v promtool >/dev/null 2
   if $added_policy; then as_root rm -f /usr/sbin/policy-rc.d; fi
 fi
 
-if [[ ! -x $docker_engine ]]; then
+if [[ ! -f $docker_engine ]]; then
   echo "install-test-deps: $docker_engine not found; the e2e tests need ../shared beside the checkout" >&2
   exit 1
 fi
-as_root "$docker_engine"
+as_root bash "$docker_engine"
