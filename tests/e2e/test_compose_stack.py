@@ -9,7 +9,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import httpx
 import pytest
@@ -105,43 +105,50 @@ def multipart_body(field_name: str, images: list[bytes], boundary: str) -> bytes
     return b"".join(parts) + f"--{boundary}--\r\n".encode()
 
 
-def trickle(body: bytes) -> Iterator[bytes]:
-    """Yields `body` in SLOW_UPLOAD_CHUNKS pieces spread over SLOW_UPLOAD_SECONDS."""
+def trickle(body: bytes, first_chunk_sent: threading.Event) -> Iterator[bytes]:
+    """Yields `body` in SLOW_UPLOAD_CHUNKS pieces spread over SLOW_UPLOAD_SECONDS.
+
+    Sets `first_chunk_sent` when asked for the second piece: httpx has then written the headers and
+    the first piece to the connection.
+    """
     chunk_bytes = -(-len(body) // SLOW_UPLOAD_CHUNKS)
     for start in range(0, len(body), chunk_bytes):
         yield body[start : start + chunk_bytes]
+        first_chunk_sent.set()
         time.sleep(SLOW_UPLOAD_SECONDS / SLOW_UPLOAD_CHUNKS)
 
 
-def post_slowly(base_url: str, path: str, field_name: str, images: list[bytes]) -> httpx.Response:
-    boundary = uuid.uuid4().hex
-    body = multipart_body(field_name, images, boundary)
-    headers = {"Content-Type": f"multipart/form-data; boundary={boundary}", "Content-Length": str(len(body))}
-    return httpx.post(f"{base_url}{path}", content=trickle(body), headers=headers, timeout=60)
-
-
 @dataclass(frozen=True)
-class PlannedUpload:
+class SlowUpload:
+    """A multipart POST whose body takes SLOW_UPLOAD_SECONDS to send."""
+
     path: str
     field_name: str
     images: list[bytes]
+    first_chunk_sent: threading.Event = field(default_factory=threading.Event)
+
+    def send(self, base_url: str) -> httpx.Response:
+        boundary = uuid.uuid4().hex
+        body = multipart_body(self.field_name, self.images, boundary)
+        headers = {
+            "Content-Type": f"multipart/form-data; boundary={boundary}",
+            "Content-Length": str(len(body)),
+        }
+        content = trickle(body, self.first_chunk_sent)
+        return httpx.post(f"{base_url}{self.path}", content=content, headers=headers, timeout=60)
 
 
 def test_sigterm_drains_in_flight_requests(running_stack, digit_uploads):
     images = [image for image, _ in digit_uploads]
-    uploads = [PlannedUpload("/predict", "file", [images[index]]) for index in range(3)]
-    uploads += [PlannedUpload("/predict/batch", "files", images[start : start + 4]) for start in (4, 8, 12)]
-    uploads_started = threading.Barrier(len(uploads) + 1)
-
-    def send(upload: PlannedUpload) -> httpx.Response:
-        uploads_started.wait()
-        return post_slowly(running_stack.base_url, upload.path, upload.field_name, upload.images)
+    uploads = [SlowUpload("/predict", "file", [images[index]]) for index in range(3)]
+    uploads += [SlowUpload("/predict/batch", "files", images[start : start + 4]) for start in (4, 8, 12)]
 
     with ThreadPoolExecutor(max_workers=len(uploads)) as pool:
-        futures = [pool.submit(send, upload) for upload in uploads]
-        uploads_started.wait()
-        # Every request has sent its headers and first chunks, and none has finished its upload.
-        time.sleep(SLOW_UPLOAD_SECONDS / 3)
+        futures = [pool.submit(upload.send, running_stack.base_url) for upload in uploads]
+        for upload in uploads:
+            assert upload.first_chunk_sent.wait(timeout=30), "an upload did not start"
+        # Every request is in flight: connected, headers and first chunk sent, most of its body to come.
+        time.sleep(SLOW_UPLOAD_SECONDS / SLOW_UPLOAD_CHUNKS)
         stop_started = time.monotonic()
         running_stack.compose("stop", SERVICE, timeout=120)  # SIGTERM, then the 30 s stop_grace_period
         stop_seconds = time.monotonic() - stop_started
