@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from app.pipeline.model import DigitModel
-from bench.bench_predict import free_port, machine_description
+from bench.bench_predict import free_port, load_average, machine_description
 from bench.load import build_multipart_request, run_load
 from bench.server import REPO_ROOT, running_service
 from tests.conftest import _read_idx
@@ -83,6 +83,7 @@ def main() -> None:
     http_accuracy = float((served == labels).mean() * 100)
     report = {
         "machine": machine_description(),
+        "load_average_after": load_average(),
         "model_dir": str(args.model_dir),
         "images": len(labels),
         "http_statuses": statuses,

@@ -67,6 +67,11 @@ def machine_description() -> str:
     return f"{os.cpu_count()} CPU cores ({cpu}), Python {platform.python_version()}, {platform.system()}"
 
 
+def load_average() -> str:
+    """The 1-minute load average: above the core count, other processes competed for the CPU."""
+    return f"{os.getloadavg()[0]:.2f}"
+
+
 async def measure_level(server: RunningServer, requests: list[bytes], concurrency: int, args) -> dict:
     port = int(server.base_url.rsplit(":", 1)[1])
     cpu_before_seconds = server.cpu_seconds()
@@ -128,8 +133,10 @@ def summarize(payload: str, concurrency: int, mode: str, rounds: list[dict]) -> 
     }  # fmt: skip
 
 
-def print_report(rows: list[dict], args) -> dict:
-    print(f"\nmachine: {machine_description()}")
+def print_report(rows: list[dict], args, load_before: str) -> dict:
+    print(
+        f"\nmachine: {machine_description()}; 1-min load average {load_before} before, {load_average()} after"
+    )
     print(f"per level: {args.rounds} rounds x {args.requests} requests, on/off alternating; time cap "
           f"{args.time_cap_seconds:g} s per round\n")  # fmt: skip
     header = (
@@ -157,7 +164,8 @@ def print_report(rows: list[dict], args) -> dict:
         "\nthroughput ratio batching on / off: "
         + ", ".join(f"{key} {value}x" for key, value in ratios.items())
     )
-    return {"machine": machine_description(), "arguments": vars(args) | {"model_dir": str(args.model_dir)},
+    return {"machine": machine_description(), "load_average_before_after": [load_before, load_average()],
+            "arguments": vars(args) | {"model_dir": str(args.model_dir)},
             "rows": rows, "ratios": ratios}  # fmt: skip
 
 
@@ -178,6 +186,7 @@ def parse_arguments() -> argparse.Namespace:
 def main() -> None:
     args = parse_arguments()
     payloads = build_payloads()
+    load_before = load_average()
     with ExitStack() as stack:
         servers = {}
         for mode, environment in MODES.items():
@@ -186,7 +195,7 @@ def main() -> None:
             servers[mode] = stack.enter_context(running_service(free_port(), environment, log_path))
         print(f"services ready: {', '.join(f'batching {m} at {s.base_url}' for m, s in servers.items())}")
         rows = asyncio.run(measure(servers, payloads, args))
-    report = print_report(rows, args)
+    report = print_report(rows, args, load_before)
     if args.json_out:
         args.json_out.write_text(json.dumps(report, indent=2, default=str))
 

@@ -20,7 +20,7 @@ from app.errors import DigitServeError, RequestTimeoutError
 from app.observability.metrics import Metrics
 from app.pipeline.decode import decode_image
 from app.pipeline.postprocess import postprocess_probabilities
-from app.pipeline.preprocess import PreprocessedDigit, preprocess_image, to_model_input
+from app.pipeline.preprocess import PreprocessedDigit, encode_png, preprocess_image, to_model_input
 
 
 @asynccontextmanager
@@ -46,6 +46,20 @@ def _decode_and_preprocess(data: bytes, max_image_pixels: int, metrics: Metrics)
         return preprocess_image(decode_image(data, max_image_pixels=max_image_pixels))
     finally:
         metrics.preprocess_duration.observe(time.perf_counter() - started_seconds)
+
+
+def _render_model_view(data: bytes, max_image_pixels: int, metrics: Metrics) -> tuple[bytes, bool]:
+    digit = _decode_and_preprocess(data, max_image_pixels, metrics)
+    return encode_png(digit.canonical), digit.is_inverted
+
+
+async def render_model_view(state: ServiceState, data: bytes) -> tuple[bytes, bool]:
+    """Returns the PNG of what the model would see for an upload, and whether it was inverted.
+
+    Raises:
+        DigitServeError: the 400, 413, 415 or 422 of the decode and preprocess stages.
+    """
+    return await asyncio.to_thread(_render_model_view, data, state.settings.image_max_pixels, state.metrics)
 
 
 async def prepare_upload(state: ServiceState, data: bytes) -> PreprocessedDigit:
@@ -113,10 +127,11 @@ async def predict_uploads(
         digits = [outcome for outcome in outcomes if isinstance(outcome, PreprocessedDigit)]
         model_inputs = [to_model_input(digit.canonical) for digit in digits]
         rows = await state.batcher.submit_many(model_inputs) if model_inputs else []
-    results = iter(zip(digits, rows, strict=True))
-    return [
-        _to_item_error(state, outcome)
-        if isinstance(outcome, DigitServeError)
-        else _to_response(state, *next(results))
-        for outcome in outcomes
-    ]
+    rows_in_order = iter(rows)
+    answers: list[PredictionResponse | BatchItemErrorResponse] = []
+    for outcome in outcomes:
+        if isinstance(outcome, DigitServeError):
+            answers.append(_to_item_error(state, outcome))
+        else:
+            answers.append(_to_response(state, outcome, next(rows_in_order)))
+    return answers

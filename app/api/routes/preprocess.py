@@ -8,9 +8,8 @@ from fastapi import APIRouter, File, Response, UploadFile
 
 from app import errors
 from app.api.deps import StateDep
-from app.api.inference import prepare_upload, request_deadline
+from app.api.inference import render_model_view, request_deadline
 from app.api.schemas import error_responses
-from app.pipeline.preprocess import encode_png
 
 router = APIRouter(tags=["debugging"])
 
@@ -44,6 +43,5 @@ async def preprocess(
 ) -> Response:
     """Runs only the decode and preprocess stages and returns their output, to see why a digit was misread."""
     async with request_deadline(state.settings.request_timeout_seconds):
-        digit = await prepare_upload(state, await file.read())
-    headers = {INVERTED_HEADER: "true" if digit.is_inverted else "false"}
-    return Response(encode_png(digit.canonical), media_type="image/png", headers=headers)
+        png, is_inverted = await render_model_view(state, await file.read())
+    return Response(png, media_type="image/png", headers={INVERTED_HEADER: str(is_inverted).lower()})
