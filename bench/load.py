@@ -2,8 +2,9 @@
 
 Why not httpx: on a 2-core machine the client shares the CPU with the service, and an httpx
 `AsyncClient` spends about 4 ms of CPU per multipart request (measured: 4.2 ms, against 0.07 ms
-here), enough to cap the measured throughput far below what the service does. This client sends pre-built request bytes over keep-alive connections and parses only
-the status line and Content-Length, so nearly all the CPU is left to the service under test.
+here), enough to cap the measured throughput far below what the service does. This client sends
+pre-built request bytes over keep-alive connections and parses only the status line and
+Content-Length, so nearly all the CPU is left to the service under test.
 Loopback only; bounded by a request count and a time cap.
 """
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
@@ -83,6 +84,56 @@ class Metrics:
         self.model_info.labels(version=version, sha256=sha256).set(1)
 
 
+def _build_http_metrics(registry: CollectorRegistry) -> dict[str, Counter | Histogram]:
+    return {
+        "http_requests": Counter(
+            "http_requests", "HTTP requests answered, by route template, method and status code.",
+            ["route", "method", "code"], namespace=NAMESPACE, registry=registry,
+        ),
+        "http_request_duration": Histogram(
+            "http_request_duration_seconds", "Time from request start to the last response byte.",
+            ["route", "method"], namespace=NAMESPACE, registry=registry, buckets=REQUEST_BUCKETS_SECONDS,
+        ),
+        "rejected_requests": Counter(
+            "rejected_requests", "Requests (or batch items) answered with an error, by error code.",
+            ["reason"], namespace=NAMESPACE, registry=registry,
+        ),
+    }  # fmt: skip
+
+
+def _build_pipeline_metrics(registry: CollectorRegistry, batch_max_size: int) -> dict[str, Any]:
+    return {
+        "preprocess_duration": Histogram(
+            "preprocess_duration_seconds", "Decode and pre-processing time of one uploaded image.",
+            namespace=NAMESPACE, registry=registry, buckets=PREPROCESS_BUCKETS_SECONDS,
+        ),
+        "batch_queue_wait": Histogram(
+            "batch_queue_wait_seconds", "Time an image waits in the batching queue before its model call.",
+            namespace=NAMESPACE, registry=registry, buckets=QUEUE_WAIT_BUCKETS_SECONDS,
+        ),
+        "batch_size": Histogram(
+            "batch_size", "Images per model call.",
+            namespace=NAMESPACE, registry=registry, buckets=batch_size_buckets(batch_max_size),
+        ),
+        "model_inference_duration": Histogram(
+            "model_inference_duration_seconds", "Wall time of one model call (one batch).",
+            namespace=NAMESPACE, registry=registry, buckets=INFERENCE_BUCKETS_SECONDS,
+        ),
+        "batch_queue_depth": Gauge(
+            "batch_queue_depth", "Images waiting in the batching queue.",
+            namespace=NAMESPACE, registry=registry,
+        ),
+        "predictions": Counter(
+            "predictions", "Predictions returned, by predicted digit.",
+            ["digit"], namespace=NAMESPACE, registry=registry,
+        ),
+        "model_info": Gauge(
+            "model_info", "The served model (always 1): its version and the sha256 of saved_model.pb.",
+            ["version", "sha256"], namespace=NAMESPACE, registry=registry,
+        ),
+    }  # fmt: skip
+
+
 def build_metrics(
     registry: CollectorRegistry, batch_max_size: int, routes: Sequence[tuple[str, str]] = ()
 ) -> Metrics:
@@ -98,47 +149,9 @@ def build_metrics(
     """
     metrics = Metrics(
         registry=registry,
-        http_requests=Counter(
-            "http_requests", "HTTP requests answered, by route template, method and status code.",
-            ["route", "method", "code"], namespace=NAMESPACE, registry=registry,
-        ),
-        http_request_duration=Histogram(
-            "http_request_duration_seconds", "Time from request start to the last response byte.",
-            ["route", "method"], namespace=NAMESPACE, registry=registry, buckets=REQUEST_BUCKETS_SECONDS,
-        ),
-        rejected_requests=Counter(
-            "rejected_requests", "Requests (or batch items) answered with an error, by error code.",
-            ["reason"], namespace=NAMESPACE, registry=registry,
-        ),
-        preprocess_duration=Histogram(
-            "preprocess_duration_seconds", "Decode and pre-processing time of one uploaded image.",
-            namespace=NAMESPACE, registry=registry, buckets=PREPROCESS_BUCKETS_SECONDS,
-        ),
-        batch_queue_wait=Histogram(
-            "batch_queue_wait_seconds", "Time an image waits in the batching queue before its model call.",
-            namespace=NAMESPACE, registry=registry, buckets=QUEUE_WAIT_BUCKETS_SECONDS,
-        ),
-        batch_size=Histogram(
-            "batch_size", "Images per model call.",
-            namespace=NAMESPACE, registry=registry, buckets=batch_size_buckets(batch_max_size),
-        ),
-        model_inference_duration=Histogram(
-            "model_inference_duration_seconds", "Wall time of one model call (one batch).",
-            namespace=NAMESPACE, registry=registry, buckets=INFERENCE_BUCKETS_SECONDS,
-        ),
-        batch_queue_depth=Gauge(
-            "batch_queue_depth", "Images waiting in the batching queue.",
-            namespace=NAMESPACE, registry=registry,
-        ),
-        predictions=Counter(
-            "predictions", "Predictions returned, by predicted digit.",
-            ["digit"], namespace=NAMESPACE, registry=registry,
-        ),
-        model_info=Gauge(
-            "model_info", "The served model (always 1): its version and the sha256 of saved_model.pb.",
-            ["version", "sha256"], namespace=NAMESPACE, registry=registry,
-        ),
-    )  # fmt: skip
+        **_build_http_metrics(registry),
+        **_build_pipeline_metrics(registry, batch_max_size),
+    )
     for digit in DIGITS:
         metrics.predictions.labels(digit=digit)
     for code in error_codes():
