@@ -44,6 +44,10 @@ def direct_predictions(models_dir, uploads: list[bytes]) -> np.ndarray:
     return model.predict_batch(np.stack([to_model_input(digit) for digit in canonical]))
 
 
+def without_floats(answer: dict) -> dict:
+    return {key: value for key, value in answer.items() if key not in ("probabilities", "confidence")}
+
+
 async def post_each(client, uploads: list[bytes]) -> list[dict]:
     responses = await asyncio.gather(
         *(client.post("/predict", files={"file": (f"{i}.img", data)}) for i, data in enumerate(uploads))
@@ -104,7 +108,15 @@ async def test_batch_answers_in_upload_order_with_errors_at_their_index(
         "error": {"code": "undecodable_image", "detail": predictions[2]["error"]["detail"]},
     }
     assert predictions[4]["status_code"] == 422 and predictions[4]["error"]["code"] == "no_digit_found"
-    assert [predictions[i] for i in (0, 1, 3, 5)] == singles
+    # Same digits and flags as the single requests; probabilities equal up to float round-off, since
+    # the model's kernels sum in a different order for a different batch size.
+    batched = [predictions[i] for i in (0, 1, 3, 5)]
+    assert [without_floats(answer) for answer in batched] == [without_floats(answer) for answer in singles]
+    np.testing.assert_allclose(
+        [answer["probabilities"] for answer in batched],
+        [answer["probabilities"] for answer in singles],
+        atol=1e-5,
+    )
 
 
 async def test_single_and_batch_requests_share_model_calls(service, mnist_test_samples, sample_indices):
