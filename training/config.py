@@ -81,6 +81,9 @@ class TrainConfig(BaseModel):
 
     static_augment: StaticAugmentConfig = StaticAugmentConfig()
     realtime_augment: RealtimeAugmentConfig = RealtimeAugmentConfig()
+    # Fine-tuning: start from a checkpoint's weights (a .keras file of this architecture) instead of
+    # random ones, e.g. to continue a finished run with fresh augmented copies and a lower learning rate.
+    initial_weights: Path | None = None
     quick: bool = False
     # With quick, each source is cut to this many images per split: enough to exercise every step.
     quick_samples_per_split: int = Field(600, ge=20)
@@ -156,6 +159,12 @@ def parse_args(argv: list[str] | None) -> TrainConfig:
         default=StaticAugmentConfig().copies_per_image,
         help="augmented copies of each training image made before training (default: %(default)s)",
     )
+    add(
+        "--initial-weights",
+        type=Path,
+        default=None,
+        help="fine-tune: start from this .keras checkpoint's weights (default: random initialization)",
+    )
     add("--no-download", action="store_true", help="never download; fail if files are missing")
     add("--quick", action="store_true", help="a few hundred images and one epoch: a smoke test of every step")
     for flag in AUGMENTATION_FLAGS:
@@ -190,6 +199,7 @@ def _config_from_args(args: argparse.Namespace) -> TrainConfig:
             "learning_rate",
             "label_smoothing",
             "seed",
+            "initial_weights",
         )
     }
     return TrainConfig(

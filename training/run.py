@@ -20,6 +20,12 @@ from training.config import TrainConfig, parse_args
 from training.datasets import DatasetError, DigitSet, DigitSource
 
 logger = logging.getLogger("training")
+
+
+class InitialWeightsError(Exception):
+    """--initial-weights names a missing file or a checkpoint of another architecture."""
+
+
 AUGMENTATION_FLAGS = (
     "elastic",
     "noise",
@@ -85,6 +91,9 @@ def run(config: TrainConfig) -> dict[str, Any]:
     card = build_model_card(version, int(model.count_params()), sources, split, config)
     card["splits"]["train_augmented"] = len(train_digits)
     card["training"] = describe_training(history, seconds, hardware)
+    if config.initial_weights is not None and (config.initial_weights.parent / "model_card.json").is_file():
+        # A fine-tuned model is reproducible only with the recipe of the run it started from.
+        card["fine_tuned_from"] = json.loads((config.initial_weights.parent / "model_card.json").read_text())
     (run_dir / "model_card.json").write_text(json.dumps(card, indent=2, sort_keys=True) + "\n")
     if not _has_tensorflow():
         logger.warning(
@@ -107,12 +116,28 @@ def _fit(train_digits: DigitSet, validation: DigitSet, config: TrainConfig, run_
     keras.utils.set_random_seed(config.seed)
     with scope:
         model = build_model(dense_l2=config.dense_l2)
+        if config.initial_weights is not None:
+            _load_initial_weights(model, config.initial_weights)
         compile_model(model, config)
     started_at = time.perf_counter()
     history = train(model, train_digits, validation, config, run_dir / "best.keras")
     seconds = time.perf_counter() - started_at
     save_training_curves(run_dir / "training_curves.png", history.history)
     return model, history.history, hardware, seconds
+
+
+def _load_initial_weights(model, checkpoint_path: Path) -> None:
+    import keras
+
+    if not checkpoint_path.is_file():
+        raise InitialWeightsError(f"--initial-weights {checkpoint_path} does not exist")
+    try:
+        model.set_weights(keras.saving.load_model(checkpoint_path, compile=False).get_weights())
+    except (ValueError, OSError) as error:
+        raise InitialWeightsError(
+            f"--initial-weights {checkpoint_path}: not a checkpoint of this model ({error})"
+        ) from error
+    logger.info("fine-tuning from the weights of %s", checkpoint_path)
 
 
 def _export_and_evaluate(
@@ -164,7 +189,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         card = run(config)
-    except (DatasetError, FileExistsError) as error:
+    except (DatasetError, FileExistsError, InitialWeightsError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     print(f"model version {card['version']}: {card['training']}")
