@@ -79,6 +79,9 @@ class TrainConfig(BaseModel):
     reduce_lr_factor: float = Field(0.5, gt=0.0, lt=1.0)
     min_learning_rate: float = Field(1e-5, gt=0.0)
 
+    # Stochastic weight averaging over the last N epochs (0 = off), adopted only if it lowers the
+    # validation loss; run it with early stopping patience above N so those epochs happen.
+    average_last_epochs: int = Field(0, ge=0)
     static_augment: StaticAugmentConfig = StaticAugmentConfig()
     realtime_augment: RealtimeAugmentConfig = RealtimeAugmentConfig()
     # Fine-tuning: start from a checkpoint's weights (a .keras file of this architecture) instead of
@@ -160,6 +163,12 @@ def parse_args(argv: list[str] | None) -> TrainConfig:
         help="augmented copies of each training image made before training (default: %(default)s)",
     )
     add(
+        "--average-last-epochs",
+        type=int,
+        default=0,
+        help="average the weights of the last N epochs if that validates better (default: off)",
+    )
+    add(
         "--initial-weights",
         type=Path,
         default=None,
@@ -200,6 +209,7 @@ def _config_from_args(args: argparse.Namespace) -> TrainConfig:
             "label_smoothing",
             "seed",
             "initial_weights",
+            "average_last_epochs",
         )
     }
     return TrainConfig(

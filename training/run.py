@@ -87,10 +87,12 @@ def run(config: TrainConfig) -> dict[str, Any]:
     run_dir.mkdir(parents=True, exist_ok=True)
     _save_augmentation_samples(run_dir, split.train, train_digits)
     # 3. train
-    model, history, hardware, seconds = _fit(train_digits, split.validation, config, run_dir)
+    model, history, hardware, seconds, averaging = _fit(train_digits, split.validation, config, run_dir)
     card = build_model_card(version, int(model.count_params()), sources, split, config)
     card["splits"]["train_augmented"] = len(train_digits)
     card["training"] = describe_training(history, seconds, hardware)
+    if averaging:
+        card["training"]["weight_averaging"] = averaging
     if config.initial_weights is not None and (config.initial_weights.parent / "model_card.json").is_file():
         # A fine-tuned model is reproducible only with the recipe of the run it started from.
         card["fine_tuned_from"] = json.loads((config.initial_weights.parent / "model_card.json").read_text())
@@ -120,10 +122,10 @@ def _fit(train_digits: DigitSet, validation: DigitSet, config: TrainConfig, run_
             _load_initial_weights(model, config.initial_weights)
         compile_model(model, config)
     started_at = time.perf_counter()
-    history = train(model, train_digits, validation, config, run_dir / "best.keras")
+    history, averaging = train(model, train_digits, validation, config, run_dir / "best.keras")
     seconds = time.perf_counter() - started_at
     save_training_curves(run_dir / "training_curves.png", history.history)
-    return model, history.history, hardware, seconds
+    return model, history.history, hardware, seconds, averaging
 
 
 def _load_initial_weights(model, checkpoint_path: Path) -> None:

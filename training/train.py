@@ -17,6 +17,7 @@ import keras
 import numpy as np
 
 from training.augment import build_realtime_augmenter
+from training.averaging import WeightAveraging, adopt_average_if_better
 from training.config import TrainConfig
 from training.datasets import DigitSet
 from training.model import NUM_CLASSES
@@ -134,27 +135,38 @@ def train(
     validation_digits: DigitSet,
     config: TrainConfig,
     checkpoint_path: Path,
-) -> keras.callbacks.History:
-    """Fits a compiled model; on return it holds the weights of the best validation-loss epoch.
+) -> tuple[keras.callbacks.History, dict]:
+    """Fits a compiled model; on return it holds the weights of the best validation-loss epoch, or
+    the average of the last epochs' weights when `config.average_last_epochs` is set and that average
+    validates better.
 
     Args:
         model: compiled with `compile_model` (inside the strategy scope when there is one).
         train_digits: training images, already including the static augmentation copies.
         validation_digits: never augmented, used for early stopping and the learning-rate schedule.
-        config: epochs, batch size, seeds, patience.
+        config: epochs, batch size, seeds, patience, weight averaging.
         checkpoint_path: a `.keras` file where the best model so far is saved during training.
 
     Returns:
-        The Keras History (per-epoch loss, accuracy, val_loss, val_accuracy, learning_rate).
+        The Keras History (per-epoch loss, accuracy, val_loss, val_accuracy, learning_rate) and what
+        weight averaging did (empty when it is off).
     """
     keras.utils.set_random_seed(config.seed)
     training_batches = AugmentedBatches(train_digits, config, is_training=True)
     validation_batches = AugmentedBatches(validation_digits, config, is_training=False)
-    return model.fit(
+    callbacks = build_callbacks(config, checkpoint_path)
+    averaging = None
+    if config.average_last_epochs:
+        averaging = WeightAveraging(start_epoch=max(1, config.epochs - config.average_last_epochs + 1))
+        callbacks.append(averaging)
+    history = model.fit(
         training_batches,
         validation_data=validation_batches,
         epochs=config.epochs,
-        callbacks=build_callbacks(config, checkpoint_path),
+        callbacks=callbacks,
         # A progress bar helps at a terminal; in a log file one line per epoch reads better.
         verbose=1 if sys.stdout.isatty() else 2,
     )
+    if averaging is None:
+        return history, {}
+    return history, adopt_average_if_better(model, averaging, training_batches, validation_batches)

@@ -45,7 +45,7 @@ def quick_run(tmp_path_factory, shared_specs) -> tuple[Path, Path, subprocess.Co
     workdir = tmp_path_factory.mktemp("quick")
     output_dir, runs_dir = workdir / "digits", workdir / "runs"
     result = run_cli(
-        "training.run", "--quick", "--no-download", *shared_specs,
+        "training.run", "--quick", "--no-download", "--average-last-epochs", "1", *shared_specs,
         "--output-dir", str(output_dir), "--runs-dir", str(runs_dir),
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
@@ -69,6 +69,7 @@ def test_quick_run_exports_a_versioned_savedmodel_with_card_and_plots(quick_run)
     assert set(card["test_results"]) == {"mnist/test", "usps/test"}
     assert card["config"]["batch_size"] == 384 and card["config"]["seed"] == 42
     assert card["training"]["epochs_run"] == 1 and card["training"]["hardware"].startswith("CPU")
+    assert card["training"]["weight_averaging"]["epochs_averaged"] == 1
     assert card["environment"]["libraries"]["keras"]
     assert "model version 1" in result.stdout and "mnist/test: accuracy" in result.stdout
 

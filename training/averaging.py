@@ -1,0 +1,98 @@
+"""Weights of the last epochs -> their average (stochastic weight averaging), if it validates better.
+
+Averaging the weights visited at a low, constant learning rate lands nearer the middle of a wide
+minimum than any single epoch's weights, which usually generalizes a little better (Izmailov et al.,
+2018). It is still one model of the same architecture: no ensemble, no extra inference cost. The
+batch-norm statistics of averaged weights are stale, so they are re-estimated on training batches.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import keras
+import numpy as np
+
+logger = logging.getLogger(__name__)
+RECALIBRATION_BATCHES = 60
+
+
+class WeightAveraging(keras.callbacks.Callback):
+    """Keeps the running mean of the trainable weights at the end of every epoch from `start_epoch` on.
+
+    Args:
+        start_epoch: first epoch (1-based) whose weights enter the average.
+    """
+
+    def __init__(self, start_epoch: int) -> None:
+        super().__init__()
+        self.start_epoch = start_epoch
+        self.epochs_averaged = 0
+        self.averaged_weights: list[np.ndarray] | None = None
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        if epoch + 1 < self.start_epoch:
+            return
+        current = [keras.ops.convert_to_numpy(variable) for variable in self.model.trainable_weights]
+        self.epochs_averaged += 1
+        if self.averaged_weights is None:
+            self.averaged_weights = current
+            return
+        # Running mean: avoids keeping every epoch's weights in memory.
+        for average, weights in zip(self.averaged_weights, current, strict=True):
+            average += (weights - average) / self.epochs_averaged
+
+
+def recalibrate_batch_norm(model: keras.Model, batches: keras.utils.PyDataset, max_batches: int) -> None:
+    """Re-estimates every BatchNormalization layer's moving mean and variance from training batches.
+
+    Each batch gets the momentum k/(k+1), so the moving statistics end as the plain mean over the
+    batches seen instead of an exponential average dominated by the last few.
+    """
+    norm_layers = [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
+    original_momenta = [layer.momentum for layer in norm_layers]
+    try:
+        for index in range(min(max_batches, len(batches))):
+            for layer in norm_layers:
+                layer.momentum = index / (index + 1)
+            model(batches[index][0], training=True)
+    finally:
+        for layer, momentum in zip(norm_layers, original_momenta, strict=True):
+            layer.momentum = momentum
+
+
+def adopt_average_if_better(
+    model: keras.Model,
+    averaging: WeightAveraging,
+    training_batches: keras.utils.PyDataset,
+    validation_batches: keras.utils.PyDataset,
+) -> dict[str, float | int | bool]:
+    """Swaps in the averaged weights when they lower the validation loss; otherwise changes nothing.
+
+    Returns:
+        What happened, for the model card: epochs averaged, both validation losses, whether adopted.
+    """
+    if averaging.averaged_weights is None:
+        return {"epochs_averaged": 0, "adopted": False}
+    best_weights = model.get_weights()
+    best_loss = float(model.evaluate(validation_batches, verbose=0, return_dict=True)["loss"])
+    for variable, average in zip(model.trainable_weights, averaging.averaged_weights, strict=True):
+        variable.assign(average)
+    recalibrate_batch_norm(model, training_batches, RECALIBRATION_BATCHES)
+    averaged_loss = float(model.evaluate(validation_batches, verbose=0, return_dict=True)["loss"])
+    is_adopted = averaged_loss < best_loss
+    if not is_adopted:
+        model.set_weights(best_weights)
+    logger.info(
+        "weight averaging over %d epochs: val_loss %.4f (best epoch %.4f) -> %s",
+        averaging.epochs_averaged,
+        averaged_loss,
+        best_loss,
+        "adopted" if is_adopted else "kept the best epoch",
+    )
+    return {
+        "epochs_averaged": averaging.epochs_averaged,
+        "val_loss_best_epoch": round(best_loss, 5),
+        "val_loss_averaged": round(averaged_loss, 5),
+        "adopted": is_adopted,
+    }
