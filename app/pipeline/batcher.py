@@ -128,8 +128,8 @@ class MicroBatcher:
             ServiceNotReadyError: the batcher is not running or stopped while the image waited.
             ModelError: the model call of this image's batch failed.
         """
-        [output] = await self.submit_many([image])
-        return output
+        future = self._enqueue([image])[0]
+        return await future
 
     async def submit_many(self, images: Sequence[np.ndarray]) -> list[np.ndarray]:
         """Queues several images as independent items (they batch like single requests).
@@ -147,6 +147,17 @@ class MicroBatcher:
             ServiceNotReadyError: the batcher is not running or stopped while they waited.
             ModelError: a model call holding one of the images failed.
         """
+        futures = self._enqueue(images)
+        # return_exceptions keeps every future's outcome retrieved; the caller's cancellation
+        # (a request deadline) still cancels the futures, and the worker then skips them.
+        outcomes = await asyncio.gather(*futures, return_exceptions=True)
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException):
+                raise outcome
+        return outcomes
+
+    def _enqueue(self, images: Sequence[np.ndarray]) -> list[asyncio.Future[np.ndarray]]:
+        """Queues all of `images` or none; returns their futures (a lone image needs no `gather`)."""
         if not self.is_running:
             raise ServiceNotReadyError("the model is not ready yet")
         free_slots = self._config.queue_max_size - self._queue.qsize()
@@ -160,13 +171,7 @@ class MicroBatcher:
         for item in queued:
             self._queue.put_nowait(item)
         self._observer.set_queue_depth(self._queue.qsize())
-        # return_exceptions keeps every future's outcome retrieved; the caller's cancellation
-        # (a request deadline) still cancels the futures, and the worker then skips them.
-        outcomes = await asyncio.gather(*(item.future for item in queued), return_exceptions=True)
-        for outcome in outcomes:
-            if isinstance(outcome, BaseException):
-                raise outcome
-        return outcomes
+        return [item.future for item in queued]
 
     async def _run(self) -> None:
         while True:
@@ -185,19 +190,15 @@ class MicroBatcher:
         batch = [await self._queue.get()]
         # Held in `_in_flight` from now on, so that `stop()` fails these images too.
         self._in_flight = batch
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self._config.batch_max_wait_ms / 1000
-        while len(batch) < self._config.batch_max_size:
-            if not self._queue.empty():
-                batch.append(self._queue.get_nowait())
-                continue
-            remaining_seconds = deadline - loop.time()
-            if remaining_seconds <= 0:
-                break
-            try:
-                batch.append(await asyncio.wait_for(self._queue.get(), remaining_seconds))
-            except TimeoutError:
-                break
+        deadline = asyncio.get_running_loop().time() + self._config.batch_max_wait_ms / 1000
+        # One timeout for the whole fill, not one `wait_for` (a task and a timer) per image; `get()`
+        # takes queued images without suspending, and a cancelled `get()` leaves its image queued.
+        try:
+            async with asyncio.timeout_at(deadline):
+                while len(batch) < self._config.batch_max_size:
+                    batch.append(await self._queue.get())
+        except TimeoutError:
+            pass
         self._observer.set_queue_depth(self._queue.qsize())
         # A request that timed out or disconnected while queued does not cost a model slot.
         self._in_flight = [item for item in batch if not item.future.done()]
@@ -206,9 +207,8 @@ class MicroBatcher:
     async def _run_batch(self, batch: list[QueuedImage]) -> None:
         started_seconds = time.perf_counter()
         try:
-            images = np.stack([item.image for item in batch])
             # TensorFlow releases the GIL: the event loop keeps serving while the model runs.
-            outputs = await asyncio.to_thread(self._predict_fn, images)
+            outputs = await asyncio.to_thread(self._stack_and_predict, [item.image for item in batch])
             if len(outputs) != len(batch):
                 raise ModelError(f"the model returned {len(outputs)} results for {len(batch)} images")
         except Exception as error:
@@ -226,6 +226,10 @@ class MicroBatcher:
         for item, output in zip(batch, outputs, strict=True):
             if not item.future.done():
                 item.future.set_result(output)
+
+    def _stack_and_predict(self, images: list[np.ndarray]) -> np.ndarray:
+        # Runs in the worker thread: the copy into one batch array is off the event loop too.
+        return self._predict_fn(np.stack(images))
 
     def _drain_queue(self) -> list[QueuedImage]:
         drained = []
