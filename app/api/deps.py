@@ -31,6 +31,8 @@ class ServiceState:
         model: the loaded model, None until loaded.
         batcher: the running batcher, None until started.
         is_ready: True from the end of the warm-up to the start of the shutdown.
+        images_in_preparation: images of admitted requests still being decoded (see
+            `app.api.inference.admit_images`).
     """
 
     settings: Settings
@@ -38,6 +40,7 @@ class ServiceState:
     model: DigitModel | None = None
     batcher: MicroBatcher | None = None
     is_ready: bool = False
+    images_in_preparation: int = 0
 
     def predict_batch(self, images: np.ndarray) -> np.ndarray:
         """The batcher's `predict_fn`: looks the model up at each call (tests swap it for a failing one)."""

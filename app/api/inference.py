@@ -1,22 +1,22 @@
 """Upload bytes -> `PredictionResponse`: the request path, stage by stage, shared by the routes.
 
-decode -> preprocess (in a worker thread, before queueing, so bad input never takes a batch slot)
--> batcher.submit (503 + Retry-After when the queue is full) -> model in the batcher's thread
--> postprocess -> response; all within `request_timeout_seconds` (504 past it).
+admission (503 + Retry-After at once when the queue has no room) -> decode -> preprocess (in a worker
+thread, before queueing, so bad input never takes a batch slot) -> batcher.submit -> model in the
+batcher's thread -> postprocess -> response; all within `request_timeout_seconds` (504 past it).
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
 
 import numpy as np
 
 from app.api.deps import ServiceState
 from app.api.schemas import BatchItemErrorResponse, ErrorResponse, PredictionResponse
-from app.errors import DigitServeError, RequestTimeoutError
+from app.errors import DigitServeError, QueueFullError, RequestTimeoutError
 from app.observability.metrics import Metrics
 from app.pipeline.decode import decode_image
 from app.pipeline.postprocess import postprocess_probabilities
@@ -38,6 +38,33 @@ async def request_deadline(timeout_seconds: float) -> AsyncIterator[None]:
         raise RequestTimeoutError(
             f"the prediction did not complete within {timeout_seconds:g} seconds; retry later"
         ) from error
+
+
+@contextmanager
+def admit_images(state: ServiceState, image_count: int) -> Iterator[None]:
+    """Holds room in the batching queue for `image_count` images while they are decoded.
+
+    Decoding costs far more CPU than a refusal. Without this, an overloaded service would decode
+    every request and only then refuse most of them at the queue: slow 503s, and CPU taken from
+    the requests it serves. Room held here counts as queued, so the queue bound covers images on
+    their way too, and an admitted request is not refused after its decoding. Leave the block right
+    before `batcher.submit` (no await in between): the room passes from here to the queue.
+
+    Raises:
+        QueueFullError: the queue and the images in preparation leave no room (raised at once).
+    """
+    settings = state.settings
+    free_slots = settings.queue_max_size - state.batcher.queue_depth - state.images_in_preparation
+    if image_count > free_slots:
+        raise QueueFullError(
+            f"the prediction queue is full ({settings.queue_max_size} images); retry later",
+            retry_after_seconds=settings.queue_retry_after_seconds,
+        )
+    state.images_in_preparation += image_count
+    try:
+        yield
+    finally:
+        state.images_in_preparation -= image_count
 
 
 def _decode_and_preprocess(data: bytes, max_image_pixels: int, metrics: Metrics) -> PreprocessedDigit:
@@ -94,7 +121,8 @@ async def predict_upload(state: ServiceState, data: bytes) -> PredictionResponse
         DigitServeError: bad input (4xx), a full queue (503), a model failure (500), a timeout (504).
     """
     async with request_deadline(state.settings.request_timeout_seconds):
-        digit = await prepare_upload(state, data)
+        with admit_images(state, 1):
+            digit = await prepare_upload(state, data)
         probabilities = await state.batcher.submit(to_model_input(digit.canonical))
     return _to_response(state, digit, probabilities)
 
@@ -118,9 +146,10 @@ async def predict_uploads(
         DigitServeError: a full queue (503), a model failure (500), a timeout (504).
     """
     async with request_deadline(state.settings.request_timeout_seconds):
-        outcomes = await asyncio.gather(
-            *(prepare_upload(state, data) for data in uploads), return_exceptions=True
-        )
+        with admit_images(state, len(uploads)):
+            outcomes = await asyncio.gather(
+                *(prepare_upload(state, data) for data in uploads), return_exceptions=True
+            )
         for outcome in outcomes:
             if isinstance(outcome, BaseException) and not isinstance(outcome, DigitServeError):
                 raise outcome

@@ -1,0 +1,98 @@
+"""Under overload a request is refused before it is decoded, and an admitted request is not refused later.
+
+The queue bound covers the images being decoded as well as the queued ones: room is taken at the
+door (`app.api.inference.admit_images`), so the 503 costs no decoding and comes back at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+import numpy as np
+import pytest
+
+from app.api import inference
+from tests.integration.conftest import encode_png, run_service
+
+pytestmark = pytest.mark.integration
+
+RELEASE_TIMEOUT_SECONDS = 10
+
+
+class DecodeGate:
+    """Wraps the decode + preprocess stage: counts calls and can hold them until released."""
+
+    def __init__(self, decode_and_preprocess, *, is_blocked: bool) -> None:
+        self.decode_and_preprocess = decode_and_preprocess
+        self.calls = 0
+        self.release = threading.Event()
+        if not is_blocked:
+            self.release.set()
+
+    def __call__(self, *arguments):
+        self.calls += 1
+        self.release.wait(RELEASE_TIMEOUT_SECONDS)
+        return self.decode_and_preprocess(*arguments)
+
+
+def gate_decoding(monkeypatch, *, is_blocked: bool) -> DecodeGate:
+    gate = DecodeGate(inference._decode_and_preprocess, is_blocked=is_blocked)
+    monkeypatch.setattr(inference, "_decode_and_preprocess", gate)
+    return gate
+
+
+def post_digit(service, image: np.ndarray):
+    return service.client.post("/predict", files={"file": ("digit.png", encode_png(image))})
+
+
+async def wait_for(condition, timeout_seconds: float = 5.0) -> None:
+    async with asyncio.timeout(timeout_seconds):
+        while not condition():
+            await asyncio.sleep(0.005)
+
+
+async def test_images_being_decoded_hold_their_room_and_the_excess_is_refused_undecoded(
+    make_settings, monkeypatch, mnist_test_samples
+):
+    images, _ = mnist_test_samples
+    settings = make_settings(queue_max_size=2, batch_max_files=2, batch_max_size=2)
+    async with run_service(settings) as service:
+        gate = gate_decoding(monkeypatch, is_blocked=True)
+        admitted = [asyncio.ensure_future(post_digit(service, image)) for image in images[:2]]
+        await wait_for(lambda: gate.calls == 2)
+        refused = await post_digit(service, images[2])
+        refused_batch = await service.client.post(
+            "/predict/batch", files=[("files", ("a.png", encode_png(images[3])))]
+        )
+        decoded_before_release = gate.calls
+        gate.release.set()
+        answered = await asyncio.gather(*admitted)
+        after = await post_digit(service, images[4])
+    assert refused.status_code == 503 and refused.json()["code"] == "queue_full"
+    assert refused.headers["retry-after"] == "1"
+    assert refused_batch.status_code == 503
+    assert decoded_before_release == 2  # the refused requests were never decoded
+    assert [response.status_code for response in answered] == [200, 200]
+    assert after.status_code == 200
+    assert service.state.images_in_preparation == 0
+
+
+async def test_a_batch_request_takes_room_for_each_of_its_files(
+    make_settings, monkeypatch, mnist_test_samples
+):
+    images, _ = mnist_test_samples
+    async with run_service(make_settings(queue_max_size=4, batch_max_files=4, batch_max_size=4)) as service:
+        gate = gate_decoding(monkeypatch, is_blocked=True)
+        files = [("files", (f"{i}.png", encode_png(image))) for i, image in enumerate(images[:3])]
+        batch = asyncio.ensure_future(service.client.post("/predict/batch", files=files))
+        await wait_for(lambda: gate.calls >= 1)
+        await wait_for(lambda: service.state.images_in_preparation == 3)
+        two_more = await service.client.post("/predict/batch", files=files[:2])
+        one_more = asyncio.ensure_future(post_digit(service, images[5]))
+        await wait_for(lambda: service.state.images_in_preparation == 4)
+        gate.release.set()
+        answered = await asyncio.gather(batch, one_more)
+    assert two_more.status_code == 503
+    assert [response.status_code for response in answered] == [200, 200]
+    assert len(answered[0].json()["predictions"]) == 3
