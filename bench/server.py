@@ -11,9 +11,9 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
@@ -39,38 +39,57 @@ def _wait_until_ready(process: subprocess.Popen, base_url: str) -> None:
 
 @dataclass(frozen=True)
 class RunningServer:
-    """A started service: where it listens, and its process (for CPU accounting)."""
+    """A started service: where it listens, and its process (CPU and memory accounting, signals)."""
 
     base_url: str
     pid: int
+    process: subprocess.Popen | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def port(self) -> int:
+        return int(self.base_url.rsplit(":", 1)[1])
 
     def cpu_seconds(self) -> float:
         """User + system CPU time the service process has used so far (all its threads)."""
         fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
+    def rss_bytes(self) -> int:
+        """Resident memory of the service process now (VmRSS of /proc/PID/status)."""
+        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+        raise RuntimeError(f"no VmRSS in /proc/{self.pid}/status")
+
+    def open_file_count(self) -> int:
+        """File descriptors the service process holds open (sockets and spooled uploads included)."""
+        return len(os.listdir(f"/proc/{self.pid}/fd"))
+
 
 @contextmanager
-def running_service(port: int, environment: dict[str, str], log_path: Path) -> Iterator[RunningServer]:
+def running_service(
+    port: int, environment: dict[str, str], log_path: Path, extra_arguments: Sequence[str] = ()
+) -> Iterator[RunningServer]:
     """Runs `uvicorn app.main:app` on 127.0.0.1:`port` with DIGITSERVE_* `environment` added.
 
     Args:
         port: a free TCP port on the loopback interface.
         environment: DIGITSERVE_* variables of this configuration.
         log_path: where the service's stdout and stderr go.
+        extra_arguments: more uvicorn options; they win over the defaults (`--access-log`).
 
     Yields:
         The running server, once `/readyz` answers 200.
     """
     command = [sys.executable, "-m", "uvicorn", "app.main:app", "--host", "127.0.0.1", "--port", str(port)]
-    command += ["--workers", "1", "--no-access-log", "--log-level", "warning"]
+    command += ["--workers", "1", "--no-access-log", "--log-level", "warning", *extra_arguments]
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **environment}
     base_url = f"http://127.0.0.1:{port}"
     with log_path.open("w") as log:
         process = subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
         try:
             _wait_until_ready(process, base_url)
-            yield RunningServer(base_url=base_url, pid=process.pid)
+            yield RunningServer(base_url=base_url, pid=process.pid, process=process)
         finally:
             process.send_signal(signal.SIGTERM)
             try:

@@ -1,0 +1,171 @@
+"""Overload: offered load far above capacity -> fast 503 + Retry-After, bounded latency, then recovery.
+
+Starts the service (uvicorn, one worker, 127.0.0.1, the shipped model) with a small queue
+(DIGITSERVE_QUEUE_MAX_SIZE=32) and runs three phases back to back, uploads alternating MNIST PNGs
+and photo-like JPEGs:
+
+1. baseline: low load (concurrency 4), the latency of a service with headroom;
+2. overload: concurrency 256, each connection sending its next request as soon as it is answered,
+   so that the 503s themselves come back as new requests: offered load many times the capacity;
+3. recovery: low load again, right after.
+
+Targets (exit status 1 when one fails): during the overload only 200 and 503 answers, every 503 with
+`Retry-After`, 503s fast (p99 under 250 ms), accepted requests' p99 bounded (under 2 s, a fifth of
+the 10 s request deadline); in the recovery phase every request answered 200, with a p99 within 3x
+of the baseline's (plus 50 ms), and nothing left in the queue.
+
+    python -m bench.overload [--model-dir models/digits] [--overload-seconds 30]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from bench.bench_predict import free_port, load_average, machine_description
+from bench.load import LoadResult, run_load
+from bench.server import REPO_ROOT, RunningServer, running_service
+from bench.soak import mixed_predict_requests, queue_depth
+
+SMALL_QUEUE_ENVIRONMENT = {"DIGITSERVE_QUEUE_MAX_SIZE": "32", "DIGITSERVE_BATCH_MAX_FILES": "32"}
+LOW_CONCURRENCY = 4
+REFUSAL_P99_LIMIT_MS = 250.0
+ACCEPTED_P99_LIMIT_MS = 2000.0
+RECOVERY_P99_FACTOR = 3.0
+RECOVERY_P99_SLACK_MS = 50.0
+
+
+@dataclass
+class PhaseReport:
+    """One phase: what was offered, what was served, how fast."""
+
+    name: str
+    concurrency: int
+    seconds: float
+    status_counts: dict[int, int]
+    offered_per_second: float
+    served_per_second: float
+    accepted_p50_ms: float
+    accepted_p99_ms: float
+    refused_p50_ms: float
+    refused_p99_ms: float
+    refusals_without_retry_after: int
+    transport_errors: int
+
+    @classmethod
+    def from_result(cls, name: str, result: LoadResult) -> PhaseReport:
+        served = result.status_counts.get(200, 0)
+        return cls(
+            name=name,
+            concurrency=result.concurrency,
+            seconds=round(result.elapsed_seconds, 1),
+            status_counts=dict(sorted(result.status_counts.items())),
+            offered_per_second=round(result.requests_per_second, 1),
+            served_per_second=round(served / result.elapsed_seconds, 1),
+            accepted_p50_ms=round(result.percentile_ms(50, status_code=200), 1),
+            accepted_p99_ms=round(result.percentile_ms(99, status_code=200), 1),
+            refused_p50_ms=round(result.percentile_ms(50, status_code=503), 1),
+            refused_p99_ms=round(result.percentile_ms(99, status_code=503), 1),
+            refusals_without_retry_after=result.refusals_without_retry_after,
+            transport_errors=result.transport_errors,
+        )
+
+
+async def run_overload(
+    server: RunningServer, overload_concurrency: int, overload_seconds: float, low_seconds: float
+) -> list[PhaseReport]:
+    """Runs baseline, overload and recovery against `server`; returns one report per phase."""
+    requests = mixed_predict_requests(server.port, repeats=200)
+    await run_load(server.port, requests[:256], LOW_CONCURRENCY, low_seconds)  # warm-up
+    phases = [
+        ("baseline", LOW_CONCURRENCY, low_seconds),
+        ("overload", overload_concurrency, overload_seconds),
+        ("recovery", LOW_CONCURRENCY, low_seconds),
+    ]
+    reports = []
+    for name, concurrency, seconds in phases:
+        result = await run_load(server.port, requests, concurrency, seconds)
+        reports.append(PhaseReport.from_result(name, result))
+    return reports
+
+
+def failed_targets(reports: list[PhaseReport], depth_after: float) -> list[str]:
+    """The targets of the module docstring that `reports` miss."""
+    baseline, overload, recovery = reports
+    failures = []
+    if set(overload.status_counts) - {200, 503} or overload.transport_errors:
+        failures.append(f"overload answered {overload.status_counts}, {overload.transport_errors} dropped")
+    if not overload.status_counts.get(503):
+        failures.append("no 503 during the overload: the load did not exceed the capacity")
+    if overload.refusals_without_retry_after:
+        failures.append(f"{overload.refusals_without_retry_after} 503s without Retry-After")
+    if overload.refused_p99_ms > REFUSAL_P99_LIMIT_MS:
+        failures.append(f"503 p99 {overload.refused_p99_ms} ms > {REFUSAL_P99_LIMIT_MS} ms")
+    if overload.accepted_p99_ms > ACCEPTED_P99_LIMIT_MS:
+        failures.append(f"accepted p99 {overload.accepted_p99_ms} ms > {ACCEPTED_P99_LIMIT_MS} ms")
+    if set(recovery.status_counts) != {200} or recovery.transport_errors:
+        failures.append(f"recovery answered {recovery.status_counts}, {recovery.transport_errors} dropped")
+    recovery_limit_ms = baseline.accepted_p99_ms * RECOVERY_P99_FACTOR + RECOVERY_P99_SLACK_MS
+    if recovery.accepted_p99_ms > recovery_limit_ms:
+        failures.append(f"recovery p99 {recovery.accepted_p99_ms} ms > {recovery_limit_ms:.0f} ms")
+    if depth_after:
+        failures.append(f"queue depth {depth_after:g} after the run")
+    return failures
+
+
+def print_report(reports: list[PhaseReport]) -> None:
+    print(
+        "| phase | concurrency | s | offered req/s | served req/s | statuses | accepted p50/p99 ms "
+        "| 503 p50/p99 ms | 503 without Retry-After | dropped |"
+    )
+    print("|---|---:|---:|---:|---:|---|---:|---:|---:|---:|")
+    for report in reports:
+        print(
+            f"| {report.name} | {report.concurrency} | {report.seconds} | {report.offered_per_second} | "
+            f"{report.served_per_second} | {report.status_counts} | {report.accepted_p50_ms} / "
+            f"{report.accepted_p99_ms} | {report.refused_p50_ms} / {report.refused_p99_ms} | "
+            f"{report.refusals_without_retry_after} | {report.transport_errors} |"
+        )
+
+
+def parse_arguments() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--model-dir", type=Path, default=REPO_ROOT / "models" / "digits")
+    parser.add_argument("--overload-seconds", type=float, default=30.0)
+    parser.add_argument("--overload-concurrency", type=int, default=256)
+    parser.add_argument("--low-seconds", type=float, default=10.0, help="baseline and recovery phases")
+    parser.add_argument("--json-out", type=Path, help="also write the figures as JSON here")
+    parser.add_argument("--log-dir", type=Path, default=Path("/tmp"), help="the service's log goes here")
+    return parser.parse_args()
+
+
+def main() -> None:
+    args = parse_arguments()
+    environment = {**SMALL_QUEUE_ENVIRONMENT, "DIGITSERVE_MODEL_DIR": str(args.model_dir.resolve())}
+    load_before = load_average()
+    with running_service(free_port(), environment, args.log_dir / "digitserve-overload.log") as server:
+        reports = asyncio.run(
+            run_overload(server, args.overload_concurrency, args.overload_seconds, args.low_seconds)
+        )
+        depth_after = queue_depth(server)
+    print(f"{machine_description()}; load average before {load_before}, after {load_average()}")
+    print(f"settings: {SMALL_QUEUE_ENVIRONMENT}")
+    print_report(reports)
+    failures = failed_targets(reports, depth_after)
+    if args.json_out:
+        document = {"phases": [asdict(report) for report in reports], "failures": failures}
+        args.json_out.write_text(json.dumps(document, indent=2))
+    if failures:
+        print("TARGETS FAILED: " + "; ".join(failures))
+        sys.exit(1)
+    print("targets met: fast 503 + Retry-After under overload, bounded accepted p99, full recovery")
+
+
+if __name__ == "__main__":
+    main()
