@@ -1,0 +1,174 @@
+"""Whatever the bytes or the pixels, decode and preprocess raise only their documented errors.
+
+Hypothesis feeds the first two stages of the request path hostile input: arbitrary byte strings,
+bytes that open with a real image signature and continue with garbage, real images of every format
+we read with bytes flipped, cut or spliced, and arbitrary arrays. The contract under test: decode
+returns a (H, W) uint8 C-contiguous image or raises one of its four domain errors (400, 413, 415);
+preprocess returns a (28, 28) uint8 digit or raises `NoDigitFoundError` (422); anything else (an
+`OSError` from a codec, an OpenCV assertion, a NumPy error) would be a 500 in the service.
+"""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+from PIL import Image
+
+from app.errors import (
+    EmptyUploadError,
+    ImageTooLargeError,
+    NoDigitFoundError,
+    UndecodableImageError,
+    UnsupportedImageTypeError,
+)
+from app.pipeline.decode import decode_image
+from app.pipeline.preprocess import preprocess_image
+
+# Pillow warns about the damage it skips over (corrupt EXIF, oversized tags): expected here.
+pytestmark = [
+    pytest.mark.unit,
+    pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning"),
+    pytest.mark.filterwarnings("ignore::UserWarning:PIL.TiffImagePlugin"),
+]
+
+DECODE_ERRORS = (EmptyUploadError, UndecodableImageError, UnsupportedImageTypeError, ImageTooLargeError)
+# Small enough that a header claiming a huge image is refused before a byte of it is decoded.
+MAX_IMAGE_PIXELS = 4_000_000
+SIGNATURES = [b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"GIF89a", b"GIF87a", b"II*\x00", b"MM\x00*", b"BM"]
+SIGNATURES += [b"RIFF\x00\x00\x00\x00WEBP", b"%PDF", b"PK\x03\x04", b"<svg", b"\x00\x00\x00\x0cjP  "]
+HOSTILE = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+def encode(image: Image.Image, image_format: str, **options) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format=image_format, **options)
+    return buffer.getvalue()
+
+
+def seed_images() -> list[bytes]:
+    """A small digit-like image in every format decode reads, plus the odd modes of each."""
+    pixels = np.full((24, 20), 255, dtype=np.uint8)
+    pixels[4:20, 9:12] = 0
+    gray = Image.fromarray(pixels)
+    return [
+        encode(gray, "PNG"),
+        encode(gray.convert("RGBA"), "PNG"),
+        encode(gray.convert("P"), "PNG", transparency=0),
+        encode(Image.fromarray(pixels.astype(np.uint16) * 257), "PNG"),
+        encode(gray.convert("RGB"), "JPEG", quality=80),
+        encode(gray.convert("RGB"), "JPEG", quality=80, progressive=True),
+        encode(gray.convert("CMYK"), "JPEG"),
+        encode(gray.convert("P"), "GIF", save_all=True, append_images=[gray.convert("P")]),
+        encode(gray, "TIFF", save_all=True, append_images=[gray]),
+        encode(gray, "BMP"),
+        encode(gray.convert("RGB"), "WEBP"),
+    ]
+
+
+SEEDS = seed_images()
+
+
+@st.composite
+def mutated_images(draw: st.DrawFn) -> bytes:
+    """A real image with a few bytes overwritten, a piece cut out, or garbage spliced in."""
+    data = bytearray(draw(st.sampled_from(SEEDS)))
+    for _ in range(draw(st.integers(1, 8))):
+        kind = draw(st.sampled_from(["flip", "cut", "splice", "truncate"]))
+        position = draw(st.integers(0, max(0, len(data) - 1)))
+        if kind == "flip" and data:
+            data[position] = draw(st.integers(0, 255))
+        elif kind == "cut":
+            del data[position : position + draw(st.integers(1, 64))]
+        elif kind == "splice":
+            data[position:position] = draw(st.binary(min_size=1, max_size=64))
+        else:
+            del data[position:]
+    return bytes(data)
+
+
+def assert_decode_contract(data: bytes) -> None:
+    """Decode, and preprocess what decodes: each returns its documented output or raises its errors."""
+    try:
+        gray = decode_image(data, max_image_pixels=MAX_IMAGE_PIXELS)
+    except DECODE_ERRORS:
+        return
+    assert gray.ndim == 2 and gray.dtype == np.uint8 and gray.flags.c_contiguous
+    assert 0 < gray.size <= MAX_IMAGE_PIXELS
+    try:
+        assert preprocess_image(gray).canonical.shape == (28, 28)
+    except NoDigitFoundError:
+        pass
+
+
+@HOSTILE
+@given(data=st.binary(max_size=2048))
+def test_decode_raises_only_its_errors_on_arbitrary_bytes(data):
+    assert_decode_contract(data)
+
+
+@HOSTILE
+@given(signature=st.sampled_from(SIGNATURES), tail=st.binary(max_size=2048))
+def test_decode_raises_only_its_errors_on_a_real_signature_followed_by_garbage(signature, tail):
+    assert_decode_contract(signature + tail)
+
+
+@HOSTILE
+@given(data=mutated_images())
+def test_decode_raises_only_its_errors_on_damaged_real_images(data):
+    assert_decode_contract(data)
+
+
+def test_every_seed_image_decodes():
+    for data in SEEDS:
+        assert decode_image(data).shape == (24, 20)
+
+
+@HOSTILE
+@given(
+    gray=hnp.arrays(
+        np.uint8,
+        hnp.array_shapes(min_dims=2, max_dims=2, min_side=1, max_side=96),
+        elements=st.integers(0, 255),
+    )
+)
+def test_preprocess_returns_a_canonical_digit_or_no_digit_found_on_any_image(gray):
+    try:
+        digit = preprocess_image(gray)
+    except NoDigitFoundError:
+        return
+    assert digit.canonical.shape == (28, 28) and digit.canonical.dtype == np.uint8
+    assert isinstance(digit.is_inverted, bool)
+
+
+@HOSTILE
+@given(
+    blocks=hnp.arrays(
+        np.uint8, st.tuples(st.integers(1, 12), st.integers(1, 12)), elements=st.sampled_from([0, 255])
+    ),
+    scale=st.integers(1, 40),
+)
+def test_preprocess_handles_blocky_high_contrast_images_of_any_aspect(blocks, scale):
+    # Random noise is mostly refused as "no digit"; large black and white blocks reach every later step.
+    gray = np.kron(blocks, np.ones((scale, max(1, scale // 3)), dtype=np.uint8))
+    try:
+        digit = preprocess_image(gray)
+    except NoDigitFoundError:
+        return
+    assert digit.canonical.shape == (28, 28) and digit.canonical.dtype == np.uint8
+
+
+@given(
+    array=hnp.arrays(
+        st.sampled_from([np.float32, np.int16, np.bool_, np.uint16]),
+        hnp.array_shapes(min_dims=0, max_dims=4, max_side=8),
+    )
+)
+@settings(max_examples=50, deadline=None)
+def test_preprocess_refuses_arrays_that_are_not_2d_uint8_with_value_error(array):
+    with pytest.raises(ValueError, match="2-D uint8"):
+        preprocess_image(array)
