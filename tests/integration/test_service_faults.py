@@ -184,3 +184,19 @@ def test_sigterm_during_load_completes_accepted_requests_and_refuses_new_ones(
     assert slow_status == 200
     assert shutdown_failures(report) == []
     assert report.in_flight_at_sigterm > 0 and sum(report.answered_after_sigterm.values()) > 0
+
+
+@pytest.mark.parametrize("breakage", ["missing", "corrupt"])
+def test_a_missing_or_broken_model_stops_the_process_with_a_clear_message(start_server, tmp_path, breakage):
+    model_dir = tmp_path / "models"
+    if breakage == "corrupt":
+        (model_dir / "1").mkdir(parents=True)
+        (model_dir / "1" / "saved_model.pb").write_bytes(b"not a protocol buffer")
+    log_path = tmp_path / "service.log"
+    # The lifespan fails, uvicorn reports it and exits with status 3, never serving a request.
+    with pytest.raises(RuntimeError, match="exited with status 3 before it was ready"):
+        with start_server(log_path, {"DIGITSERVE_MODEL_DIR": str(model_dir)}):
+            pass
+    log = log_path.read_text()
+    reason = "does not exist" if breakage == "missing" else "cannot load the SavedModel"
+    assert "ModelLoadError" in log and str(model_dir) in log and reason in log
