@@ -15,11 +15,12 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 
+from app.api.auth import ApiKeyMiddleware, ApiKeyVerifier, document_api_key_security
 from app.api.deps import ServiceState
 from app.api.error_handlers import register_error_handlers
-from app.api.middleware import BodySizeLimitMiddleware, RequestMetricsMiddleware
+from app.api.middleware import BodySizeLimitMiddleware, RequestIdMiddleware, RequestMetricsMiddleware
 from app.api.routes import health, metrics, predict, preprocess
 from app.observability.logging import configure_logging
 from app.observability.metrics import build_metrics
@@ -104,12 +105,39 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     route_methods = [(route.path, method) for route in routes for method in sorted(route.methods or ())]
     app.state.metrics = build_metrics(CollectorRegistry(), settings.batch_max_size, route_methods)
     register_error_handlers(app, app.state.metrics)
-    # Added innermost first: the metrics layer wraps the body limit, so early 413s are counted too.
+    add_middlewares(app, settings, routes)
+    return app
+
+
+def api_key_protected_paths(settings: Settings) -> list[str]:
+    """The route templates that need an API key when keys are set: every upload route, maybe /metrics."""
+    routers = [predict.router, preprocess.router]
+    if settings.metrics_require_api_key:
+        routers.append(metrics.router)
+    return [route.path for router in routers for route in router.routes]
+
+
+def add_middlewares(app: FastAPI, settings: Settings, routes: list[BaseRoute]) -> None:
+    """Wraps the app, from the outside in: request ID, metrics, API key (if keys are set), body limit.
+
+    The request ID is outermost so that every response and log line carries it; the metrics layer
+    wraps the key check and the body limit, so that early 401s and 413s are counted too.
+    """
     app.add_middleware(
         BodySizeLimitMiddleware, upload_max_bytes=settings.upload_max_bytes, metrics=app.state.metrics
     )
+    if settings.api_keys:
+        protected_paths = api_key_protected_paths(settings)
+        app.add_middleware(
+            ApiKeyMiddleware,
+            verifier=ApiKeyVerifier(settings.api_keys),
+            routes=routes,
+            protected_paths=protected_paths,
+            metrics=app.state.metrics,
+        )
+        document_api_key_security(app, protected_paths)
     app.add_middleware(RequestMetricsMiddleware, metrics=app.state.metrics, routes=routes)
-    return app
+    app.add_middleware(RequestIdMiddleware)
 
 
 app = create_app()

@@ -7,13 +7,16 @@ request. `app.main.create_app` builds it once (tests pass their own); nothing el
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 MEBIBYTE_BYTES = 1024 * 1024
+# Long enough that guessing is hopeless (16 random characters of a 64-letter alphabet: 96 bits).
+API_KEY_MIN_CHARACTERS = 16
 
 
 class Settings(BaseSettings):
@@ -33,9 +36,15 @@ class Settings(BaseSettings):
         log_level: level of the service's logs.
         host: interface uvicorn binds to (used by `python -m app`, the Makefile and the container).
         port: TCP port uvicorn listens on.
+        api_keys: keys accepted on the prediction endpoints (`X-API-Key` or `Authorization: Bearer`);
+            comma-separated in the environment; empty turns authentication off.
+        metrics_require_api_key: `GET /metrics` asks for an API key too (needs `api_keys`).
     """
 
-    model_config = SettingsConfigDict(env_prefix="DIGITSERVE_", extra="ignore", frozen=True)
+    # hide_input_in_errors: a refused value is never echoed, since it may be an API key.
+    model_config = SettingsConfigDict(
+        env_prefix="DIGITSERVE_", extra="ignore", frozen=True, hide_input_in_errors=True
+    )
 
     model_dir: Path = Path("models/digits")
     model_version: str | None = Field(default=None, pattern=r"^[0-9]+$")
@@ -50,6 +59,9 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
+    # NoDecode: the environment holds "key1,key2", not the JSON list pydantic-settings would expect.
+    api_keys: Annotated[frozenset[SecretStr], NoDecode] = frozenset()
+    metrics_require_api_key: bool = False
 
     @field_validator("log_level", mode="before")
     @classmethod
@@ -64,6 +76,35 @@ class Settings(BaseSettings):
         if value & (value - 1):
             raise ValueError(f"batch_max_size must be a power of 2 (1, 2, 4 ... 1024), got {value}")
         return value
+
+    @field_validator("api_keys", mode="before")
+    @classmethod
+    def _split_comma_separated_keys(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = value.split(",")
+        if isinstance(value, Iterable) and not isinstance(value, bytes):
+            keys = (key.get_secret_value() if isinstance(key, SecretStr) else key for key in value)
+            return frozenset(key.strip() for key in keys if isinstance(key, str) and key.strip())
+        return value
+
+    @field_validator("api_keys")
+    @classmethod
+    def _require_strong_header_safe_keys(cls, value: frozenset[SecretStr]) -> frozenset[SecretStr]:
+        # The message says which rule failed, never which key: it ends up in start-up logs.
+        for key in value:
+            text = key.get_secret_value()
+            if len(text) < API_KEY_MIN_CHARACTERS or not all("!" <= char <= "~" for char in text):
+                raise ValueError(
+                    f"each API key must be at least {API_KEY_MIN_CHARACTERS} printable ASCII characters "
+                    "without spaces (keys are separated by commas)"
+                )
+        return value
+
+    @model_validator(mode="after")
+    def _require_keys_to_restrict_metrics(self) -> Settings:
+        if self.metrics_require_api_key and not self.api_keys:
+            raise ValueError("metrics_require_api_key needs at least one key in api_keys")
+        return self
 
     @model_validator(mode="after")
     def _require_queue_fits_a_full_batch_request(self) -> Settings:

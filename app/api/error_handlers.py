@@ -14,7 +14,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from app.errors import DigitServeError, InvalidRequestError, QueueFullError
+from app.errors import DigitServeError, InvalidRequestError, QueueFullError, UnauthorizedError
 from app.observability.metrics import Metrics
 
 logger = logging.getLogger(__name__)
@@ -30,10 +30,15 @@ def build_error_response(
 
 
 def render_domain_error(error: DigitServeError) -> JSONResponse:
-    """Returns the response of a domain error, with `Retry-After` when the client should retry."""
+    """Returns the response of a domain error, with `Retry-After` when the client should retry.
+
+    A 401 names the scheme to use in `WWW-Authenticate`, as RFC 9110 requires.
+    """
     headers = None
     if isinstance(error, QueueFullError):
         headers = {"Retry-After": str(error.retry_after_seconds)}
+    elif isinstance(error, UnauthorizedError):
+        headers = {"WWW-Authenticate": 'Bearer realm="digitserve"'}
     return build_error_response(error.status_code, error.code, error.detail, headers)
 
 

@@ -1,4 +1,4 @@
-"""Two pure ASGI middlewares around every request: RED metrics with a catch-all 500, and the body limit.
+"""Pure ASGI middlewares around every request: request IDs, RED metrics with a catch-all 500, the body limit.
 
 Pure ASGI (not `BaseHTTPMiddleware`) so that they see the raw `receive` stream: the body limit must
 count bytes as they arrive, before the multipart parser buffers them to disk.
@@ -7,19 +7,62 @@ count bytes as they arrive, before the multipart parser buffers them to disk.
 from __future__ import annotations
 
 import logging
+import re
 import time
+import uuid
 from collections.abc import Sequence
 
+from starlette.datastructures import MutableHeaders
 from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.api.error_handlers import build_error_response, render_domain_error
 from app.errors import PayloadTooLargeError
+from app.observability.logging import request_id_context
 from app.observability.metrics import UNMATCHED_ROUTE, Metrics
 
 logger = logging.getLogger(__name__)
 
 KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+REQUEST_ID_HEADER = "X-Request-ID"
+# A caller's ID is echoed into logs and headers: bounded, and no spaces, quotes or control characters
+# that could forge a log field or split a header. UUIDs, W3C trace IDs and ULIDs all fit.
+_REQUEST_ID_PATTERN = re.compile(rb"[A-Za-z0-9._:-]{1,128}")
+
+
+def accept_or_generate_request_id(incoming: bytes | None) -> str:
+    """Returns the caller's `X-Request-ID` if it is 1-128 safe characters, else a new uuid4 hex."""
+    if incoming is not None and _REQUEST_ID_PATTERN.fullmatch(incoming):
+        return incoming.decode("ascii")
+    return uuid.uuid4().hex
+
+
+class RequestIdMiddleware:
+    """Gives every request an ID: in `X-Request-ID` of its response (errors too) and in its log lines.
+
+    The outermost layer, so that the 500s and 413s of the inner layers carry the header as well.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = accept_or_generate_request_id(dict(scope["headers"]).get(b"x-request-id"))
+
+        async def send_with_request_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message.setdefault("headers", [])
+                MutableHeaders(scope=message)[REQUEST_ID_HEADER] = request_id
+            await send(message)
+
+        token = request_id_context.set(request_id)
+        try:
+            await self.app(scope, receive, send_with_request_id)
+        finally:
+            request_id_context.reset(token)
 
 
 def resolve_route_template(routes: Sequence[BaseRoute], scope: Scope) -> str:

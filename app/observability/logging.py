@@ -2,16 +2,32 @@
 
 Configured once at start-up from `Settings.log_level`. Modules log through `logging.getLogger(__name__)`
 and pass context as `extra={"fields": {...}}`, which this formatter appends as sorted key=value pairs,
-so that lines stay greppable without a JSON log pipeline.
+so that lines stay greppable without a JSON log pipeline. Every line logged while a request is handled
+also carries `request_id=...`: `app.api.middleware.RequestIdMiddleware` sets `request_id_context` for
+the request's task (worker threads of `asyncio.to_thread` inherit it), and `RequestIdFilter` copies it
+onto each record.
 """
 
 from __future__ import annotations
 
 import logging
 import sys
+from contextvars import ContextVar
 
 SERVICE_LOGGER_NAME = "app"
 _HANDLER_NAME = "digitserve"
+
+request_id_context: ContextVar[str | None] = ContextVar("digitserve_request_id", default=None)
+"""The ID of the request being handled in this context; None outside requests (start-up, batcher)."""
+
+
+class RequestIdFilter(logging.Filter):
+    """Sets `record.request_id` from `request_id_context`, unless the record already names one."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if getattr(record, "request_id", None) is None:
+            record.request_id = request_id_context.get()
+        return True
 
 
 class KeyValueFormatter(logging.Formatter):
@@ -22,7 +38,10 @@ class KeyValueFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         line = super().format(record)
-        fields = getattr(record, "fields", None)
+        fields = dict(getattr(record, "fields", None) or {})
+        request_id = getattr(record, "request_id", None)
+        if request_id is not None:
+            fields["request_id"] = request_id
         if not fields:
             return line
         pairs = []
@@ -49,4 +68,6 @@ def configure_logging(log_level: str) -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.set_name(_HANDLER_NAME)
     handler.setFormatter(KeyValueFormatter())
+    # On the handler, not the logger: a logger's filters skip records of its child loggers.
+    handler.addFilter(RequestIdFilter())
     logger.addHandler(handler)

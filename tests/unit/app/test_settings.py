@@ -66,3 +66,32 @@ def test_out_of_range_values_are_refused(field, value):
 def test_settings_are_immutable_once_built():
     with pytest.raises(ValidationError):
         Settings().batch_max_size = 4
+
+
+def test_api_keys_are_off_by_default_and_read_comma_separated(monkeypatch):
+    assert Settings().api_keys == frozenset() and not Settings().metrics_require_api_key
+    monkeypatch.setenv("DIGITSERVE_API_KEYS", " first-key-0123456789 ,second-key-987654321,, ")
+    monkeypatch.setenv("DIGITSERVE_METRICS_REQUIRE_API_KEY", "true")
+    settings = Settings()
+    assert {key.get_secret_value() for key in settings.api_keys} == {
+        "first-key-0123456789",
+        "second-key-987654321",
+    }
+    assert settings.metrics_require_api_key
+
+
+def test_api_keys_never_appear_in_the_settings_repr():
+    settings = Settings(api_keys="first-key-0123456789")
+    assert "first-key-0123456789" not in repr(settings) and "first-key-0123456789" not in str(settings)
+
+
+@pytest.mark.parametrize("keys", ["short-key", "has a space in it ok", "tab\tseparated-0123456789"])
+def test_weak_or_unsendable_api_keys_are_refused_without_echoing_them(keys):
+    with pytest.raises(ValidationError, match="api_keys") as refused:
+        Settings(api_keys=keys)
+    assert keys not in str(refused.value) and "key" in str(refused.value)
+
+
+def test_restricting_metrics_needs_a_key():
+    with pytest.raises(ValidationError, match="metrics_require_api_key needs at least one key"):
+        Settings(metrics_require_api_key=True)

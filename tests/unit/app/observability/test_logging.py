@@ -6,7 +6,12 @@ import logging
 
 import pytest
 
-from app.observability.logging import KeyValueFormatter, configure_logging
+from app.observability.logging import (
+    KeyValueFormatter,
+    RequestIdFilter,
+    configure_logging,
+    request_id_context,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -34,3 +39,31 @@ def test_configuring_twice_adds_one_handler_and_updates_the_level():
     assert sum(handler.get_name() == "digitserve" for handler in logger.handlers) == 1
     assert logger.level == logging.DEBUG
     configure_logging("INFO")
+
+
+def test_request_id_filter_copies_the_context_into_each_record():
+    filter_ = RequestIdFilter()
+    outside = make_record({"code": "queue_full"})
+    filter_.filter(outside)
+    token = request_id_context.set("abc123")
+    try:
+        inside = make_record({"code": "queue_full"})
+        filter_.filter(inside)
+    finally:
+        request_id_context.reset(token)
+    assert outside.request_id is None and inside.request_id == "abc123"
+    assert KeyValueFormatter().format(inside).endswith("model call failed code=queue_full request_id=abc123")
+    assert "request_id" not in KeyValueFormatter().format(outside)
+
+
+def test_request_id_alone_makes_a_field():
+    record = make_record(None)
+    record.request_id = "abc123"
+    assert KeyValueFormatter().format(record).endswith("model call failed request_id=abc123")
+
+
+def test_configured_handler_adds_request_ids():
+    configure_logging("INFO")
+    handlers = logging.getLogger("app").handlers
+    [handler] = [handler for handler in handlers if handler.get_name() == "digitserve"]
+    assert any(isinstance(filter_, RequestIdFilter) for filter_ in handler.filters)
