@@ -73,6 +73,10 @@ class TrainConfig(BaseModel):
     label_smoothing: float = Field(0.0, ge=0.0, lt=1.0)
     dense_l2: float = Field(1e-4, ge=0.0)
     seed: int = Field(42, ge=0)
+    # Seeds the augmentation and batch order separately from the split, so that a fine-tuning run
+    # keeps the same validation images but does not replay the augmented stream its start
+    # checkpoint was trained on. None: the same as `seed`.
+    augment_seed: int | None = Field(None, ge=0)
     validation_fraction: float = Field(0.1, gt=0.0, lt=1.0)
     early_stopping_patience_epochs: int = Field(8, ge=1)
     reduce_lr_patience_epochs: int = Field(3, ge=1)
@@ -90,6 +94,11 @@ class TrainConfig(BaseModel):
     quick: bool = False
     # With quick, each source is cut to this many images per split: enough to exercise every step.
     quick_samples_per_split: int = Field(600, ge=20)
+
+    @property
+    def effective_augment_seed(self) -> int:
+        """The seed of augmentation, batch order and weight initialization."""
+        return self.seed if self.augment_seed is None else self.augment_seed
 
     @field_validator("datasets")
     @classmethod
@@ -174,6 +183,12 @@ def parse_args(argv: list[str] | None) -> TrainConfig:
         default=None,
         help="fine-tune: start from this .keras checkpoint's weights (default: random initialization)",
     )
+    add(
+        "--augment-seed",
+        type=int,
+        default=None,
+        help="seed of augmentation and batch order (default: --seed)",
+    )
     add("--no-download", action="store_true", help="never download; fail if files are missing")
     add("--quick", action="store_true", help="a few hundred images and one epoch: a smoke test of every step")
     for flag in AUGMENTATION_FLAGS:
@@ -210,6 +225,7 @@ def _config_from_args(args: argparse.Namespace) -> TrainConfig:
             "seed",
             "initial_weights",
             "average_last_epochs",
+            "augment_seed",
         )
     }
     return TrainConfig(

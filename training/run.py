@@ -72,7 +72,7 @@ def run(config: TrainConfig) -> dict[str, Any]:
     test_sets = held_out_test_sets(sources)
     # 2. augment: distorted copies made once; the rotations, shifts and zooms come per batch in train().
     images, labels = augment_offline(
-        split.train.images, split.train.labels, config.static_augment, config.seed
+        split.train.images, split.train.labels, config.static_augment, config.effective_augment_seed
     )
     train_digits = DigitSet("combined/train+augmented", images, labels)
     logger.info(
@@ -115,7 +115,7 @@ def _fit(train_digits: DigitSet, validation: DigitSet, config: TrainConfig, run_
 
     hardware, scope = describe_hardware()
     logger.info("training on %s", hardware)
-    keras.utils.set_random_seed(config.seed)
+    keras.utils.set_random_seed(config.effective_augment_seed)
     with scope:
         model = build_model(dense_l2=config.dense_l2)
         if config.initial_weights is not None:

@@ -34,10 +34,12 @@ class AugmentedBatches(keras.utils.PyDataset):
         self.labels = keras.utils.to_categorical(digits.labels, NUM_CLASSES).astype("float32")
         self.batch_size = config.batch_size
         self.is_training = is_training
-        self.random = np.random.default_rng(config.seed)
+        self.random = np.random.default_rng(config.effective_augment_seed)
         self.order = np.arange(len(self.images))
         self.augmenter = (
-            build_realtime_augmenter(config.realtime_augment, config.seed) if is_training else None
+            build_realtime_augmenter(config.realtime_augment, config.effective_augment_seed)
+            if is_training
+            else None
         )
         if is_training:
             self.random.shuffle(self.order)
@@ -151,7 +153,7 @@ def train(
         The Keras History (per-epoch loss, accuracy, val_loss, val_accuracy, learning_rate) and what
         weight averaging did (empty when it is off).
     """
-    keras.utils.set_random_seed(config.seed)
+    keras.utils.set_random_seed(config.effective_augment_seed)
     training_batches = AugmentedBatches(train_digits, config, is_training=True)
     validation_batches = AugmentedBatches(validation_digits, config, is_training=False)
     callbacks = build_callbacks(config, checkpoint_path)
