@@ -1,0 +1,220 @@
+"""Grayscale upload (H, W) uint8 -> canonical digit (28, 28) uint8 white-on-black, MNIST-normalized.
+
+The second stage of the request path: it turns a photo or scan of a digit written on paper into what
+the model was trained on. In order: shrink huge photos; detect polarity (dark ink on light paper, the
+usual upload, is inverted); flatten uneven lighting; find the digit (Otsu on a lightly denoised image,
+then connected components: specks, page edges and far-away marks are dropped); map paper to 0 and ink
+to 255; hand the result to `canonicalize_digit` (20x20 box, center of mass at the center).
+
+The binary mask only *finds* the digit and blanks what is not the digit; the grey levels inside it are
+kept, so a clean MNIST digit comes back (nearly) unchanged, antialiased edges included. Serving accuracy
+on MNIST therefore equals the model's own.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from app.errors import NoDigitFoundError
+from app.pipeline.canonicalize import canonicalize_digit
+
+# Every later step costs time per pixel, and the digit ends up 20 pixels tall: beyond about 1000
+# pixels a photo only adds sensor noise, so 12-megapixel uploads are shrunk first.
+MAX_WORKING_SIDE_PIXELS = 1024
+# Lighting varies slowly, so the paper's brightness is estimated on a coarse grid (cheap and smooth).
+BACKGROUND_GRID_PIXELS = 64
+MIN_INK_CONTRAST = 40  # grey levels between paper and ink; below it there is no legible digit
+NOISE_FLOOR_SIGMAS = 3.0  # paper brighter than median + 3 sigma of its noise counts as ink
+INK_LEVEL_PERCENTILE = 95  # the ink's own level, robust to a few saturated or noisy pixels
+SPECK_AREA_FRACTION = 0.05  # a component with < 5% of the main stroke's area is a speck
+NEIGHBOUR_DISTANCE_FRACTION = 0.25  # pieces of one digit (a 5's flag) lie within 1/4 of its size
+MIN_DIGIT_EXTENT_FRACTION = 0.04  # a digit spans at least 4% of the photo's longer side
+MIN_DIGIT_EXTENT_PIXELS = 3
+BORDER_BAND_FRACTION = 0.1  # page edges and frames lie in the outer 10% of the image
+
+
+@dataclass(frozen=True)
+class PreprocessedDigit:
+    """The model-ready digit and what was done to get it.
+
+    Attributes:
+        canonical: (28, 28) uint8, white ink on black, MNIST-normalized.
+        is_inverted: True when the upload was dark ink on light paper and was flipped.
+    """
+
+    canonical: np.ndarray
+    is_inverted: bool
+
+
+def _limit_working_size(gray: np.ndarray) -> np.ndarray:
+    height, width = gray.shape
+    scale = MAX_WORKING_SIDE_PIXELS / max(height, width)
+    if scale >= 1.0:
+        return gray
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    # INTER_AREA averages, so a thin stroke survives the shrink as a grey line instead of vanishing.
+    return cv2.resize(gray, size, interpolation=cv2.INTER_AREA)
+
+
+def _is_dark_ink_on_light_paper(gray: np.ndarray) -> bool:
+    """(H, W) uint8 -> whether the background is the light side of the image's grey levels.
+
+    The background is the majority of the pixels, so the median sits at the paper's level and the
+    ink is the extreme far from it: dark ink on light paper leaves the median near the top of the
+    range. The 3x3 median filter keeps a few specks of dust or glare from deciding the extremes.
+    The border is not used: a photo's border is often the table or a frame, not the paper.
+    """
+    smoothed = cv2.medianBlur(gray, 3)
+    counts = np.cumsum(np.bincount(smoothed.ravel(), minlength=256))
+    median = int(np.searchsorted(counts, counts[-1] / 2))
+    darkest, lightest = int(smoothed.min()), int(smoothed.max())
+    return median - darkest > lightest - median
+
+
+def _estimate_background(ink: np.ndarray) -> np.ndarray:
+    """(H, W) uint8 white-on-black -> (H, W) uint8 estimate of the paper's level under the ink.
+
+    A morphological opening removes every bright structure narrower than its kernel; with a kernel of
+    half the image, that is the strokes, while gradients and wide shadows (which an opening keeps
+    exactly) remain. A smaller kernel would eat bold strokes: 0.5% of MNIST digits hold a 9x9 square
+    of ink, none a 13x13 one.
+    """
+    height, width = ink.shape
+    scale = min(1.0, BACKGROUND_GRID_PIXELS / max(height, width))
+    small = ink
+    if scale < 1.0:
+        grid_size = (max(1, round(width * scale)), max(1, round(height * scale)))
+        small = cv2.resize(ink, grid_size, interpolation=cv2.INTER_AREA)
+    kernel_size_pixels = (min(small.shape) // 2) | 1
+    if kernel_size_pixels < 3:  # a sliver of an image has no room for both paper and strokes
+        return np.zeros_like(ink)
+    kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (kernel_size_pixels, kernel_size_pixels))
+    background = cv2.morphologyEx(small, cv2.MORPH_OPEN, kernel)
+    if scale < 1.0:
+        background = cv2.resize(background, (width, height), interpolation=cv2.INTER_LINEAR)
+    return background
+
+
+def _find_border_artifacts(labels: np.ndarray, stats: np.ndarray) -> np.ndarray:
+    """Component labels and stats -> bool per component: a page edge or frame rather than ink.
+
+    Such a component touches the image border and either lies mostly in the outer band (a frame, the
+    table beyond the page) or spans the image from one side to the opposite one (a page edge).
+    """
+    height, width = labels.shape
+    band_pixels = max(1, round(BORDER_BAND_FRACTION * min(height, width)))
+    inner = np.zeros_like(labels, dtype=bool)
+    inner[band_pixels:-band_pixels, band_pixels:-band_pixels] = True
+    in_band_pixels = np.bincount(labels[~inner], minlength=len(stats))
+    left, top, box_width, box_height, area = stats.T
+    right, bottom = left + box_width == width, top + box_height == height
+    touches_border = (left == 0) | (top == 0) | right | bottom
+    spans_image = ((left == 0) & right) | ((top == 0) & bottom)
+    return touches_border & ((in_band_pixels >= 0.5 * area) | spans_image)
+
+
+def _select_digit_components(strong: np.ndarray) -> np.ndarray:
+    """(H, W) bool ink mask -> (H, W) bool mask of the components that make up the digit.
+
+    Raises:
+        NoDigitFoundError: no component is big enough to be a digit.
+    """
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(strong.view(np.uint8), connectivity=8)
+    extents = np.maximum(stats[:, cv2.CC_STAT_WIDTH], stats[:, cv2.CC_STAT_HEIGHT])
+    min_extent = max(MIN_DIGIT_EXTENT_PIXELS, MIN_DIGIT_EXTENT_FRACTION * max(strong.shape))
+    candidates = np.arange(count) > 0
+    is_ink = candidates & ~_find_border_artifacts(labels, stats)
+    # A digit may itself touch the border (a tight crop); frames only lose when real ink remains.
+    if np.any(is_ink & (extents >= min_extent)):
+        candidates = is_ink
+    areas = np.where(candidates, stats[:, cv2.CC_STAT_AREA], 0)
+    largest = int(np.argmax(areas))
+    if areas[largest] == 0 or extents[largest] < min_extent:
+        raise NoDigitFoundError("no digit found: the image holds only specks")
+    left, top, width, height = stats[:, :4].T
+    reach = NEIGHBOUR_DISTANCE_FRACTION * extents[largest]
+    gap_x = np.maximum(left - (left[largest] + width[largest]), left[largest] - (left + width))
+    gap_y = np.maximum(top - (top[largest] + height[largest]), top[largest] - (top + height))
+    is_near = (gap_x <= reach) & (gap_y <= reach)
+    keep = candidates & is_near & (areas >= SPECK_AREA_FRACTION * areas[largest])
+    return keep[labels]
+
+
+def _noise_floor(flat: np.ndarray, strong: np.ndarray) -> float:
+    """Paper level plus NOISE_FLOOR_SIGMAS robust sigmas (from the interquartile range) of its noise."""
+    paper = flat[~strong]
+    if paper.size == 0:
+        return 0.0
+    lower, median, upper = np.percentile(paper, [25, 50, 75])
+    return float(median + NOISE_FLOOR_SIGMAS * (upper - lower) / 1.349)
+
+
+def _extract_digit(flat: np.ndarray) -> np.ndarray:
+    """(H, W) uint8 flattened ink -> (h, w) uint8 crop: paper 0, ink ~255, everything else 0.
+
+    Raises:
+        NoDigitFoundError: no sizeable component, or ink too faint to tell from the paper.
+    """
+    sigma_pixels = max(0.7, max(flat.shape) / 300)  # denoise at the scale of the photo's grain
+    smoothed = cv2.GaussianBlur(flat, (0, 0), sigma_pixels)
+    threshold, _ = cv2.threshold(smoothed, 0, 255, cv2.THRESH_BINARY | cv2.THRESH_OTSU)
+    strong = smoothed > threshold
+    kept = _select_digit_components(strong)
+    floor = _noise_floor(flat, strong)
+    ink_level = float(np.percentile(flat[kept], INK_LEVEL_PERCENTILE))
+    if ink_level - floor < MIN_INK_CONTRAST:
+        raise NoDigitFoundError("no digit found: the marks are too faint to tell from the paper")
+    # The antialiased or blurred rim of a stroke lies below the threshold but belongs to the digit.
+    rim_pixels = 1 + int(np.ceil(2 * sigma_pixels))
+    rows, columns = np.nonzero(kept)
+    top, left = max(0, rows.min() - rim_pixels), max(0, columns.min() - rim_pixels)
+    bottom, right = rows.max() + rim_pixels + 1, columns.max() + rim_pixels + 1
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * rim_pixels + 1, 2 * rim_pixels + 1))
+    mask = cv2.dilate(kept[top:bottom, left:right].view(np.uint8), kernel).astype(bool)
+    crop = flat[top:bottom, left:right].astype(np.float32)
+    stretched = np.clip((crop - floor) * (255.0 / (ink_level - floor)), 0, 255)
+    return np.where(mask, np.rint(stretched), 0).astype(np.uint8)
+
+
+def preprocess_image(gray: np.ndarray) -> PreprocessedDigit:
+    """(H, W) uint8 grayscale photo or scan of one digit -> its canonical MNIST-style image.
+
+    Args:
+        gray: (H, W) uint8 in [0, 255], either polarity, any size (huge photos are shrunk first).
+
+    Returns:
+        The (28, 28) uint8 white-on-black canonical digit, and whether the input was inverted.
+
+    Raises:
+        NoDigitFoundError: the image is uniform, blank, only specks, or its marks are too faint.
+        ValueError: `gray` is not a 2-D uint8 array (a programming error, not bad user input).
+    """
+    if not isinstance(gray, np.ndarray) or gray.ndim != 2 or gray.dtype != np.uint8:
+        raise ValueError(f"expected a 2-D uint8 array, got {getattr(gray, 'shape', type(gray))}")
+    if gray.size == 0 or int(gray.max()) - int(gray.min()) < MIN_INK_CONTRAST:
+        raise NoDigitFoundError("no digit found: the image is (nearly) uniform")
+    gray = _limit_working_size(np.ascontiguousarray(gray))
+    is_inverted = _is_dark_ink_on_light_paper(gray)
+    ink = cv2.bitwise_not(gray) if is_inverted else gray
+    flat = cv2.subtract(ink, _estimate_background(ink))
+    return PreprocessedDigit(canonicalize_digit(_extract_digit(flat)), is_inverted)
+
+
+def to_model_input(canonical: np.ndarray) -> np.ndarray:
+    """(28, 28) uint8 canonical digit -> (28, 28, 1) float32 in [0, 1], the model's input."""
+    if canonical.shape != (28, 28) or canonical.dtype != np.uint8:
+        raise ValueError(f"expected a (28, 28) uint8 digit, got {canonical.shape} {canonical.dtype}")
+    return (canonical.astype(np.float32) / 255.0)[..., np.newaxis]
+
+
+def encode_png(canonical: np.ndarray) -> bytes:
+    """(28, 28) uint8 canonical digit -> PNG file bytes (8-bit grayscale), for the debug endpoint."""
+    if canonical.ndim != 2 or canonical.dtype != np.uint8:
+        raise ValueError(f"expected a 2-D uint8 image, got {canonical.shape} {canonical.dtype}")
+    is_encoded, buffer = cv2.imencode(".png", canonical)
+    if not is_encoded:
+        raise ValueError(f"OpenCV could not PNG-encode an image of shape {canonical.shape}")
+    return buffer.tobytes()
