@@ -21,7 +21,7 @@ from app.api.auth import ApiKeyMiddleware, ApiKeyVerifier, document_api_key_secu
 from app.api.deps import ServiceState
 from app.api.error_handlers import register_error_handlers
 from app.api.middleware import BodySizeLimitMiddleware, RequestIdMiddleware, RequestMetricsMiddleware
-from app.api.routes import health, metrics, predict, preprocess
+from app.api.routes import health, metrics, predict, preprocess, web
 from app.observability.logging import configure_logging
 from app.observability.metrics import build_metrics
 from app.pipeline.batcher import BatcherConfig, MicroBatcher
@@ -95,7 +95,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="0.1.0",
         lifespan=lifespan,
     )
-    routers = (predict.router, preprocess.router, health.router, metrics.router)
+    routers = (predict.router, preprocess.router, health.router, metrics.router, web.router)
     for router in routers:
         app.include_router(router)
     # FastAPI keeps included routers as opaque entries; the metrics need the routes themselves.

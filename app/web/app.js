@@ -1,0 +1,268 @@
+// The digitserve page: a drawing or an uploaded photo -> POST /predict and POST /preprocess -> the
+// digit, its probabilities and the 28x28 image the model read. Plain browser APIs, no build step.
+"use strict";
+
+(() => {
+  // A pen about 1/14 of the pad wide: once the digit is scaled into MNIST's 20x20 box, its strokes
+  // are about 2 pixels wide, like the handwriting the model learned from.
+  const BRUSH_WIDTH_FRACTION = 1 / 14;
+  const AUTO_PREDICT_DELAY_MS = 600;
+  const UNREADABLE_FILE = "That file is not an image the service can read. Choose a PNG or JPEG photo.";
+  const TRY_AGAIN = "The service is busy right now. Please try again in a moment.";
+  const MESSAGES = {
+    no_digit_found:
+      "No digit found. Draw one digit, or choose a photo showing one digit on a plain background.",
+    empty_file: "That file is empty. Choose a photo of a digit.",
+    undecodable_image: UNREADABLE_FILE,
+    unsupported_image_type: UNREADABLE_FILE,
+    invalid_request: UNREADABLE_FILE,
+    payload_too_large: "That file is too large. Choose a smaller photo.",
+    image_too_large: "That image has too many pixels. Choose a smaller photo.",
+    queue_full: TRY_AGAIN,
+    not_ready: "The service is still starting. Please try again in a moment.",
+    request_timeout: TRY_AGAIN,
+  };
+
+  const byId = (id) => document.getElementById(id);
+  const pad = byId("pad");
+  const pen = pad.getContext("2d");
+  const result = byId("result");
+  const answer = byId("answer");
+  const status = byId("status");
+  const error = byId("error");
+  const bars = byId("bars");
+
+  let hasInk = false;
+  let activePointerId = null;
+  let lastPoint = null;
+  let autoPredictTimer = 0;
+  let latestRequest = 0;
+  let inFlight = null;
+  let seenImageUrl = "";
+
+  class ApiError extends Error {
+    constructor(message, code) {
+      super(message);
+      this.code = code;
+    }
+  }
+
+  // --- the drawing pad: white paper, black ink, any pointer (mouse, pen, finger) -----------------
+
+  function clearPad() {
+    pen.fillStyle = "#fff";
+    pen.fillRect(0, 0, pad.width, pad.height);
+    pen.strokeStyle = pen.fillStyle = "#000";
+    pen.lineWidth = pad.width * BRUSH_WIDTH_FRACTION;
+    pen.lineCap = pen.lineJoin = "round";
+    hasInk = false;
+  }
+
+  function toPadPoint(event) {
+    const box = pad.getBoundingClientRect();
+    return {
+      x: ((event.clientX - box.left) * pad.width) / box.width,
+      y: ((event.clientY - box.top) * pad.height) / box.height,
+    };
+  }
+
+  function drawDot(point) {
+    pen.beginPath();
+    pen.arc(point.x, point.y, pen.lineWidth / 2, 0, 2 * Math.PI);
+    pen.fill();
+  }
+
+  function drawLine(from, to) {
+    pen.beginPath();
+    pen.moveTo(from.x, from.y);
+    pen.lineTo(to.x, to.y);
+    pen.stroke();
+  }
+
+  pad.addEventListener("pointerdown", (event) => {
+    if (activePointerId !== null || (event.pointerType === "mouse" && event.button !== 0)) return;
+    event.preventDefault();
+    activePointerId = event.pointerId;
+    try {
+      pad.setPointerCapture(event.pointerId);
+    } catch {
+      // Capture only keeps a stroke going outside the pad; drawing works without it.
+    }
+    clearTimeout(autoPredictTimer);
+    lastPoint = toPadPoint(event);
+    drawDot(lastPoint);
+    hasInk = true;
+  });
+
+  pad.addEventListener("pointermove", (event) => {
+    if (event.pointerId !== activePointerId) return;
+    // Browsers deliver one move per frame; the coalesced ones keep fast pen strokes smooth.
+    const coalesced = event.getCoalescedEvents ? event.getCoalescedEvents() : [];
+    for (const move of coalesced.length ? coalesced : [event]) {
+      const point = toPadPoint(move);
+      drawLine(lastPoint, point);
+      lastPoint = point;
+    }
+  });
+
+  function endStroke(event) {
+    if (event.pointerId !== activePointerId) return;
+    activePointerId = null;
+    autoPredictTimer = setTimeout(predictDrawing, AUTO_PREDICT_DELAY_MS);
+  }
+  pad.addEventListener("pointerup", endStroke);
+  pad.addEventListener("pointercancel", endStroke);
+
+  function predictDrawing() {
+    clearTimeout(autoPredictTimer);
+    if (!hasInk) {
+      cancelRequest();
+      showError("Draw a digit first, or choose a photo.");
+      return;
+    }
+    photo.hidden = true;
+    submit(new Promise((resolve) => pad.toBlob(resolve, "image/png")), "drawing.png");
+  }
+
+  byId("predict").addEventListener("click", predictDrawing);
+  byId("clear").addEventListener("click", () => {
+    clearTimeout(autoPredictTimer);
+    cancelRequest();
+    clearPad();
+    showStatus("Draw a digit or choose a photo to start.");
+  });
+
+  // --- photos: the file picker and drag and drop ----------------------------------------------------
+
+  const fileInput = byId("file");
+  const photo = byId("photo");
+  let photoUrl = "";
+
+  function submitPhoto(file) {
+    if (photoUrl) URL.revokeObjectURL(photoUrl);
+    photoUrl = URL.createObjectURL(file);
+    photo.src = photoUrl;
+    photo.hidden = false;
+    submit(file, file.name);
+  }
+
+  fileInput.addEventListener("change", () => {
+    if (fileInput.files[0]) submitPhoto(fileInput.files[0]);
+  });
+
+  const dropZone = byId("drop-zone");
+  // A file dropped outside the zone must not make the browser leave the page to open it.
+  for (const type of ["dragover", "drop"]) {
+    document.addEventListener(type, (event) => event.preventDefault());
+  }
+  dropZone.addEventListener("dragover", () => dropZone.classList.add("dragging"));
+  dropZone.addEventListener("dragleave", () => dropZone.classList.remove("dragging"));
+  dropZone.addEventListener("drop", (event) => {
+    dropZone.classList.remove("dragging");
+    if (event.dataTransfer.files[0]) submitPhoto(event.dataTransfer.files[0]);
+  });
+
+  // --- talking to the service -------------------------------------------------------------------------
+
+  function cancelRequest() {
+    latestRequest += 1;
+    if (inFlight) inFlight.abort();
+    inFlight = null;
+    result.setAttribute("aria-busy", "false");
+  }
+
+  async function postImage(path, blob, name, signal) {
+    const form = new FormData();
+    form.append("file", blob, name);
+    const response = await fetch(path, { method: "POST", body: form, signal });
+    if (response.ok) return response;
+    let body = {};
+    try {
+      body = await response.json();
+    } catch {
+      // Not the service's JSON (a proxy's error page): the status line is all there is.
+    }
+    const message = MESSAGES[body.code] || body.detail || `The service answered ${response.status}.`;
+    throw new ApiError(message, body.code || String(response.status));
+  }
+
+  // `image` is a Blob or File, or a promise of one (the pad's PNG is encoded asynchronously); the
+  // page is busy from the call on, and only the latest request's answer is ever shown.
+  async function submit(image, name) {
+    cancelRequest();
+    const request = latestRequest;
+    inFlight = new AbortController();
+    const { signal } = inFlight;
+    result.setAttribute("aria-busy", "true");
+    // A new answer replaces the previous one in place; dimmed (CSS) while it is on its way.
+    if (answer.hidden) showStatus("Reading the digit…");
+    try {
+      const blob = await image;
+      if (request !== latestRequest) return;
+      const [prediction, preprocessed] = await Promise.all([
+        postImage("/predict", blob, name, signal).then((response) => response.json()),
+        postImage("/preprocess", blob, name, signal).then((response) => response.blob()),
+      ]);
+      if (request === latestRequest) showPrediction(prediction, preprocessed);
+    } catch (failure) {
+      if (request !== latestRequest) return;
+      if (failure instanceof ApiError) showError(failure.message);
+      else showError("Could not reach the service. Check your connection and try again.");
+    } finally {
+      if (request === latestRequest) {
+        inFlight = null;
+        result.setAttribute("aria-busy", "false");
+      }
+    }
+  }
+
+  // --- showing the answer --------------------------------------------------------------------------------
+
+  const percent = (probability) => `${(probability * 100).toFixed(1)} %`;
+
+  function buildBars() {
+    for (let digit = 0; digit < 10; digit += 1) {
+      const item = document.createElement("li");
+      item.innerHTML =
+        `<span class="bar-digit">${digit}</span>` +
+        '<span class="bar-track" aria-hidden="true"><span class="bar-fill"></span></span>' +
+        '<span class="bar-value">0.0 %</span>';
+      bars.append(item);
+    }
+  }
+
+  function showPrediction(prediction, preprocessed) {
+    byId("digit").textContent = String(prediction.digit);
+    byId("confidence").textContent = `${percent(prediction.confidence)} sure`;
+    prediction.probabilities.forEach((probability, digit) => {
+      const item = bars.children[digit];
+      item.classList.toggle("top", digit === prediction.digit);
+      item.querySelector(".bar-fill").style.width = `${Math.max(probability * 100, 0.5)}%`;
+      item.querySelector(".bar-value").textContent = percent(probability);
+    });
+    if (seenImageUrl) URL.revokeObjectURL(seenImageUrl);
+    seenImageUrl = URL.createObjectURL(preprocessed);
+    byId("seen").src = seenImageUrl;
+    byId("polarity").textContent = prediction.inverted
+      ? "Dark ink on a light background: the colours were inverted (white ink on black, like MNIST)."
+      : "Light ink on a dark background: the colours were kept as they are.";
+    byId("model-version").textContent = `Model version ${prediction.model_version}.`;
+    status.hidden = error.hidden = true;
+    answer.hidden = false;
+  }
+
+  function showError(message) {
+    error.textContent = message;
+    error.hidden = false;
+    status.hidden = answer.hidden = true;
+  }
+
+  function showStatus(message) {
+    status.textContent = message;
+    status.hidden = false;
+    error.hidden = answer.hidden = true;
+  }
+
+  clearPad();
+  buildBars();
+})();

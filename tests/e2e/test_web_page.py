@@ -1,0 +1,423 @@
+"""The web page at / in a real headless Chromium, against the real service (uvicorn, a real model).
+
+MNIST test digits are redrawn on the page's pad stroke by stroke with a mouse, a pen and a finger;
+a photo-like JPEG and broken files are uploaded through the file picker; the page is used from the
+keyboard and on a phone-sized screen. The browser may reach 127.0.0.1 only: every other request is
+aborted and fails the test. Screenshots go to the test's tmp_path and to test-output/web/.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from pathlib import Path
+
+import cv2
+import httpx
+import numpy as np
+import pytest
+from playwright.async_api import Browser, Page, async_playwright
+
+from tests.e2e.conftest import free_loopback_port
+from tests.e2e.digit_strokes import strokes_of_digit
+from tests.e2e.web_browser import CHROMIUM_FLAGS, REPO_ROOT, SCREENSHOT_COPY_DIR, BrowserPage, start_service
+from tests.integration.model_fixture import export_fixture_model
+from tests.photo_like import encode_jpeg, render_photo_like
+
+pytestmark = pytest.mark.e2e
+
+INSTALL_SCRIPT = REPO_ROOT / "scripts" / "install-browser.sh"
+CHROMIUM = Path("/usr/bin/chromium")
+SHIPPED_MODELS_DIR = REPO_ROOT / "models" / "digits"
+PAGE_MAX_BYTES = 30_000
+ANSWER_TIMEOUT_MS = 30_000
+POINTER_TYPES = ("mouse", "pen", "touch")
+MIN_DRAWN_DIGITS_READ = 8
+MIN_TEXT_CONTRAST = 4.5
+DESKTOP_VIEWPORT = {"width": 1280, "height": 900}
+PHONE_VIEWPORT = {"width": 375, "height": 667}
+# MNIST test image 0 (a 7), as the photo and as the phone drawing: fixed in advance, not by result.
+PHOTO_INDEX = 0
+PHOTO_SEED = 0
+
+
+# --- the service, the browser and the page ---------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def chromium_path() -> Path:
+    """Debian's Chromium, installed by the project's own script when missing."""
+    result = subprocess.run(["bash", str(INSTALL_SCRIPT)], capture_output=True, text=True, timeout=900)
+    if result.returncode != 0 or not CHROMIUM.exists():
+        pytest.fail(f"{INSTALL_SCRIPT.name} exited {result.returncode}:\n{result.stdout}\n{result.stderr}")
+    return CHROMIUM
+
+
+@pytest.fixture(scope="module")
+def served_models_dir(tmp_path_factory: pytest.TempPathFactory, shared_data_dir: Path) -> Path:
+    """models/digits when a trained version is there, else the integration tests' small real model."""
+    if SHIPPED_MODELS_DIR.is_dir() and any(
+        (version / "saved_model.pb").is_file()
+        for version in SHIPPED_MODELS_DIR.iterdir()
+        if version.name.isdigit()
+    ):
+        return SHIPPED_MODELS_DIR
+    models_dir = tmp_path_factory.mktemp("web-models") / "digits"
+    export_fixture_model(shared_data_dir, models_dir)
+    return models_dir
+
+
+@pytest.fixture(scope="module")
+def base_url(served_models_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    log_path = tmp_path_factory.mktemp("web-service") / "uvicorn.log"
+    with start_service(served_models_dir, free_loopback_port(), log_path) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+async def browser(chromium_path: Path) -> AsyncIterator[Browser]:
+    async with async_playwright() as playwright:
+        # Playwright gives each launch a fresh, empty profile (its own --user-data-dir).
+        browser = await playwright.chromium.launch(
+            executable_path=str(chromium_path), headless=True, args=CHROMIUM_FLAGS
+        )
+        yield browser
+        await browser.close()
+
+
+OpenPage = Callable[..., AbstractAsyncContextManager[BrowserPage]]
+
+
+@pytest.fixture
+def open_page(browser: Browser, base_url: str, tmp_path: Path) -> OpenPage:
+    """Opens / in a fresh context (desktop unless told); checks on exit that nothing left loopback."""
+
+    @asynccontextmanager
+    async def open_(**context_options) -> AsyncIterator[BrowserPage]:
+        options = {"viewport": DESKTOP_VIEWPORT, "has_touch": True, **context_options}
+        context = await browser.new_context(**options)
+        web = BrowserPage(page=await context.new_page(), context=context, output_dir=tmp_path)
+        try:
+            await web.block_everything_but_loopback()
+            web.record_errors()
+            await web.page.goto(f"{base_url}/")
+            await web.page.evaluate(RECORD_POINTER_TYPES)
+            yield web
+            assert web.blocked_urls == [], "the page tried to leave 127.0.0.1"
+            assert web.page_errors == [], "uncaught errors in the page's script"
+            # Chromium logs each 4xx answer to fetch as "Failed to load resource"; nothing else is allowed.
+            unexpected = [
+                text for text in web.console_errors if not text.startswith("Failed to load resource")
+            ]
+            assert unexpected == [], "errors in the browser console"
+        finally:
+            await context.close()
+
+    return open_
+
+
+RECORD_POINTER_TYPES = """() => {
+  window.pointerTypesSeen = [];
+  document.getElementById("pad").addEventListener("pointerdown", (event) => {
+    if (event.isTrusted) window.pointerTypesSeen.push(event.pointerType);
+  });
+}"""
+
+
+# --- reading the page ----------------------------------------------------------------------------
+
+
+async def wait_for_answer(page: Page) -> None:
+    """Waits until the latest request is answered (the result region is no longer aria-busy)."""
+    await page.wait_for_function(
+        "() => document.getElementById('result').getAttribute('aria-busy') === 'false'",
+        timeout=ANSWER_TIMEOUT_MS,
+    )
+
+
+async def predict_drawing(page: Page) -> None:
+    async with page.expect_response(lambda response: response.url.endswith("/predict")):
+        await page.get_by_role("button", name="Predict").click()
+    await wait_for_answer(page)
+
+
+async def shown_answer(page: Page) -> dict:
+    """The answer the page shows: digit, confidence text, bar values (%), polarity text, seen image size."""
+    await page.wait_for_function(
+        "() => document.getElementById('seen').complete && document.getElementById('seen').naturalWidth > 0",
+        timeout=ANSWER_TIMEOUT_MS,
+    )
+    return await page.evaluate(
+        """() => ({
+          isShown: !document.getElementById("answer").hidden,
+          digit: document.getElementById("digit").textContent,
+          confidence: document.getElementById("confidence").textContent,
+          bars: [...document.querySelectorAll("#bars li")].map((item) => ({
+            label: item.querySelector(".bar-digit").textContent,
+            value: item.querySelector(".bar-value").textContent,
+            isTop: item.classList.contains("top"),
+            fillWidthPixels: item.querySelector(".bar-fill").getBoundingClientRect().width,
+          })),
+          polarity: document.getElementById("polarity").textContent,
+          seenWidth: document.getElementById("seen").naturalWidth,
+          seenHeight: document.getElementById("seen").naturalHeight,
+          error: document.getElementById("error").hidden ? "" : document.getElementById("error").textContent,
+        })"""
+    )
+
+
+def assert_consistent_answer(answer: dict) -> None:
+    """Ten bars 0-9 whose percentages sum to 100, the largest one marked, and a 28x28 seen image."""
+    assert answer["isShown"] and answer["error"] == ""
+    assert [bar["label"] for bar in answer["bars"]] == [str(digit) for digit in range(10)]
+    percentages = [float(bar["value"].rstrip(" %")) for bar in answer["bars"]]
+    assert sum(percentages) == pytest.approx(100.0, abs=1.0)
+    top = [bar["label"] for bar in answer["bars"] if bar["isTop"]]
+    assert top == [answer["digit"]]
+    assert max(answer["bars"], key=lambda bar: bar["fillWidthPixels"])["label"] == answer["digit"]
+    assert re.fullmatch(r"\d{1,3}\.\d % sure", answer["confidence"])
+    assert (answer["seenWidth"], answer["seenHeight"]) == (28, 28)
+
+
+async def seen_image_pixels(page: Page) -> np.ndarray:
+    """The 28x28 image shown as "what the model saw", read back from the page as (28, 28) uint8 gray."""
+    values = await page.evaluate(
+        """() => {
+          const image = document.getElementById("seen");
+          const canvas = document.createElement("canvas");
+          canvas.width = image.naturalWidth;
+          canvas.height = image.naturalHeight;
+          const context = canvas.getContext("2d");
+          context.drawImage(image, 0, 0);
+          const rgba = context.getImageData(0, 0, canvas.width, canvas.height).data;
+          return Array.from({ length: rgba.length / 4 }, (_, index) => rgba[index * 4]);
+        }"""
+    )
+    return np.array(values, dtype=np.uint8).reshape(28, 28)
+
+
+def first_index_of_each_digit(labels: np.ndarray) -> list[int]:
+    """The first MNIST test image of each digit 0-9: chosen by position, never by result."""
+    return [int(np.flatnonzero(labels == digit)[0]) for digit in range(10)]
+
+
+# --- the tests -----------------------------------------------------------------------------------
+
+
+def test_page_and_assets_are_small_self_contained_and_served_by_the_app(base_url: str):
+    with httpx.Client(base_url=base_url, timeout=10) as client:
+        page = client.get("/")
+        assets = {path: client.get(path) for path in ("/static/app.js", "/static/style.css")}
+        unknown = client.get("/static/main.py")
+        metrics = client.get("/metrics").text
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert "default-src 'none'" in page.headers["content-security-policy"]
+    for path, response in assets.items():
+        assert response.status_code == 200, path
+    assert assets["/static/app.js"].headers["content-type"].startswith("text/javascript")
+    assert assets["/static/style.css"].headers["content-type"].startswith("text/css")
+    assert (unknown.status_code, unknown.json()["code"]) == (404, "not_found")
+    total_bytes = len(page.content) + sum(len(response.content) for response in assets.values())
+    assert total_bytes < PAGE_MAX_BYTES
+    # Nothing from elsewhere: no absolute or protocol-relative URL in the page or its assets.
+    for text in (page.text, *(response.text for response in assets.values())):
+        assert not re.search(r"https?://|[\"'(]//", text)
+    assert 'route="/"' in metrics and 'route="/static/{asset_name}"' in metrics
+
+
+async def test_drawn_mnist_digits_are_read(open_page: OpenPage, mnist_test_samples, tmp_path: Path):
+    images, labels = mnist_test_samples
+    results = []
+    async with open_page() as web:
+        for position, index in enumerate(first_index_of_each_digit(labels)):
+            pointer_type = POINTER_TYPES[position % len(POINTER_TYPES)]
+            await web.page.get_by_role("button", name="Clear").click()
+            await web.draw(strokes_of_digit(images[index]), pointer_type)
+            await predict_drawing(web.page)
+            answer = await shown_answer(web.page)
+            assert_consistent_answer(answer)
+            results.append(
+                {
+                    "mnist_index": index,
+                    "label": int(labels[index]),
+                    "pointer": pointer_type,
+                    "shown": answer["digit"],
+                }
+            )
+            await web.screenshot(f"drawn-{labels[index]}-{pointer_type}")
+        pointer_types_seen = set(await web.page.evaluate("window.pointerTypesSeen"))
+    report = json.dumps(results, indent=1)
+    (tmp_path / "drawn_digits.json").write_text(report)
+    (SCREENSHOT_COPY_DIR / "drawn_digits.json").write_text(report)
+    print(report)
+    assert pointer_types_seen == set(POINTER_TYPES)
+    read = [result for result in results if result["shown"] == str(result["label"])]
+    assert len(read) >= MIN_DRAWN_DIGITS_READ, f"only {len(read)} of {len(results)} read:\n{report}"
+
+
+async def test_uploaded_photo_is_read_like_the_api_reads_it(
+    open_page: OpenPage, mnist_test_samples, base_url: str, tmp_path: Path
+):
+    images, labels = mnist_test_samples
+    photo = encode_jpeg(render_photo_like(images[PHOTO_INDEX], np.random.default_rng(PHOTO_SEED)))
+    photo_path = tmp_path / "digit-photo.jpg"
+    photo_path.write_bytes(photo)
+    with httpx.Client(base_url=base_url, timeout=30) as client:
+        expected = client.post("/predict", files={"file": ("digit-photo.jpg", photo, "image/jpeg")}).json()
+        seen_png = client.post(
+            "/preprocess", files={"file": ("digit-photo.jpg", photo, "image/jpeg")}
+        ).content
+    async with open_page() as web:
+        async with web.page.expect_response(lambda response: response.url.endswith("/predict")):
+            await web.page.get_by_label("Choose a photo of one digit").set_input_files(photo_path)
+        await wait_for_answer(web.page)
+        answer = await shown_answer(web.page)
+        assert_consistent_answer(answer)
+        shown_pixels = await seen_image_pixels(web.page)
+        assert await web.page.get_by_role("img", name="The chosen photo").is_visible()
+        await web.screenshot("uploaded-photo")
+    assert answer["digit"] == str(expected["digit"]) == str(labels[PHOTO_INDEX])
+    assert answer["confidence"] == f"{expected['confidence'] * 100:.1f} % sure"
+    assert expected["inverted"] is True and "inverted" in answer["polarity"]
+    api_pixels = cv2.imdecode(np.frombuffer(seen_png, dtype=np.uint8), cv2.IMREAD_GRAYSCALE)
+    np.testing.assert_array_equal(shown_pixels, api_pixels)
+
+
+async def test_errors_are_shown_in_plain_words(open_page: OpenPage, tmp_path: Path):
+    blank_path = tmp_path / "blank.png"
+    cv2.imwrite(str(blank_path), np.full((200, 200), 255, dtype=np.uint8))
+    text_path = tmp_path / "notes.txt"
+    text_path.write_text("this is a shopping list, not a digit\n")
+    async with open_page() as web:
+        page, error = web.page, web.page.get_by_role("alert")
+        file_input = page.get_by_label("Choose a photo of one digit")
+
+        await file_input.set_input_files(blank_path)
+        await wait_for_answer(page)
+        await error.filter(has_text="No digit found").wait_for(timeout=ANSWER_TIMEOUT_MS)
+        assert await page.locator("#answer").is_hidden()
+        await web.screenshot("error-no-digit")
+        assert await text_contrast(page, "#error") >= MIN_TEXT_CONTRAST
+
+        await file_input.set_input_files(text_path)
+        await wait_for_answer(page)
+        await error.filter(has_text="not an image the service can read").wait_for(timeout=ANSWER_TIMEOUT_MS)
+
+        await page.get_by_role("button", name="Predict").click()
+        await error.filter(has_text="Draw a digit first").wait_for(timeout=ANSWER_TIMEOUT_MS)
+
+        # The service is unreachable: the page says so instead of failing silently.
+        await page.route("**/predict", lambda route: route.abort("connectionrefused"))
+        await web.draw([[(10, 14), (18, 14)]], "mouse")
+        await page.get_by_role("button", name="Predict").click()
+        await wait_for_answer(page)
+        await error.filter(has_text="Could not reach the service").wait_for(timeout=ANSWER_TIMEOUT_MS)
+        await web.screenshot("error-unreachable")
+
+
+async def test_keyboard_reaches_every_control_and_clears_the_pad(open_page: OpenPage):
+    async with open_page() as web:
+        page = web.page
+        focused = []
+        for _ in range(8):
+            await page.keyboard.press("Tab")
+            focused.append(await page.evaluate("document.activeElement.id"))
+        assert [control for control in focused if control in {"clear", "predict", "file"}][:3] == [
+            "clear",
+            "predict",
+            "file",
+        ]
+        for key in ("Enter", "Space"):
+            await web.draw([[(6, 8), (20, 20)], [(6, 20), (20, 8)]], "mouse")
+            assert await ink_pixel_count(page) > 0
+            await tab_to(page, "clear")
+            # Keyboard focus is visible: the focused button draws an outline.
+            assert await page.evaluate("getComputedStyle(document.activeElement).outlineStyle") != "none"
+            await page.keyboard.press(key)
+            assert await ink_pixel_count(page) == 0, f"{key} on Clear left ink on the pad"
+        await tab_to(page, "predict")
+        await page.keyboard.press("Enter")
+        await page.get_by_role("alert").filter(has_text="Draw a digit first").wait_for()
+        for selector in ("h1", "header p", ".hint", "button#clear", "button#predict", "label"):
+            assert await text_contrast(page, selector) >= MIN_TEXT_CONTRAST, selector
+        assert await page.get_by_role("img", name=re.compile("Drawing area")).is_visible()
+
+
+async def test_phone_screen_fits_and_a_finger_drawing_is_read_on_its_own(
+    open_page: OpenPage, mnist_test_samples
+):
+    images, labels = mnist_test_samples
+    async with open_page(viewport=PHONE_VIEWPORT, is_mobile=True, device_scale_factor=2) as web:
+        page = web.page
+        widths = await page.evaluate(
+            "({scroll: document.documentElement.scrollWidth, viewport: window.innerWidth})"
+        )
+        assert widths["scroll"] <= widths["viewport"], "the page scrolls sideways on a phone"
+        pad = await page.locator("#pad").bounding_box()
+        assert pad is not None and pad["x"] >= 0 and pad["x"] + pad["width"] <= PHONE_VIEWPORT["width"]
+        assert pad["y"] + pad["height"] <= PHONE_VIEWPORT["height"], "the pad is not on the first screen"
+        result = await page.locator("#result").bounding_box()
+        photo_picker = await page.locator("#drop-zone").bounding_box()
+        assert pad["y"] < result["y"] < photo_picker["y"], "on a phone the answer belongs under the pad"
+        await web.draw(strokes_of_digit(images[PHOTO_INDEX]), "touch")
+        # No button press: the page predicts by itself once the finger has been lifted for a moment.
+        async with page.expect_request(lambda request: request.url.endswith("/predict"), timeout=10_000):
+            pass
+        await wait_for_answer(page)
+        answer = await shown_answer(page)
+        assert_consistent_answer(answer)
+        await web.screenshot("phone-drawn-touch")
+        assert answer["digit"] == str(labels[PHOTO_INDEX])
+        assert await page.evaluate("window.scrollX") == 0
+
+
+# --- small page probes ---------------------------------------------------------------------------
+
+
+async def tab_to(page: Page, element_id: str) -> None:
+    """Presses Tab (a bounded number of times) until the element with `element_id` has the focus."""
+    for _ in range(12):
+        await page.keyboard.press("Tab")
+        if await page.evaluate("document.activeElement.id") == element_id:
+            return
+    pytest.fail(f"Tab never reached #{element_id}")
+
+
+async def ink_pixel_count(page: Page) -> int:
+    """Pixels of the drawing pad that are not white paper."""
+    return await page.evaluate(
+        """() => {
+          const pad = document.getElementById("pad");
+          const rgba = pad.getContext("2d").getImageData(0, 0, pad.width, pad.height).data;
+          let count = 0;
+          for (let index = 0; index < rgba.length; index += 4) if (rgba[index] < 250) count += 1;
+          return count;
+        }"""
+    )
+
+
+async def text_contrast(page: Page, selector: str) -> float:
+    """WCAG contrast ratio of an element's text colour against the first opaque background behind it."""
+    foreground, background = await page.evaluate(
+        """(selector) => {
+          const element = document.querySelector(selector);
+          let behind = element;
+          while (behind && getComputedStyle(behind).backgroundColor.match(/rgba\\(.*, 0\\)$|transparent/))
+            behind = behind.parentElement;
+          const rgb = (text) => text.match(/\\d+(\\.\\d+)?/g).slice(0, 3).map(Number);
+          const background = behind ? getComputedStyle(behind).backgroundColor : "rgb(255, 255, 255)";
+          return [rgb(getComputedStyle(element).color), rgb(background)];
+        }""",
+        selector,
+    )
+
+    def luminance(rgb: list[float]) -> float:
+        channels = [value / 255 for value in rgb]
+        linear = [c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in channels]
+        return 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
+
+    lighter, darker = sorted((luminance(foreground), luminance(background)), reverse=True)
+    return (lighter + 0.05) / (darker + 0.05)
