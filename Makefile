@@ -22,6 +22,7 @@ test: $(VENV)/.installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	bash scripts/install-test-deps.sh
+	bash scripts/install-browser.sh
 	$(BIN)/pytest
 
 test-fast: $(VENV)/.installed
