@@ -101,8 +101,9 @@ def _estimate_background(ink: np.ndarray) -> np.ndarray:
 def _find_border_artifacts(labels: np.ndarray, stats: np.ndarray) -> np.ndarray:
     """Component labels and stats -> bool per component: a page edge or frame rather than ink.
 
-    Such a component touches the image border and either lies mostly in the outer band (a frame, the
-    table beyond the page) or spans the image from one side to the opposite one (a page edge).
+    Such a component touches the image border, or reaches across most of it, and either lies mostly in
+    the outer band (a frame, the table beyond the page) or spans the image from one side to the
+    opposite one (a page edge).
     """
     height, width = labels.shape
     band_pixels = max(1, round(BORDER_BAND_FRACTION * min(height, width)))
@@ -112,8 +113,11 @@ def _find_border_artifacts(labels: np.ndarray, stats: np.ndarray) -> np.ndarray:
     left, top, box_width, box_height, area = stats.T
     right, bottom = left + box_width == width, top + box_height == height
     touches_border = (left == 0) | (top == 0) | right | bottom
+    # A printed box or a frame a few pixels inside the edge touches nothing; it was taken for the
+    # digit (the largest component) and the digit itself dropped. It still reaches across the image.
+    reaches_across = (box_width >= width - 2 * band_pixels) | (box_height >= height - 2 * band_pixels)
     spans_image = ((left == 0) & right) | ((top == 0) & bottom)
-    return touches_border & ((in_band_pixels >= 0.5 * area) | spans_image)
+    return (touches_border | reaches_across) & ((in_band_pixels >= 0.5 * area) | spans_image)
 
 
 def _select_digit_components(strong: np.ndarray) -> np.ndarray:
