@@ -147,12 +147,31 @@ def _select_digit_components(strong: np.ndarray) -> np.ndarray:
     return keep[labels]
 
 
+def _masked_percentiles(image: np.ndarray, mask: np.ndarray, percentiles: list[float]) -> np.ndarray:
+    """`np.percentile(image[mask], percentiles)` (linear method, same floats), from a histogram.
+
+    uint8 pixels take 256 values, so their sorted order is known from a histogram: this costs a
+    tenth of np.percentile's boolean gather and partition, which took ~40% of `preprocess_image`.
+    """
+    counts = cv2.calcHist([image], [0], mask.view(np.uint8), [256], [0, 256])
+    cumulative = np.cumsum(counts.ravel().astype(np.int64))  # float32 counts are exact below 2**24
+    last_index = int(cumulative[-1]) - 1
+    positions = last_index * (np.asarray(percentiles, dtype=np.float64) / 100)
+    lower = np.floor(positions)
+    # The value at sorted index k is the first grey level whose cumulative count exceeds k.
+    below = np.searchsorted(cumulative, lower, side="right").astype(np.float64)
+    above = np.searchsorted(cumulative, np.minimum(lower + 1, last_index), side="right").astype(np.float64)
+    fraction, step = positions - lower, above - below
+    # NumPy's own interpolation (`_lerp`), term for term, so that the results are bit-identical.
+    return np.where(fraction >= 0.5, above - step * (1 - fraction), below + step * fraction)
+
+
 def _noise_floor(flat: np.ndarray, strong: np.ndarray) -> float:
     """Paper level plus NOISE_FLOOR_SIGMAS robust sigmas (from the interquartile range) of its noise."""
-    paper = flat[~strong]
-    if paper.size == 0:
+    paper = ~strong
+    if not paper.any():
         return 0.0
-    lower, median, upper = np.percentile(paper, [25, 50, 75])
+    lower, median, upper = _masked_percentiles(flat, paper, [25, 50, 75])
     return float(median + NOISE_FLOOR_SIGMAS * (upper - lower) / 1.349)
 
 
@@ -168,7 +187,7 @@ def _extract_digit(flat: np.ndarray) -> np.ndarray:
     strong = smoothed > threshold
     kept = _select_digit_components(strong)
     floor = _noise_floor(flat, strong)
-    ink_level = float(np.percentile(flat[kept], INK_LEVEL_PERCENTILE))
+    ink_level = float(_masked_percentiles(flat, kept, [INK_LEVEL_PERCENTILE])[0])
     if ink_level - floor < MIN_INK_CONTRAST:
         raise NoDigitFoundError("no digit found: the marks are too faint to tell from the paper")
     # The antialiased or blurred rim of a stroke lies below the threshold but belongs to the digit.
