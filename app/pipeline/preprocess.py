@@ -151,7 +151,8 @@ def _masked_percentiles(image: np.ndarray, mask: np.ndarray, percentiles: list[f
     """`np.percentile(image[mask], percentiles)` (linear method, same floats), from a histogram.
 
     uint8 pixels take 256 values, so their sorted order is known from a histogram: this costs a
-    tenth of np.percentile's boolean gather and partition, which took ~40% of `preprocess_image`.
+    tenth of np.percentile's boolean gather and partition, about a quarter of `preprocess_image`'s
+    time on a 300-pixel photo.
     """
     counts = cv2.calcHist([image], [0], mask.view(np.uint8), [256], [0, 256])
     cumulative = np.cumsum(counts.ravel().astype(np.int64))  # float32 counts are exact below 2**24
