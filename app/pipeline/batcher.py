@@ -3,9 +3,10 @@
 Dynamic micro-batching: concurrent requests are queued, and one worker task groups them into a single
 call of `predict_fn`, which runs in a thread so that the event loop keeps accepting requests meanwhile.
 The worker waits for the first image without a timeout, then fills the batch until it is full or
-`batch_max_wait_ms` has passed since the first image was taken; it never sleep-polls. One batch is in
-flight at a time: while the model runs, new images accumulate and form the next batch, which is how
-batching adapts to load without tuning.
+`batch_max_wait_ms` has passed since that image arrived; it never sleep-polls. One batch is in flight
+at a time: while the model runs, new images accumulate and form the next batch, which leaves as soon
+as the model is free if its first image has already waited its time. That is how batching adapts to
+load without tuning.
 
 The queue is bounded: a full queue refuses at once with `QueueFullError` (503 + Retry-After), because
 a client that retries later is better served than one whose request waits behind seconds of backlog.
@@ -187,10 +188,16 @@ class MicroBatcher:
                 self._in_flight = []
 
     async def _collect_batch(self) -> list[QueuedImage]:
-        batch = [await self._queue.get()]
+        first = await self._queue.get()
+        batch = [first]
         # Held in `_in_flight` from now on, so that `stop()` fails these images too.
         self._in_flight = batch
-        deadline = asyncio.get_running_loop().time() + self._config.batch_max_wait_ms / 1000
+        # The wait counts from the first image's arrival (as Triton's queue delay does), not from
+        # when the worker took it: images that queued up during the previous model call leave at
+        # once with whatever else is queued, instead of idling the model for another full wait.
+        waited_seconds = time.perf_counter() - first.enqueued_at_seconds
+        remaining_seconds = max(0.0, self._config.batch_max_wait_ms / 1000 - waited_seconds)
+        deadline = asyncio.get_running_loop().time() + remaining_seconds
         # One timeout for the whole fill, not one `wait_for` (a task and a timer) per image; `get()`
         # takes queued images without suspending, and a cancelled `get()` leaves its image queued.
         try:

@@ -110,6 +110,23 @@ async def test_images_arriving_within_the_wait_join_the_same_batch():
     assert model.batch_sizes == [3]
 
 
+async def test_images_that_waited_through_a_model_call_leave_without_a_second_wait():
+    model = FakeModel()
+    model.release.clear()
+    batcher = await started(model, batch_max_wait_ms=300.0)
+    first = asyncio.ensure_future(batcher.submit(image(1)))
+    await wait_until(model.entered.is_set, timeout_seconds=2.0)
+    queued = asyncio.ensure_future(batcher.submit(image(2)))
+    await asyncio.sleep(0.35)  # longer than the wait: image 2 has had its time in the queue
+    released_seconds = time.perf_counter()
+    model.release.set()
+    await asyncio.gather(first, queued)
+    elapsed_seconds = time.perf_counter() - released_seconds
+    await batcher.stop()
+    assert model.batch_sizes == [1, 1]
+    assert elapsed_seconds < 0.2  # not another 300 ms of waiting for companions
+
+
 async def test_full_batch_is_sent_without_waiting_for_the_deadline():
     model = FakeModel()
     batcher = await started(model, batch_max_size=4, batch_max_wait_ms=5000.0)
