@@ -25,7 +25,7 @@ from app.api.routes import health, metrics, predict, preprocess, web
 from app.observability.logging import configure_logging
 from app.observability.metrics import build_metrics
 from app.pipeline.batcher import BatcherConfig, MicroBatcher
-from app.pipeline.model import DigitModel
+from app.pipeline.model import DigitModel, configure_thread_pools
 from app.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -56,6 +56,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, ServiceState]]:
     settings = app.state.settings
     configure_logging(settings.log_level)
     state = ServiceState(settings=settings, metrics=app.state.metrics)
+    configure_thread_pools(settings.tf_intra_op_threads, settings.tf_inter_op_threads)
     # Loading and the warm-up take seconds of TensorFlow work: off the loop, like every model call.
     state.model = await asyncio.to_thread(DigitModel.load, settings.model_dir, settings.model_version)
     await asyncio.to_thread(state.model.warm_up, warm_up_batch_sizes(settings.batch_max_size))

@@ -33,6 +33,9 @@ class Settings(BaseSettings):
         upload_max_bytes: largest request body accepted (413 above, refused early by Content-Length).
         image_max_pixels: largest decoded image (width x height); guards against decompression bombs.
         batch_max_files: most files in one `POST /predict/batch` request (413 above).
+        tf_intra_op_threads: threads TensorFlow splits one operation between; 0 lets TensorFlow
+            choose (`TF_NUM_INTRAOP_THREADS`, else one per core of the host, not of the container).
+        tf_inter_op_threads: threads TensorFlow runs independent operations on; 0 lets it choose.
         log_level: level of the service's logs.
         host: interface uvicorn binds to (used by `python -m app`, the Makefile and the container).
         port: TCP port uvicorn listens on.
@@ -56,6 +59,12 @@ class Settings(BaseSettings):
     upload_max_bytes: int = Field(default=10 * MEBIBYTE_BYTES, gt=0)
     image_max_pixels: int = Field(default=40_000_000, gt=0)
     batch_max_files: int = Field(default=64, ge=1, le=1024)
+    # One thread each: the model has one batch in flight and the event loop keeps another core busy
+    # with HTTP and decoding, so a second intra-op thread mostly waits for it. Measured on 2 cores:
+    # a batch of 1 costs 0.9 ms of CPU with 1 thread against 1.5 ms with 2, a batch of 32 13 ms
+    # against 14 ms (bench/RESULTS.md).
+    tf_intra_op_threads: int = Field(default=1, ge=0, le=256)
+    tf_inter_op_threads: int = Field(default=1, ge=0, le=256)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)

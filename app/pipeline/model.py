@@ -68,6 +68,29 @@ def hash_file(path: Path) -> str:
     return digest.hexdigest()
 
 
+def configure_thread_pools(intra_op_threads: int, inter_op_threads: int) -> None:
+    """Sizes TensorFlow's CPU thread pools for this process; 0 keeps TensorFlow's choice (one per core).
+
+    Args:
+        intra_op_threads: threads that split one operation (a convolution) between them.
+        inter_op_threads: threads that run independent operations of a graph at the same time.
+
+    TensorFlow accepts sizes only before its runtime starts (the first model load or operation).
+    Later, the sizes in place stay and a differing request is logged: a second app started in the
+    same process (tests do this) runs with the pools of the first.
+    """
+    threading = tf.config.threading
+    in_place = (threading.get_intra_op_parallelism_threads(), threading.get_inter_op_parallelism_threads())
+    if in_place == (intra_op_threads, inter_op_threads):
+        return
+    try:
+        threading.set_intra_op_parallelism_threads(intra_op_threads)
+        threading.set_inter_op_parallelism_threads(inter_op_threads)
+    except RuntimeError:
+        fields = {"intra_op_threads": in_place[0], "inter_op_threads": in_place[1]}
+        logger.warning("TensorFlow already runs; its thread pools keep their sizes", extra={"fields": fields})
+
+
 class DigitModel:
     """A loaded digit classifier and its identity.
 

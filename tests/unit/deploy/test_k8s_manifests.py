@@ -178,7 +178,7 @@ def test_only_the_gpu_variant_requests_a_gpu_and_runs_the_gpu_image():
     # The patch replaces only the batching variables; the rest of the base environment survives.
     gpu_environment = {variable["name"]: variable for variable in gpu_container["env"]}
     assert gpu_environment["DIGITSERVE_BATCH_MAX_SIZE"]["value"] == "64"
-    assert "TF_NUM_INTRAOP_THREADS" in gpu_environment
+    assert "DIGITSERVE_TF_INTRA_OP_THREADS" in gpu_environment
     assert len(gpu_container["env"]) == len(cpu_container["env"])
 
 

@@ -1,0 +1,48 @@
+"""TensorFlow's thread pools take the sizes of the settings, once, before TensorFlow starts."""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+import sys
+
+import pytest
+import tensorflow as tf
+
+from app.pipeline.model import configure_thread_pools
+from bench.server import REPO_ROOT
+
+pytestmark = pytest.mark.integration
+
+FRESH_PROCESS_TIMEOUT_SECONDS = 120
+SIZES_OF_A_FRESH_PROCESS = """
+import tensorflow as tf
+from app.pipeline.model import configure_thread_pools
+configure_thread_pools(1, 1)
+tf.reduce_sum(tf.ones((64, 64)))  # starts the runtime with the configured pools
+configure_thread_pools(1, 1)  # the same sizes again: accepted silently
+threading = tf.config.threading
+print(threading.get_intra_op_parallelism_threads(), threading.get_inter_op_parallelism_threads())
+"""
+
+
+def test_a_fresh_process_runs_with_the_configured_pool_sizes():
+    completed = subprocess.run(
+        [sys.executable, "-c", SIZES_OF_A_FRESH_PROCESS],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=FRESH_PROCESS_TIMEOUT_SECONDS,
+        env={"TF_CPP_MIN_LOG_LEVEL": "2", "PATH": "/usr/bin:/bin"},
+    )
+    assert completed.returncode == 0, completed.stderr
+    assert completed.stdout.split() == ["1", "1"]
+
+
+def test_once_tensorflow_runs_other_sizes_are_logged_and_the_pools_stay(caplog):
+    tf.reduce_sum(tf.ones((2, 2)))
+    in_place = tf.config.threading.get_intra_op_parallelism_threads()
+    with caplog.at_level(logging.WARNING, logger="app.pipeline.model"):
+        configure_thread_pools(in_place + 3, 5)
+    assert tf.config.threading.get_intra_op_parallelism_threads() == in_place
+    assert "keep their sizes" in caplog.text
