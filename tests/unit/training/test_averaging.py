@@ -57,18 +57,44 @@ def test_recalibration_sets_moving_statistics_to_the_data_mean():
     assert model.get_layer("bn").momentum == 0.99  # restored afterwards
 
 
-def test_average_is_rejected_when_it_validates_worse_and_the_best_weights_stay():
+@pytest.fixture
+def trained_model_and_batches():
+    keras.utils.set_random_seed(0)
     model = tiny_model()
-    rng = np.random.default_rng(1)
-    inputs = rng.normal(size=(64, 4)).astype("float32")
+    model.compile(optimizer=keras.optimizers.Adam(0.05), loss="categorical_crossentropy")
+    inputs = np.random.default_rng(1).normal(size=(64, 4)).astype("float32")
     targets = np.eye(2, dtype="float32")[(inputs[:, 0] > 0).astype(int)]
     batches = Batches(inputs, targets, batch_size=32)
-    model.fit(batches, epochs=30, verbose=0)
-    best = [weights.copy() for weights in model.get_weights()]
+    model.fit(batches, epochs=40, verbose=0)
+    # Precondition: clearly better than the uniform guess (log 2 = 0.69) that all-zero weights give.
+    assert model.evaluate(batches, verbose=0) < 0.3
+    return model, batches
+
+
+def zero_average(model: keras.Model) -> WeightAveraging:
     averaging = WeightAveraging(start_epoch=1)
     averaging.set_model(model)
     averaging.epochs_averaged = 1
     averaging.averaged_weights = [np.zeros(v.shape, dtype="float32") for v in model.trainable_weights]
-    outcome = adopt_average_if_better(model, averaging, batches, batches)
-    assert outcome["adopted"] is False
+    return averaging
+
+
+def test_average_is_rejected_when_it_validates_worse_and_the_best_weights_stay(trained_model_and_batches):
+    model, batches = trained_model_and_batches
+    best = [weights.copy() for weights in model.get_weights()]
+    outcome = adopt_average_if_better(model, zero_average(model), batches, batches)
+    assert outcome["adopted"] is False and outcome["val_loss_averaged"] > outcome["val_loss_best_epoch"]
     assert all(np.array_equal(a, b) for a, b in zip(model.get_weights(), best, strict=True))
+
+
+def test_average_is_adopted_when_it_validates_better(trained_model_and_batches):
+    model, batches = trained_model_and_batches
+    good = [keras.ops.convert_to_numpy(v).copy() for v in model.trainable_weights]
+    averaging = zero_average(model)
+    averaging.averaged_weights = good
+    for variable in model.trainable_weights:
+        variable.assign(np.zeros(variable.shape, dtype="float32"))
+    outcome = adopt_average_if_better(model, averaging, batches, batches)
+    assert outcome["adopted"] is True
+    for variable, expected in zip(model.trainable_weights, good, strict=True):
+        assert np.array_equal(keras.ops.convert_to_numpy(variable), expected)
