@@ -1,14 +1,13 @@
 """Grayscale upload (H, W) uint8 -> canonical digit (28, 28) uint8 white-on-black, MNIST-normalized.
 
-The second stage of the request path: it turns a photo or scan of a digit written on paper into what
-the model was trained on. In order: shrink huge photos; detect polarity (dark ink on light paper, the
-usual upload, is inverted); flatten uneven lighting; find the digit (Otsu on a lightly denoised image,
-then connected components: specks, page edges and far-away marks are dropped); map paper to 0 and ink
-to 255; hand the result to `canonicalize_digit` (20x20 box, center of mass at the center).
+The second stage of the request path: a photo or scan of a digit on paper becomes what the model was
+trained on. In order: shrink huge photos; detect polarity (dark ink on light paper, the usual upload,
+is inverted); even out the lighting; find the digit (Otsu on a lightly denoised image, then connected
+components, dropping specks, page edges and far-away marks); map paper to 0 and ink to 255; hand the
+result to `canonicalize_digit` (20x20 box, center of mass at the center).
 
-The binary mask only *finds* the digit and blanks what is not the digit; the grey levels inside it are
-kept, so a clean MNIST digit comes back (nearly) unchanged, antialiased edges included. Serving accuracy
-on MNIST therefore equals the model's own.
+The mask only *finds* the digit and blanks the rest; grey levels inside it are kept, so a clean MNIST
+digit comes back (nearly) unchanged and serving accuracy on MNIST equals the model's own.
 """
 
 from __future__ import annotations
@@ -21,8 +20,7 @@ import numpy as np
 from app.errors import NoDigitFoundError
 from app.pipeline.canonicalize import canonicalize_digit
 
-# Every later step costs time per pixel, and the digit ends up 20 pixels tall: beyond about 1000
-# pixels a photo only adds sensor noise, so 12-megapixel uploads are shrunk first.
+# Later steps cost time per pixel and the digit ends up 20 pixels tall: past ~1000 pixels, only noise.
 MAX_WORKING_SIDE_PIXELS = 1024
 # Lighting varies slowly, so the paper's brightness is estimated on a coarse grid (cheap and smooth).
 BACKGROUND_GRID_PIXELS = 64
@@ -49,14 +47,13 @@ class PreprocessedDigit:
     is_inverted: bool
 
 
-def _limit_working_size(gray: np.ndarray) -> np.ndarray:
-    height, width = gray.shape
-    scale = MAX_WORKING_SIDE_PIXELS / max(height, width)
-    if scale >= 1.0:
-        return gray
-    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+def _shrink(image: np.ndarray, max_side_pixels: int) -> np.ndarray:
+    height, width = image.shape
+    if (scale := max_side_pixels / max(height, width)) >= 1.0:
+        return image
     # INTER_AREA averages, so a thin stroke survives the shrink as a grey line instead of vanishing.
-    return cv2.resize(gray, size, interpolation=cv2.INTER_AREA)
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
 
 
 def _is_dark_ink_on_light_paper(gray: np.ndarray) -> bool:
@@ -75,27 +72,36 @@ def _is_dark_ink_on_light_paper(gray: np.ndarray) -> bool:
 
 
 def _estimate_background(ink: np.ndarray) -> np.ndarray:
-    """(H, W) uint8 white-on-black -> (H, W) uint8 estimate of the paper's level under the ink.
+    """(H, W) uint8 white-on-black -> (H, W) float32 in [0, 255], the paper's level under the ink.
 
-    A morphological opening removes every bright structure narrower than its kernel; with a kernel of
-    half the image, that is the strokes, while gradients and wide shadows (which an opening keeps
-    exactly) remain. A smaller kernel would eat bold strokes: 0.5% of MNIST digits hold a 9x9 square
-    of ink, none a 13x13 one.
+    An opening with a kernel of half the image removes the strokes (a smaller one would eat bold
+    strokes: 0.5% of MNIST digits hold a 9x9 square of ink, none a 13x13 one) and keeps gradients and
+    wide shadows; padding by point reflection runs a gradient on past the edge, where it would be clipped.
     """
-    height, width = ink.shape
-    scale = min(1.0, BACKGROUND_GRID_PIXELS / max(height, width))
-    small = ink
-    if scale < 1.0:
-        grid_size = (max(1, round(width * scale)), max(1, round(height * scale)))
-        small = cv2.resize(ink, grid_size, interpolation=cv2.INTER_AREA)
+    small = _shrink(ink, BACKGROUND_GRID_PIXELS)
     kernel_size_pixels = (min(small.shape) // 2) | 1
     if kernel_size_pixels < 3:  # a sliver of an image has no room for both paper and strokes
-        return np.zeros_like(ink)
+        return np.zeros(ink.shape, dtype=np.float32)
+    pad = kernel_size_pixels // 2
+    padded = np.pad(small.astype(np.float32), pad, mode="reflect", reflect_type="odd")
     kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (kernel_size_pixels, kernel_size_pixels))
-    background = cv2.morphologyEx(small, cv2.MORPH_OPEN, kernel)
-    if scale < 1.0:
-        background = cv2.resize(background, (width, height), interpolation=cv2.INTER_LINEAR)
-    return background
+    background = np.clip(cv2.morphologyEx(padded, cv2.MORPH_OPEN, kernel)[pad:-pad, pad:-pad], 0, 255)
+    if small.shape == ink.shape:
+        return background
+    return cv2.resize(background, ink.shape[::-1], interpolation=cv2.INTER_LINEAR)
+
+
+def _flatten_lighting(ink: np.ndarray, is_inverted: bool) -> np.ndarray:
+    """(H, W) uint8 white-on-black -> (H, W) uint8: the ink above the local paper level, evened out.
+
+    Paper reflects light, so a shadow dims ink and paper alike: the excess is divided by the local
+    paper brightness (gain capped at 8x, beyond which noise wins). A screen emits light: subtract only.
+    """
+    background = _estimate_background(ink)
+    excess = ink.astype(np.float32) - background
+    if is_inverted:
+        excess *= 255.0 / np.maximum(255.0 - background, 32.0)
+    return np.clip(np.rint(excess), 0, 255).astype(np.uint8)
 
 
 def _find_border_artifacts(labels: np.ndarray, stats: np.ndarray) -> np.ndarray:
@@ -220,10 +226,10 @@ def preprocess_image(gray: np.ndarray) -> PreprocessedDigit:
         raise ValueError(f"expected a 2-D uint8 array, got {getattr(gray, 'shape', type(gray))}")
     if gray.size == 0 or int(gray.max()) - int(gray.min()) < MIN_INK_CONTRAST:
         raise NoDigitFoundError("no digit found: the image is (nearly) uniform")
-    gray = _limit_working_size(np.ascontiguousarray(gray))
+    gray = _shrink(np.ascontiguousarray(gray), MAX_WORKING_SIDE_PIXELS)
     is_inverted = _is_dark_ink_on_light_paper(gray)
     ink = cv2.bitwise_not(gray) if is_inverted else gray
-    flat = cv2.subtract(ink, _estimate_background(ink))
+    flat = _flatten_lighting(ink, is_inverted)
     return PreprocessedDigit(canonicalize_digit(_extract_digit(flat)), is_inverted)
 
 

@@ -5,9 +5,10 @@ photo-like renderings of the first 200):
 - MNIST in, MNIST out: 1995 of 2000 come back with the same ink pixels and every grey level within
   10 (4%) of the original (mean absolute difference 0.18 grey levels); the 5 others lose a far stroke
   fragment or are stretched by a faint 95th ink percentile. A one-pixel shift makes that 0 of 2000.
-- Photo-like uploads: ink masks (> 127) agree with MNIST's at one-pixel tolerance with F1 0.997 on
-  average (worst 0.958); Gaussian-blurred images correlate at 0.961 on average (worst 0.817). The same
-  outputs shifted by one pixel score 0.972 and 0.890; shrunk to a 24-pixel box, 0.918 and 0.840.
+- Photo-like uploads: ink masks (> 127) agree with MNIST's at one-pixel tolerance with F1 0.998 on
+  average (worst 0.964); Gaussian-blurred images correlate at 0.969 on average (worst 0.835). The same
+  outputs shifted by one pixel score 0.975 and 0.893 (earlier outputs shrunk to a 24-pixel box: 0.918
+  and 0.840).
 """
 
 from __future__ import annotations
@@ -152,14 +153,20 @@ def test_preprocess_ignores_the_dark_table_beyond_the_page_edge(sample_digits, s
         assert_reads_like_clean_page(page, digit)
 
 
+@pytest.mark.parametrize("far_side_light", [0.3, 0.15])
 @pytest.mark.parametrize("direction", ["horizontal", "vertical", "diagonal"])
-def test_preprocess_finds_the_digit_under_a_strong_lighting_gradient(sample_digits, direction):
+def test_preprocess_finds_the_digit_under_a_strong_lighting_gradient(
+    sample_digits, direction, far_side_light
+):
     rows, columns = np.mgrid[0:300, 0:300] / 299.0
     position = {"horizontal": columns, "vertical": rows, "diagonal": (rows + columns) / 2}[direction]
-    light = 1.0 - 0.7 * position  # the far side of the page gets 30% of the light
+    light = 1.0 - (1.0 - far_side_light) * position
     for digit in sample_digits:
+        # In the dim corner the ink's contrast shrinks with the paper's level (to 30 grey levels at
+        # 15% light); dividing by the paper level restores it. Measured worst 0.992 (0.58 when the
+        # lighting was only subtracted).
         page = np.rint(write_on_paper(digit) * light).astype(np.uint8)
-        assert ink_mask_f1(preprocess_image(page).canonical, digit) >= 0.9
+        assert ink_mask_f1(preprocess_image(page).canonical, digit) >= 0.97
 
 
 def test_preprocess_reads_a_large_photo_after_shrinking_it(sample_digits):
