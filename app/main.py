@@ -17,6 +17,7 @@ from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
 from starlette.routing import BaseRoute, Route
 
+from app.api.admission import QueueFullShedMiddleware
 from app.api.auth import ApiKeyMiddleware, ApiKeyVerifier, document_api_key_security
 from app.api.deps import ServiceState
 from app.api.error_handlers import register_error_handlers
@@ -119,13 +120,17 @@ def api_key_protected_paths(settings: Settings) -> list[str]:
 
 
 def add_middlewares(app: FastAPI, settings: Settings, routes: list[BaseRoute]) -> None:
-    """Wraps the app, from the outside in: request ID, metrics, API key (if keys are set), body limit.
+    """Wraps the app, outside in: request ID, metrics, API key (if keys are set), shedding, body limit.
 
     The request ID is outermost so that every response and log line carries it; the metrics layer
-    wraps the key check and the body limit, so that early 401s and 413s are counted too.
+    wraps the others, so that early 401s, 503s and 413s are counted too.
     """
     app.add_middleware(
         BodySizeLimitMiddleware, upload_max_bytes=settings.upload_max_bytes, metrics=app.state.metrics
+    )
+    shed_paths = [route.path for route in predict.router.routes]
+    app.add_middleware(
+        QueueFullShedMiddleware, routes=routes, shed_paths=shed_paths, metrics=app.state.metrics
     )
     if settings.api_keys:
         protected_paths = api_key_protected_paths(settings)

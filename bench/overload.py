@@ -79,7 +79,8 @@ async def run_overload(
     server: RunningServer, overload_concurrency: int, overload_seconds: float, low_seconds: float
 ) -> list[PhaseReport]:
     """Runs baseline, overload and recovery against `server`; returns one report per phase."""
-    requests = mixed_predict_requests(server.port, repeats=200)
+    # Enough for the whole overload phase: refusals come back in a millisecond or two.
+    requests = mixed_predict_requests(server.port, repeats=1000)
     await run_load(server.port, requests[:256], LOW_CONCURRENCY, low_seconds)  # warm-up
     phases = [
         ("baseline", LOW_CONCURRENCY, low_seconds),

@@ -15,11 +15,13 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.errors import DigitServeError, InvalidRequestError, QueueFullError, UnauthorizedError
+from app.observability.logging import LogThrottle
 from app.observability.metrics import Metrics
 
 logger = logging.getLogger(__name__)
 
 HTTP_STATUS_CODES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed"}
+QUEUE_FULL_LOG_INTERVAL_SECONDS = 1.0
 
 
 def build_error_response(
@@ -52,12 +54,22 @@ def describe_validation_error(error: RequestValidationError) -> str:
 
 
 def register_error_handlers(app: FastAPI, metrics: Metrics) -> None:
-    """Registers the exception handlers of the API on `app`, counting each error by its code."""
+    """Registers the exception handlers of the API on `app`, counting each error by its code.
+
+    Each refusal is logged, except queue-full refusals: at most one line a second, with the number
+    of those not logged, since under overload they arrive by the thousand (the metric counts all).
+    """
+    queue_full_log = LogThrottle(QUEUE_FULL_LOG_INTERVAL_SECONDS)
 
     async def handle_domain_error(request: Request, error: DigitServeError) -> JSONResponse:
         metrics.rejected_requests.labels(reason=error.code).inc()
-        level = logging.WARNING if error.status_code >= 500 else logging.INFO
         fields = {"code": error.code, "path": request.url.path}
+        if isinstance(error, QueueFullError):
+            held_back = queue_full_log.admit()
+            if held_back is None:
+                return render_domain_error(error)
+            fields["similar_refusals_not_logged"] = held_back
+        level = logging.WARNING if error.status_code >= 500 else logging.INFO
         logger.log(level, "request refused: %s", error.detail, extra={"fields": fields})
         return render_domain_error(error)
 

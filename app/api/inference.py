@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Iterator, Sequence
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 
 import numpy as np
 
+from app.api.admission import admit_images
 from app.api.deps import ServiceState
 from app.api.schemas import BatchItemErrorResponse, ErrorResponse, PredictionResponse
-from app.errors import DigitServeError, QueueFullError, RequestTimeoutError
+from app.errors import DigitServeError, RequestTimeoutError
 from app.observability.metrics import Metrics
 from app.pipeline.decode import decode_image
 from app.pipeline.postprocess import postprocess_probabilities
@@ -38,33 +39,6 @@ async def request_deadline(timeout_seconds: float) -> AsyncIterator[None]:
         raise RequestTimeoutError(
             f"the prediction did not complete within {timeout_seconds:g} seconds; retry later"
         ) from error
-
-
-@contextmanager
-def admit_images(state: ServiceState, image_count: int) -> Iterator[None]:
-    """Holds room in the batching queue for `image_count` images while they are decoded.
-
-    Decoding costs far more CPU than a refusal. Without this, an overloaded service would decode
-    every request and only then refuse most of them at the queue: slow 503s, and CPU taken from
-    the requests it serves. Room held here counts as queued, so the queue bound covers images on
-    their way too, and an admitted request is not refused after its decoding. Leave the block right
-    before `batcher.submit` (no await in between): the room passes from here to the queue.
-
-    Raises:
-        QueueFullError: the queue and the images in preparation leave no room (raised at once).
-    """
-    settings = state.settings
-    free_slots = settings.queue_max_size - state.batcher.queue_depth - state.images_in_preparation
-    if image_count > free_slots:
-        raise QueueFullError(
-            f"the prediction queue is full ({settings.queue_max_size} images); retry later",
-            retry_after_seconds=settings.queue_retry_after_seconds,
-        )
-    state.images_in_preparation += image_count
-    try:
-        yield
-    finally:
-        state.images_in_preparation -= image_count
 
 
 def _decode_and_preprocess(data: bytes, max_image_pixels: int, metrics: Metrics) -> PreprocessedDigit:

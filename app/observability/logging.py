@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import time
 from contextvars import ContextVar
 
 SERVICE_LOGGER_NAME = "app"
@@ -28,6 +29,30 @@ class RequestIdFilter(logging.Filter):
         if getattr(record, "request_id", None) is None:
             record.request_id = request_id_context.get()
         return True
+
+
+class LogThrottle:
+    """Lets one event per `interval_seconds` through and counts the ones it holds back.
+
+    For lines that come in floods exactly when the service is busiest (queue-full refusals under
+    overload): writing thousands of them a second would take the CPU the overload lacks. Their
+    metric still counts every one.
+    """
+
+    def __init__(self, interval_seconds: float) -> None:
+        self.interval_seconds = interval_seconds
+        self._next_at_seconds = 0.0
+        self._held_back = 0
+
+    def admit(self) -> int | None:
+        """Returns None when this event is held back, else how many were held back since the last one."""
+        now_seconds = time.monotonic()
+        if now_seconds < self._next_at_seconds:
+            self._held_back += 1
+            return None
+        self._next_at_seconds = now_seconds + self.interval_seconds
+        held_back, self._held_back = self._held_back, 0
+        return held_back
 
 
 class KeyValueFormatter(logging.Formatter):

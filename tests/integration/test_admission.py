@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 
 import numpy as np
 import pytest
 
 from app.api import inference
 from tests.integration.conftest import encode_png, run_service
+from tests.integration.test_request_id import service_log_lines
 
 pytestmark = pytest.mark.integration
 
@@ -96,3 +98,62 @@ async def test_a_batch_request_takes_room_for_each_of_its_files(
     assert two_more.status_code == 503
     assert [response.status_code for response in answered] == [200, 200]
     assert len(answered[0].json()["predictions"]) == 3
+
+
+async def test_queue_full_refusals_are_all_counted_but_logged_at_most_once_a_second(
+    make_settings, monkeypatch, mnist_test_samples
+):
+    images, _ = mnist_test_samples
+    async with run_service(make_settings(queue_max_size=1, batch_max_files=1, batch_max_size=1)) as service:
+        gate = gate_decoding(monkeypatch, is_blocked=True)
+        admitted = asyncio.ensure_future(post_digit(service, images[0]))
+        await wait_for(lambda: gate.calls == 1)
+        started_seconds = time.monotonic()
+        with service_log_lines() as stream:
+            refused = [await post_digit(service, image) for image in images[1:21]]
+        elapsed_seconds = time.monotonic() - started_seconds
+        gate.release.set()
+        await admitted
+        counted = service.sample("digitserve_rejected_requests_total", {"reason": "queue_full"})
+    assert [response.status_code for response in refused] == [503] * 20
+    assert counted == 20
+    logged = [line for line in stream.getvalue().splitlines() if "code=queue_full" in line]
+    # One line, plus one per further second if this machine took that long for 20 refusals.
+    assert 1 <= len(logged) <= 1 + int(elapsed_seconds)
+    assert "similar_refusals_not_logged=0" in logged[0]
+
+
+async def test_with_no_room_at_all_uploads_are_refused_unread_and_other_routes_still_work(
+    make_settings, monkeypatch, mnist_test_samples
+):
+    images, _ = mnist_test_samples
+    chunks_read = 0
+
+    async def upload_chunks():
+        nonlocal chunks_read
+        boundary_line = b'--b\r\nContent-Disposition: form-data; name="file"; filename="d.png"\r\n\r\n'
+        for chunk in (boundary_line, encode_png(images[1]), b"\r\n--b--\r\n"):
+            chunks_read += 1
+            yield chunk
+
+    async with run_service(make_settings(queue_max_size=1, batch_max_files=1, batch_max_size=1)) as service:
+        gate = gate_decoding(monkeypatch, is_blocked=True)
+        admitted = asyncio.ensure_future(post_digit(service, images[0]))
+        await wait_for(lambda: gate.calls == 1)
+        refused = await service.client.post(
+            "/predict", content=upload_chunks(), headers={"content-type": "multipart/form-data; boundary=b"}
+        )
+        refused_batch = await service.client.post("/predict/batch", files=[("files", ("a.png", b"x"))])
+        probes = [
+            (await service.client.get(path)).status_code for path in ("/healthz", "/readyz", "/metrics")
+        ]
+        gate.release.set()
+        explained = await service.client.post("/preprocess", files={"file": ("d.png", encode_png(images[2]))})
+        answered = await admitted
+        counted = service.sample("digitserve_rejected_requests_total", {"reason": "queue_full"})
+    assert refused.status_code == 503 and refused.headers["retry-after"] == "1"
+    assert refused.json()["code"] == "queue_full" and refused.headers["x-request-id"]
+    assert chunks_read == 0  # refused from the headers: not a byte of the upload was read
+    assert refused_batch.status_code == 503 and counted == 2
+    assert probes == [200, 200, 200]
+    assert explained.status_code == 200 and answered.status_code == 200

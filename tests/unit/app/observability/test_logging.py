@@ -8,6 +8,7 @@ import pytest
 
 from app.observability.logging import (
     KeyValueFormatter,
+    LogThrottle,
     RequestIdFilter,
     configure_logging,
     request_id_context,
@@ -67,3 +68,17 @@ def test_configured_handler_adds_request_ids():
     handlers = logging.getLogger("app").handlers
     [handler] = [handler for handler in handlers if handler.get_name() == "digitserve"]
     assert any(isinstance(filter_, RequestIdFilter) for filter_ in handler.filters)
+
+
+def test_log_throttle_passes_one_event_per_interval_and_counts_the_rest(monkeypatch):
+    now = [100.0]
+    monkeypatch.setattr("app.observability.logging.time.monotonic", lambda: now[0])
+    throttle = LogThrottle(interval_seconds=1.0)
+    assert throttle.admit() == 0
+    assert [throttle.admit() for _ in range(5)] == [None] * 5
+    now[0] += 0.999
+    assert throttle.admit() is None
+    now[0] += 0.002
+    assert throttle.admit() == 6
+    now[0] += 5.0
+    assert throttle.admit() == 0
