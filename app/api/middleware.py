@@ -89,12 +89,19 @@ class RequestMetricsMiddleware:
         self.app = app
         self.metrics = metrics
         self.routes = routes
+        # Paths without parameters resolve the same way every time: found once here, not by
+        # matching every route's pattern on every request (5 us). Bounded by the routes.
+        self.templates_by_path = {
+            path: resolve_route_template(routes, {"type": "http", "path": path, "method": "GET"})
+            for path in (getattr(route, "path", "") for route in routes)
+            if path and "{" not in path
+        }
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        route = resolve_route_template(self.routes, scope)
+        route = self.templates_by_path.get(scope["path"]) or resolve_route_template(self.routes, scope)
         method = scope["method"] if scope["method"] in KNOWN_METHODS else "OTHER"
         started_seconds = time.perf_counter()
         status_code = 500
@@ -119,9 +126,7 @@ class RequestMetricsMiddleware:
             )
             await response(scope, receive, send)
         finally:
-            elapsed_seconds = time.perf_counter() - started_seconds
-            self.metrics.http_requests.labels(route=route, method=method, code=str(status_code)).inc()
-            self.metrics.http_request_duration.labels(route=route, method=method).observe(elapsed_seconds)
+            self.metrics.observe_request(route, method, status_code, time.perf_counter() - started_seconds)
 
 
 class BodySizeLimitMiddleware:

@@ -53,6 +53,20 @@ def test_batch_observation_records_waits_size_and_duration():
     assert sample("digitserve_model_inference_duration_seconds_sum") == pytest.approx(0.01)
 
 
+def test_request_observations_count_each_label_set_separately():
+    metrics = build_metrics(CollectorRegistry(), batch_max_size=8)
+    metrics.observe_request("/predict", "POST", 200, 0.02)
+    metrics.observe_request("/predict", "POST", 200, 0.04)
+    metrics.observe_request("/predict", "POST", 503, 0.001)
+    sample = metrics.registry.get_sample_value
+    ok, refused = ({"route": "/predict", "method": "POST", "code": code} for code in ("200", "503"))
+    assert sample("digitserve_http_requests_total", ok) == 2
+    assert sample("digitserve_http_requests_total", refused) == 1
+    durations = {"route": "/predict", "method": "POST"}
+    assert sample("digitserve_http_request_duration_seconds_count", durations) == 3
+    assert sample("digitserve_http_request_duration_seconds_sum", durations) == pytest.approx(0.061)
+
+
 def test_model_info_holds_exactly_the_served_model():
     metrics = build_metrics(CollectorRegistry(), batch_max_size=1)
     metrics.set_model_info("1", "a" * 64)
