@@ -23,6 +23,7 @@ import argparse
 import asyncio
 import json
 import sys
+import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -55,6 +56,8 @@ class PhaseReport:
     refused_p99_ms: float
     refusals_without_retry_after: int
     transport_errors: int
+    server_cores: float = 0.0
+    client_cores: float = 0.0
 
     @classmethod
     def from_result(cls, name: str, result: LoadResult) -> PhaseReport:
@@ -80,7 +83,7 @@ async def run_overload(
 ) -> list[PhaseReport]:
     """Runs baseline, overload and recovery against `server`; returns one report per phase."""
     # Enough for the whole overload phase: refusals come back in a millisecond or two.
-    requests = mixed_predict_requests(server.port, repeats=1000)
+    requests = mixed_predict_requests(server.port, repeats=3000)
     await run_load(server.port, requests[:256], LOW_CONCURRENCY, low_seconds)  # warm-up
     phases = [
         ("baseline", LOW_CONCURRENCY, low_seconds),
@@ -89,8 +92,13 @@ async def run_overload(
     ]
     reports = []
     for name, concurrency, seconds in phases:
+        server_cpu_seconds, client_cpu_seconds = server.cpu_seconds(), time.process_time()
         result = await run_load(server.port, requests, concurrency, seconds)
-        reports.append(PhaseReport.from_result(name, result))
+        report = PhaseReport.from_result(name, result)
+        # Client and service share the machine: how much of it each took during the phase.
+        report.server_cores = round((server.cpu_seconds() - server_cpu_seconds) / result.elapsed_seconds, 2)
+        report.client_cores = round((time.process_time() - client_cpu_seconds) / result.elapsed_seconds, 2)
+        reports.append(report)
     return reports
 
 
@@ -121,15 +129,16 @@ def failed_targets(reports: list[PhaseReport], depth_after: float) -> list[str]:
 def print_report(reports: list[PhaseReport]) -> None:
     print(
         "| phase | concurrency | s | offered req/s | served req/s | statuses | accepted p50/p99 ms "
-        "| 503 p50/p99 ms | 503 without Retry-After | dropped |"
+        "| 503 p50/p99 ms | 503 without Retry-After | dropped | CPU cores service / client |"
     )
-    print("|---|---:|---:|---:|---:|---|---:|---:|---:|---:|")
+    print("|---|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|")
     for report in reports:
         print(
             f"| {report.name} | {report.concurrency} | {report.seconds} | {report.offered_per_second} | "
             f"{report.served_per_second} | {report.status_counts} | {report.accepted_p50_ms} / "
             f"{report.accepted_p99_ms} | {report.refused_p50_ms} / {report.refused_p99_ms} | "
-            f"{report.refusals_without_retry_after} | {report.transport_errors} |"
+            f"{report.refusals_without_retry_after} | {report.transport_errors} | "
+            f"{report.server_cores} / {report.client_cores} |"
         )
 
 
