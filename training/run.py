@@ -26,18 +26,6 @@ class InitialWeightsError(Exception):
     """--initial-weights names a missing file or a checkpoint of another architecture."""
 
 
-AUGMENTATION_FLAGS = (
-    "elastic",
-    "noise",
-    "coarse-dropout",
-    "brightness-contrast",
-    "inversion",
-    "rotation",
-    "shift",
-    "zoom",
-)
-
-
 def load_sources(config: TrainConfig) -> list[DigitSource]:
     """Loads every requested dataset; with --quick, cuts each split to a few hundred images."""
     from training.datasets.registry import load_source, parse_dataset_spec
