@@ -13,6 +13,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import cv2
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
 from starlette.routing import BaseRoute, Route
@@ -58,6 +59,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, ServiceState]]:
     configure_logging(settings.log_level)
     state = ServiceState(settings=settings, metrics=app.state.metrics)
     configure_thread_pools(settings.tf_intra_op_threads, settings.tf_inter_op_threads)
+    # Before any request runs OpenCV: the setting is process-wide and not thread-safe. OpenCV reads
+    # a negative count as "its default"; 1 runs its functions sequentially.
+    cv2.setNumThreads(settings.opencv_threads or -1)
     # Loading and the warm-up take seconds of TensorFlow work: off the loop, like every model call.
     state.model = await asyncio.to_thread(DigitModel.load, settings.model_dir, settings.model_version)
     await asyncio.to_thread(state.model.warm_up, warm_up_batch_sizes(settings.batch_max_size))

@@ -36,6 +36,8 @@ class Settings(BaseSettings):
         tf_intra_op_threads: threads TensorFlow splits one operation between; 0 lets TensorFlow
             choose (`TF_NUM_INTRAOP_THREADS`, else one per core of the host, not of the container).
         tf_inter_op_threads: threads TensorFlow runs independent operations on; 0 lets it choose.
+        opencv_threads: threads OpenCV splits one pre-processing operation between; 0 lets OpenCV
+            choose (one per core).
         log_level: level of the service's logs.
         host: interface uvicorn binds to (used by `python -m app`, the Makefile and the container).
         port: TCP port uvicorn listens on.
@@ -65,6 +67,10 @@ class Settings(BaseSettings):
     # against 14 ms (bench/RESULTS.md).
     tf_intra_op_threads: int = Field(default=1, ge=0, le=256)
     tf_inter_op_threads: int = Field(default=1, ge=0, le=256)
+    # Uploads are already decoded in parallel, one per worker thread, and are small: OpenCV's own
+    # pool only adds a worker that spins between tasks (about a fifth of a core under load, measured
+    # with gdb and /proc), while pre-processing is no faster with it (bench/RESULTS.md).
+    opencv_threads: int = Field(default=1, ge=0, le=256)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)

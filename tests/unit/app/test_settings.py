@@ -18,7 +18,7 @@ def test_defaults_describe_the_documented_service():
     assert (settings.batch_max_size, settings.batch_max_wait_ms, settings.queue_max_size) == (32, 5.0, 256)
     assert settings.upload_max_bytes == 10 * 1024 * 1024 and settings.image_max_pixels == 40_000_000
     assert (settings.batch_max_files, settings.request_timeout_seconds) == (64, 10.0)
-    assert (settings.tf_intra_op_threads, settings.tf_inter_op_threads) == (1, 1)
+    assert (settings.tf_intra_op_threads, settings.tf_inter_op_threads, settings.opencv_threads) == (1, 1, 1)
 
 
 def test_values_are_read_from_prefixed_environment_variables(monkeypatch):

@@ -1,4 +1,4 @@
-"""TensorFlow's thread pools take the sizes of the settings, once, before TensorFlow starts."""
+"""The thread pools of TensorFlow and OpenCV take the sizes of the settings at start-up."""
 
 from __future__ import annotations
 
@@ -6,11 +6,13 @@ import logging
 import subprocess
 import sys
 
+import cv2
 import pytest
 import tensorflow as tf
 
 from app.pipeline.model import configure_thread_pools
 from bench.server import REPO_ROOT
+from tests.integration.conftest import run_service
 
 pytestmark = pytest.mark.integration
 
@@ -46,3 +48,15 @@ def test_once_tensorflow_runs_other_sizes_are_logged_and_the_pools_stay(caplog):
         configure_thread_pools(in_place + 3, 5)
     assert tf.config.threading.get_intra_op_parallelism_threads() == in_place
     assert "keep their sizes" in caplog.text
+
+
+async def test_start_up_sizes_opencv_threads_and_zero_means_opencv_default(make_settings):
+    cv2.setNumThreads(-1)
+    opencv_default = cv2.getNumThreads()
+    cv2.setNumThreads(3)
+    async with run_service(make_settings(opencv_threads=1)):
+        sequential = cv2.getNumThreads()
+    async with run_service(make_settings(opencv_threads=0)):
+        chosen_by_opencv = cv2.getNumThreads()
+    assert sequential == 1
+    assert chosen_by_opencv == opencv_default
