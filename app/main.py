@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 
 import cv2
@@ -45,6 +46,20 @@ def warm_up_batch_sizes(batch_max_size: int) -> tuple[int, ...]:
     return (1,) if batch_max_size == 1 else (1, batch_max_size)
 
 
+def configure_threads(settings: Settings) -> None:
+    """Sizes the thread pools of the process: TensorFlow's, OpenCV's and the event loop's default one.
+
+    Runs in the lifespan, before any request: OpenCV's setting is process-wide and not thread-safe,
+    and TensorFlow accepts sizes only before it starts. The loop's default pool is where
+    `asyncio.to_thread` decodes and pre-processes uploads; asyncio shuts it down with the loop.
+    """
+    configure_thread_pools(settings.tf_intra_op_threads, settings.tf_inter_op_threads)
+    # OpenCV reads a negative count as "its default"; 1 runs its functions sequentially.
+    cv2.setNumThreads(settings.opencv_threads or -1)
+    decode_pool = ThreadPoolExecutor(settings.decode_threads, thread_name_prefix="digitserve-decode")
+    asyncio.get_running_loop().set_default_executor(decode_pool)
+
+
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, ServiceState]]:
     """Loads and warms up the model, runs the batcher while the app serves, then stops it.
@@ -58,10 +73,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, ServiceState]]:
     settings = app.state.settings
     configure_logging(settings.log_level)
     state = ServiceState(settings=settings, metrics=app.state.metrics)
-    configure_thread_pools(settings.tf_intra_op_threads, settings.tf_inter_op_threads)
-    # Before any request runs OpenCV: the setting is process-wide and not thread-safe. OpenCV reads
-    # a negative count as "its default"; 1 runs its functions sequentially.
-    cv2.setNumThreads(settings.opencv_threads or -1)
+    configure_threads(settings)
     # Loading and the warm-up take seconds of TensorFlow work: off the loop, like every model call.
     state.model = await asyncio.to_thread(DigitModel.load, settings.model_dir, settings.model_version)
     await asyncio.to_thread(state.model.warm_up, warm_up_batch_sizes(settings.batch_max_size))

@@ -38,6 +38,8 @@ class Settings(BaseSettings):
         tf_inter_op_threads: threads TensorFlow runs independent operations on; 0 lets it choose.
         opencv_threads: threads OpenCV splits one pre-processing operation between; 0 lets OpenCV
             choose (one per core).
+        decode_threads: worker threads that decode and pre-process uploads (the event loop's
+            default thread pool); the model has a thread of its own.
         log_level: level of the service's logs.
         host: interface uvicorn binds to (used by `python -m app`, the Makefile and the container).
         port: TCP port uvicorn listens on.
@@ -71,6 +73,11 @@ class Settings(BaseSettings):
     # pool only adds a worker that spins between tasks (about a fifth of a core under load, measured
     # with gdb and /proc), while pre-processing is no faster with it (bench/RESULTS.md).
     opencv_threads: int = Field(default=1, ge=0, le=256)
+    # About one per core: a small upload holds the GIL for most of its pre-processing, so more
+    # threads only contend for it. Python's default pool (cores + 4: 6 here) measured on 2 cores with
+    # batching on, PNG, c=32: pre-processing 6.6-7.7 ms of wall time per upload and 467-548 req/s,
+    # against 1.4-1.7 ms and 586-645 req/s with 2 threads (bench/RESULTS.md).
+    decode_threads: int = Field(default=2, ge=1, le=256)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)

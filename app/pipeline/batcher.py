@@ -19,6 +19,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -87,6 +88,7 @@ class MicroBatcher:
         self._queue: asyncio.Queue[QueuedImage] = asyncio.Queue(maxsize=config.queue_max_size)
         self._in_flight: list[QueuedImage] = []
         self._worker: asyncio.Task[None] | None = None
+        self._model_thread: ThreadPoolExecutor | None = None
 
     @property
     def is_running(self) -> bool:
@@ -102,6 +104,8 @@ class MicroBatcher:
         """Starts the worker task on the running event loop."""
         if self.is_running:
             raise RuntimeError("the batcher is already running")
+        # A thread of its own: in the shared pool, the model call would queue behind the decoding.
+        self._model_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="digitserve-model")
         self._worker = asyncio.get_running_loop().create_task(self._run(), name="micro-batcher")
 
     async def stop(self) -> None:
@@ -110,6 +114,9 @@ class MicroBatcher:
         if worker is not None:
             worker.cancel()
             await asyncio.gather(worker, return_exceptions=True)
+        if self._model_thread is not None:
+            self._model_thread.shutdown(wait=False)  # a call in progress ends; its images fail below
+            self._model_thread = None
         pending = self._in_flight + self._drain_queue()
         self._in_flight = []
         _fail(pending, lambda: ServiceNotReadyError("the service is shutting down; retry another instance"))
@@ -215,7 +222,9 @@ class MicroBatcher:
         started_seconds = time.perf_counter()
         try:
             # TensorFlow releases the GIL: the event loop keeps serving while the model runs.
-            outputs = await asyncio.to_thread(self._stack_and_predict, [item.image for item in batch])
+            images = [item.image for item in batch]
+            loop = asyncio.get_running_loop()
+            outputs = await loop.run_in_executor(self._model_thread, self._stack_and_predict, images)
             if len(outputs) != len(batch):
                 raise ModelError(f"the model returned {len(outputs)} results for {len(batch)} images")
         except Exception as error:

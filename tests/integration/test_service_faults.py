@@ -149,7 +149,9 @@ def test_aborted_uploads_and_disconnects_leak_no_slot_memory_or_file(server, mni
     wait_for_idle(server, open_files=open_files_before)
     rss_after = server.rss_bytes()
     assert rss_after - rss_before < RSS_TOLERANCE_BYTES, (rss_before, rss_after)
-    assert queue_depth(server) == 0
+    # A leaked slot keeps the queue non-empty for good; an upload still being decoded when the
+    # first wait saw an empty queue passes through it in milliseconds.
+    wait_for_idle(server)
     assert predict(server, images[0])["digit"] == labels[0]
     metrics = httpx.get(f"{server.base_url}/metrics").text
     assert 'digitserve_http_requests_total{code="500"' not in metrics

@@ -19,6 +19,7 @@ def test_defaults_describe_the_documented_service():
     assert settings.upload_max_bytes == 10 * 1024 * 1024 and settings.image_max_pixels == 40_000_000
     assert (settings.batch_max_files, settings.request_timeout_seconds) == (64, 10.0)
     assert (settings.tf_intra_op_threads, settings.tf_inter_op_threads, settings.opencv_threads) == (1, 1, 1)
+    assert settings.decode_threads == 2
 
 
 def test_values_are_read_from_prefixed_environment_variables(monkeypatch):
@@ -57,6 +58,7 @@ def test_queue_must_hold_a_full_batch_and_a_full_batch_request():
         ("port", 70000),
         ("model_version", "latest"),
         ("tf_intra_op_threads", -1),
+        ("decode_threads", 0),
         ("log_level", "LOUD"),
     ],
 )
