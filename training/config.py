@@ -90,7 +90,10 @@ class TrainConfig(BaseModel):
     realtime_augment: RealtimeAugmentConfig = RealtimeAugmentConfig()
     # Fine-tuning: start from a checkpoint's weights (a .keras file of this architecture) instead of
     # random ones, e.g. to continue a finished run with fresh augmented copies and a lower learning rate.
-    initial_weights: Path | None = None
+    # Several checkpoints start from the mean of their weights (a "uniform model soup", Wortsman et al.
+    # 2022): fine-tunes of one parent stay in one basin, and their mean usually generalizes better
+    # than any of them, at no cost at inference (still one model of the same architecture).
+    initial_weights: tuple[Path, ...] = ()
     quick: bool = False
     # With quick, each source is cut to this many images per split: enough to exercise every step.
     quick_samples_per_split: int = Field(600, ge=20)
@@ -180,8 +183,10 @@ def parse_args(argv: list[str] | None) -> TrainConfig:
     add(
         "--initial-weights",
         type=Path,
-        default=None,
-        help="fine-tune: start from this .keras checkpoint's weights (default: random initialization)",
+        action="append",
+        metavar="CHECKPOINT",
+        help="fine-tune: start from this .keras checkpoint's weights; repeated, from the mean of the "
+        "checkpoints' weights (default: random initialization)",
     )
     add(
         "--augment-seed",
@@ -223,7 +228,6 @@ def _config_from_args(args: argparse.Namespace) -> TrainConfig:
             "learning_rate",
             "label_smoothing",
             "seed",
-            "initial_weights",
             "average_last_epochs",
             "augment_seed",
         )
@@ -235,5 +239,6 @@ def _config_from_args(args: argparse.Namespace) -> TrainConfig:
         static_augment=static,
         realtime_augment=realtime,
         quick=args.quick,
+        initial_weights=tuple(args.initial_weights or ()),
         **overrides,
     )

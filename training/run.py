@@ -54,6 +54,10 @@ def run(config: TrainConfig) -> dict[str, Any]:
     from training.datasets.combine import held_out_test_sets, split_train_validation
     from training.export import next_version
 
+    # A missing checkpoint is bad input: say so before minutes of loading and augmenting data.
+    for checkpoint in config.initial_weights:
+        if not checkpoint.is_file():
+            raise InitialWeightsError(f"--initial-weights {checkpoint} does not exist")
     # 1. datasets: every source's train split pooled and split 90/10; each test split kept apart.
     sources = load_sources(config)
     split = split_train_validation(sources, config.validation_fraction, config.seed)
@@ -81,9 +85,13 @@ def run(config: TrainConfig) -> dict[str, Any]:
     card["training"] = describe_training(history, seconds, hardware)
     if averaging:
         card["training"]["weight_averaging"] = averaging
-    if config.initial_weights is not None and (config.initial_weights.parent / "model_card.json").is_file():
-        # A fine-tuned model is reproducible only with the recipe of the run it started from.
-        card["fine_tuned_from"] = json.loads((config.initial_weights.parent / "model_card.json").read_text())
+    parent_cards = [checkpoint.parent / "model_card.json" for checkpoint in config.initial_weights]
+    if parent_cards:
+        # A fine-tuned model is reproducible only with the recipes of the runs it started from.
+        card["fine_tuned_from"] = [
+            json.loads(path.read_text()) if path.is_file() else {"checkpoint": str(path.parent)}
+            for path in parent_cards
+        ]
     (run_dir / "model_card.json").write_text(json.dumps(card, indent=2, sort_keys=True) + "\n")
     if not _has_tensorflow():
         logger.warning(
@@ -106,7 +114,7 @@ def _fit(train_digits: DigitSet, validation: DigitSet, config: TrainConfig, run_
     keras.utils.set_random_seed(config.effective_augment_seed)
     with scope:
         model = build_model(dense_l2=config.dense_l2)
-        if config.initial_weights is not None:
+        if config.initial_weights:
             _load_initial_weights(model, config.initial_weights)
         compile_model(model, config)
     started_at = time.perf_counter()
@@ -116,18 +124,36 @@ def _fit(train_digits: DigitSet, validation: DigitSet, config: TrainConfig, run_
     return model, history.history, hardware, seconds, averaging
 
 
-def _load_initial_weights(model, checkpoint_path: Path) -> None:
-    import keras
+def _load_initial_weights(model, checkpoint_paths: tuple[Path, ...]) -> None:
+    """Sets the model's weights to those of one checkpoint, or to the mean of several checkpoints'.
 
-    if not checkpoint_path.is_file():
-        raise InitialWeightsError(f"--initial-weights {checkpoint_path} does not exist")
-    try:
-        model.set_weights(keras.saving.load_model(checkpoint_path, compile=False).get_weights())
-    except (ValueError, OSError) as error:
-        raise InitialWeightsError(
-            f"--initial-weights {checkpoint_path}: not a checkpoint of this model ({error})"
-        ) from error
-    logger.info("fine-tuning from the weights of %s", checkpoint_path)
+    Every weight is averaged, batch-norm moving statistics included: they start out as the mean of
+    the checkpoints' statistics and the first training epoch re-estimates them for the averaged weights.
+    """
+    import keras
+    import numpy as np
+
+    checkpoint_weights = []
+    for path in checkpoint_paths:
+        try:
+            weights = keras.saving.load_model(path, compile=False).get_weights()
+            model.set_weights(weights)  # checks every shape against this architecture
+        except (ValueError, OSError) as error:
+            raise InitialWeightsError(
+                f"--initial-weights {path}: not a checkpoint of this model ({error})"
+            ) from error
+        checkpoint_weights.append(weights)
+    model.set_weights(
+        [
+            np.mean(np.stack(same_weight), axis=0).astype(same_weight[0].dtype)
+            for same_weight in zip(*checkpoint_weights, strict=True)
+        ]
+    )
+    logger.info(
+        "fine-tuning from the %s of %s",
+        "weights" if len(checkpoint_paths) == 1 else f"mean weights of {len(checkpoint_paths)} checkpoints",
+        ", ".join(str(path) for path in checkpoint_paths),
+    )
 
 
 def _export_and_evaluate(

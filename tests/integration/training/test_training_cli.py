@@ -129,6 +129,30 @@ def test_training_cli_rejects_bad_input_with_a_message_and_status_2(tmp_path, ar
     assert "Traceback" not in result.stderr
 
 
+def test_training_cli_refuses_a_missing_checkpoint_before_loading_data(tmp_path):
+    missing = tmp_path / "runs" / "best.keras"
+    # --data-dir is empty: the checkpoint must be reported before the datasets are looked for.
+    result = run_cli(
+        "training.run", "--no-download", "--data-dir", str(tmp_path), "--initial-weights", str(missing)
+    )
+    assert result.returncode == 2
+    assert f"--initial-weights {missing} does not exist" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_training_cli_refuses_a_checkpoint_of_another_model(tmp_path, shared_specs):
+    not_a_checkpoint = tmp_path / "best.keras"
+    not_a_checkpoint.write_bytes(b"PK\x03\x04 truncated zip")
+    result = run_cli(
+        "training.run", "--quick", "--no-download", *shared_specs, "--output-dir", str(tmp_path / "digits"),
+        "--runs-dir", str(tmp_path / "runs"), "--initial-weights", str(not_a_checkpoint),
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert f"--initial-weights {not_a_checkpoint}: not a checkpoint of this model" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "digits").exists()
+
+
 def test_training_cli_names_the_corrupt_file(tmp_path):
     folder = tmp_path / "mnist"
     folder.mkdir()

@@ -36,7 +36,13 @@ def test_augment_seed_defaults_to_the_split_seed_and_can_differ():
 
 def test_fine_tuning_flags_are_carried_into_the_config():
     config = parse_args(["--initial-weights", "runs/x/best.keras", "--average-last-epochs", "4"])
-    assert config.initial_weights == Path("runs/x/best.keras") and config.average_last_epochs == 4
+    assert config.initial_weights == (Path("runs/x/best.keras"),) and config.average_last_epochs == 4
+
+
+def test_initial_weights_repeat_for_a_soup_and_default_to_none():
+    assert parse_args([]).initial_weights == ()
+    config = parse_args(["--initial-weights", "a/best.keras", "--initial-weights", "b/best.keras"])
+    assert config.initial_weights == (Path("a/best.keras"), Path("b/best.keras"))
 
 
 @pytest.mark.parametrize("flags", [["--epochs", "0"], ["--batch-size", "-1"], ["--learning-rate", "0"]])

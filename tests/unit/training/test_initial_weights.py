@@ -1,0 +1,61 @@
+"""--initial-weights: one checkpoint's weights, or the mean of several (a uniform soup); others refused."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+
+from training.model import build_model
+from training.run import InitialWeightsError, _load_initial_weights
+
+pytestmark = pytest.mark.unit
+
+
+def save_checkpoint(path: Path, seed: int) -> list[np.ndarray]:
+    keras.utils.set_random_seed(seed)
+    model = build_model()
+    # Random batch-norm statistics too, so that their averaging is checked as well.
+    model.set_weights([weights + np.float32(seed) for weights in model.get_weights()])
+    model.save(path)
+    return model.get_weights()
+
+
+def test_one_checkpoint_gives_its_weights_exactly(tmp_path: Path):
+    expected = save_checkpoint(tmp_path / "a.keras", seed=1)
+    model = build_model()
+
+    _load_initial_weights(model, (tmp_path / "a.keras",))
+
+    for loaded, saved in zip(model.get_weights(), expected, strict=True):
+        np.testing.assert_array_equal(loaded, saved)
+
+
+def test_several_checkpoints_give_the_mean_of_every_weight(tmp_path: Path):
+    first = save_checkpoint(tmp_path / "a.keras", seed=1)
+    second = save_checkpoint(tmp_path / "b.keras", seed=2)
+    third = save_checkpoint(tmp_path / "c.keras", seed=3)
+    model = build_model()
+
+    _load_initial_weights(model, (tmp_path / "a.keras", tmp_path / "b.keras", tmp_path / "c.keras"))
+
+    for loaded, *saved in zip(model.get_weights(), first, second, third, strict=True):
+        assert loaded.dtype == saved[0].dtype
+        np.testing.assert_allclose(loaded, (saved[0] + saved[1] + saved[2]) / 3, rtol=1e-5, atol=1e-5)
+
+
+def test_a_checkpoint_of_another_architecture_is_refused_by_name(tmp_path: Path):
+    inputs = keras.Input((28, 28, 1))
+    keras.Model(inputs, keras.layers.Dense(10)(keras.layers.Flatten()(inputs))).save(tmp_path / "other.keras")
+
+    with pytest.raises(InitialWeightsError, match=r"other\.keras: not a checkpoint of this model"):
+        _load_initial_weights(build_model(), (tmp_path / "other.keras",))
+
+
+def test_a_file_that_is_no_checkpoint_is_refused_by_name(tmp_path: Path):
+    (tmp_path / "notes.keras").write_text("not a zip archive")
+
+    with pytest.raises(InitialWeightsError, match=r"notes\.keras: not a checkpoint of this model"):
+        _load_initial_weights(build_model(), (tmp_path / "notes.keras",))
