@@ -21,12 +21,16 @@ import os
 import platform
 import socket
 import statistics
+import subprocess
+import sys
+import tempfile
 from contextlib import ExitStack
 from pathlib import Path
 
 import numpy as np
 
 from bench.load import build_multipart_request, run_load
+from bench.model_batching import print_report as print_model_alone
 from bench.server import REPO_ROOT, RunningServer, running_service
 from tests.conftest import _read_idx
 from tests.integration.conftest import encode_png
@@ -38,6 +42,8 @@ WARM_UP_REQUESTS = 128
 WARM_UP_CONCURRENCY = 8
 PHOTO_SEED = 7
 MODES = {"on": {}, "off": {"DIGITSERVE_BATCH_MAX_SIZE": "1"}}
+# The service's default DIGITSERVE_BATCH_MAX_SIZE: the largest batch the "on" service forms.
+BATCH_ON_MAX_SIZE = 32
 
 
 def build_payloads() -> dict[str, list[bytes]]:
@@ -133,7 +139,36 @@ def summarize(payload: str, concurrency: int, mode: str, rounds: list[dict]) -> 
     }  # fmt: skip
 
 
-def print_report(rows: list[dict], args, load_before: str) -> dict:
+def measure_model_alone(model_dir: Path) -> dict:
+    """Runs `bench.model_batching` in a process of its own (fresh TensorFlow thread pools)."""
+    with tempfile.TemporaryDirectory() as scratch:
+        json_path = Path(scratch) / "model_batching.json"
+        command = [sys.executable, "-m", "bench.model_batching", "--model-dir", str(model_dir),
+                   "--batch-sizes", "1", str(BATCH_ON_MAX_SIZE), "--json-out", str(json_path)]  # fmt: skip
+        subprocess.run(command, cwd=REPO_ROOT, check=True, capture_output=True, text=True)
+        return json.loads(json_path.read_text())
+
+
+def batching_ceilings(model_alone: dict, rows: list[dict]) -> dict:
+    """The largest on/off ratio a CPU-bound service could reach, from the model's own batching saving.
+
+    With batching off, a request costs its model call at batch 1 plus everything else (HTTP, upload
+    parsing, decode, pre-processing), measured as the "off" service's CPU per request. Batching can
+    at best make the model part as cheap as at the largest batch and leave the rest as it is.
+    """
+    model_ms = {row["batch_size"]: row["cpu_ms_per_image"] for row in model_alone["rows"]}
+    single_ms, batched_ms = model_ms[1], model_ms[BATCH_ON_MAX_SIZE]
+    ceilings = {"model_alone": round(single_ms / batched_ms, 2)}
+    for row in rows:
+        if row["mode"] == "off" and row["concurrency"] > 1:
+            outside_model_ms = max(row["server_cpu_ms_per_request"] - single_ms, 0.0)
+            ceilings[f"{row['payload']}@c{row['concurrency']}"] = round(
+                (outside_model_ms + single_ms) / (outside_model_ms + batched_ms), 2
+            )
+    return ceilings
+
+
+def print_report(rows: list[dict], args, load_before: str, model_alone: dict) -> dict:
     print(
         f"\nmachine: {machine_description()}; 1-min load average {load_before} before, {load_average()} after"
     )
@@ -164,9 +199,18 @@ def print_report(rows: list[dict], args, load_before: str) -> dict:
         "\nthroughput ratio batching on / off: "
         + ", ".join(f"{key} {value}x" for key, value in ratios.items())
     )
+    print()
+    print_model_alone(model_alone)
+    ceilings = batching_ceilings(model_alone, rows)
+    print(
+        f"\nceiling of the on/off ratio on a CPU-bound machine: {ceilings.pop('model_alone')}x if nothing "
+        f"but the model cost CPU; with the CPU per request the off service spent outside its model: "
+        + ", ".join(f"{key} {value}x" for key, value in ceilings.items())
+    )
     return {"machine": machine_description(), "load_average_before_after": [load_before, load_average()],
             "arguments": vars(args) | {"model_dir": str(args.model_dir)},
-            "rows": rows, "ratios": ratios}  # fmt: skip
+            "rows": rows, "ratios": ratios, "model_alone": model_alone,
+            "ratio_ceilings": batching_ceilings(model_alone, rows)}  # fmt: skip
 
 
 def parse_arguments() -> argparse.Namespace:
@@ -187,6 +231,7 @@ def main() -> None:
     args = parse_arguments()
     payloads = build_payloads()
     load_before = load_average()
+    model_alone = measure_model_alone(args.model_dir.resolve())
     with ExitStack() as stack:
         servers = {}
         for mode, environment in MODES.items():
@@ -195,7 +240,7 @@ def main() -> None:
             servers[mode] = stack.enter_context(running_service(free_port(), environment, log_path))
         print(f"services ready: {', '.join(f'batching {m} at {s.base_url}' for m, s in servers.items())}")
         rows = asyncio.run(measure(servers, payloads, args))
-    report = print_report(rows, args, load_before)
+    report = print_report(rows, args, load_before, model_alone)
     if args.json_out:
         args.json_out.write_text(json.dumps(report, indent=2, default=str))
 

@@ -1,0 +1,62 @@
+"""The batching ceiling the benchmark reports: the model alone, timed per image, and the bound it sets.
+
+The figures are measured by the benchmark, never asserted here; these tests pin what is measured and
+how the ceiling is computed from it.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from bench.bench_predict import BATCH_ON_MAX_SIZE, batching_ceilings, measure_model_alone
+from bench.model_batching import measure
+from bench.server import REPO_ROOT
+
+
+def test_the_model_alone_is_timed_per_batch_size_with_the_service_settings(models_dir: Path) -> None:
+    report = measure(models_dir, [1, 4])
+
+    assert report["model_version"] == "1"
+    assert (report["tf_intra_op_threads"], report["tf_inter_op_threads"]) == (1, 1)
+    assert [row["batch_size"] for row in report["rows"]] == [1, 4]
+    for row in report["rows"]:
+        assert row["calls"] >= 40
+        assert row["wall_ms_per_image"] > 0 and row["cpu_ms_per_image"] > 0
+        assert row["wall_ms_per_call"] >= row["wall_ms_per_image"]
+    assert report["cpu_saving_vs_batch_1"][1] == 1.0
+
+
+def test_the_benchmark_measures_the_model_alone_in_a_process_of_its_own(models_dir: Path) -> None:
+    report = measure_model_alone(models_dir)
+
+    assert [row["batch_size"] for row in report["rows"]] == [1, BATCH_ON_MAX_SIZE]
+
+
+def test_the_ceiling_keeps_the_cpu_outside_the_model_and_shrinks_only_the_model_part() -> None:
+    model_alone = {
+        "rows": [{"batch_size": 1, "cpu_ms_per_image": 0.8}, {"batch_size": 32, "cpu_ms_per_image": 0.4}]
+    }
+    rows = [
+        {"payload": "png28", "concurrency": 32, "mode": "off", "server_cpu_ms_per_request": 2.8},
+        {"payload": "png28", "concurrency": 32, "mode": "on", "server_cpu_ms_per_request": 2.0},
+        {"payload": "png28", "concurrency": 1, "mode": "off", "server_cpu_ms_per_request": 3.0},
+    ]
+
+    ceilings = batching_ceilings(model_alone, rows)
+
+    # 2.0 ms outside the model: (2.0 + 0.8) / (2.0 + 0.4) = 1.17; the model alone: 0.8 / 0.4 = 2.
+    assert ceilings == {"model_alone": 2.0, "png28@c32": 1.17}
+
+
+def test_the_script_refuses_a_batch_size_below_one() -> None:
+    completed = subprocess.run(
+        [sys.executable, "-m", "bench.model_batching", "--batch-sizes", "1", "0"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+    )
+
+    assert completed.returncode != 0
+    assert "--batch-sizes must all be at least 1" in completed.stderr
