@@ -61,6 +61,11 @@ def recalibrate_batch_norm(model: keras.Model, batches: keras.utils.PyDataset, m
             layer.momentum = momentum
 
 
+def validation_loss(model: keras.Model, validation_batches: keras.utils.PyDataset) -> float:
+    """The loss Keras reports as val_loss (cross-entropy plus the weight penalties) on these batches."""
+    return float(model.evaluate(validation_batches, verbose=0, return_dict=True)["loss"])
+
+
 def adopt_average_if_better(
     model: keras.Model,
     averaging: WeightAveraging,
@@ -75,11 +80,11 @@ def adopt_average_if_better(
     if averaging.averaged_weights is None:
         return {"epochs_averaged": 0, "adopted": False}
     best_weights = model.get_weights()
-    best_loss = float(model.evaluate(validation_batches, verbose=0, return_dict=True)["loss"])
+    best_loss = validation_loss(model, validation_batches)
     for variable, average in zip(model.trainable_weights, averaging.averaged_weights, strict=True):
         variable.assign(average)
     recalibrate_batch_norm(model, training_batches, RECALIBRATION_BATCHES)
-    averaged_loss = float(model.evaluate(validation_batches, verbose=0, return_dict=True)["loss"])
+    averaged_loss = validation_loss(model, validation_batches)
     is_adopted = averaged_loss < best_loss
     if not is_adopted:
         model.set_weights(best_weights)

@@ -79,12 +79,13 @@ def run(config: TrainConfig) -> dict[str, Any]:
     run_dir.mkdir(parents=True, exist_ok=True)
     _save_augmentation_samples(run_dir, split.train, train_digits)
     # 3. train
-    model, history, hardware, seconds, averaging = _fit(train_digits, split.validation, config, run_dir)
+    model, history, hardware, seconds, training_notes = _fit(
+        train_digits, split.train, split.validation, config, run_dir
+    )
     card = build_model_card(version, int(model.count_params()), sources, split, config)
     card["splits"]["train_augmented"] = len(train_digits)
     card["training"] = describe_training(history, seconds, hardware)
-    if averaging:
-        card["training"]["weight_averaging"] = averaging
+    card["training"].update(training_notes)
     parent_cards = [checkpoint.parent / "model_card.json" for checkpoint in config.initial_weights]
     if parent_cards:
         # A fine-tuned model is reproducible only with the recipes of the runs it started from.
@@ -102,7 +103,13 @@ def run(config: TrainConfig) -> dict[str, Any]:
     return _export_and_evaluate(model, card, run_dir, test_sets, config)
 
 
-def _fit(train_digits: DigitSet, validation: DigitSet, config: TrainConfig, run_dir: Path):
+def _fit(
+    train_digits: DigitSet,
+    original_digits: DigitSet,
+    validation: DigitSet,
+    config: TrainConfig,
+    run_dir: Path,
+):
     import keras
 
     from training.model import build_model
@@ -118,10 +125,12 @@ def _fit(train_digits: DigitSet, validation: DigitSet, config: TrainConfig, run_
             _load_initial_weights(model, config.initial_weights)
         compile_model(model, config)
     started_at = time.perf_counter()
-    history, averaging = train(model, train_digits, validation, config, run_dir / "best.keras")
+    history, training_notes = train(
+        model, train_digits, original_digits, validation, config, run_dir / "best.keras"
+    )
     seconds = time.perf_counter() - started_at
     save_training_curves(run_dir / "training_curves.png", history.history)
-    return model, history.history, hardware, seconds, averaging
+    return model, history.history, hardware, seconds, training_notes
 
 
 def _load_initial_weights(model, checkpoint_paths: tuple[Path, ...]) -> None:

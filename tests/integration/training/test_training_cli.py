@@ -70,6 +70,10 @@ def test_quick_run_exports_a_versioned_savedmodel_with_card_and_plots(quick_run)
     assert card["config"]["batch_size"] == 384 and card["config"]["seed"] == 42
     assert card["training"]["epochs_run"] == 1 and card["training"]["hardware"].startswith("CPU")
     assert card["training"]["weight_averaging"]["epochs_averaged"] == 1
+    recalibration = card["training"]["batch_norm_recalibration"]
+    assert recalibration["val_loss"] == min(
+        recalibration["val_loss_trained_statistics"], recalibration["val_loss_recalibrated"]
+    )
     assert card["environment"]["libraries"]["keras"]
     assert "model version 1" in result.stdout and "mnist/test: accuracy" in result.stdout
 
@@ -110,6 +114,39 @@ def test_export_cli_writes_the_next_version_from_a_checkpoint(quick_run):
     assert result.returncode == 0, result.stderr[-2000:]
     card = json.loads((output_dir / "2" / "model_card.json").read_text())
     assert card["version"] == 2 and (output_dir / "2" / "saved_model.pb").is_file()
+
+
+def test_fine_tuning_from_several_checkpoints_records_them_and_checkpoints_what_it_exports(
+    quick_run, shared_specs, mnist_test_samples, tmp_path
+):
+    import keras
+    import tensorflow as tf
+
+    _, runs_dir, _ = quick_run
+    parent = runs_dir / "digits-1" / "best.keras"
+    output_dir = tmp_path / "digits"
+    result = run_cli(
+        "training.run", "--quick", "--no-download", *shared_specs, "--output-dir", str(output_dir),
+        "--runs-dir", str(tmp_path / "runs"), "--learning-rate", "1e-5",
+        "--initial-weights", str(parent), "--initial-weights", str(parent),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert (
+        "mean weights of 2 checkpoints" in result.stderr and "fine-tuning starts at val_loss" in result.stderr
+    )
+    card = json.loads((output_dir / "1" / "model_card.json").read_text())
+    start = card["training"]["initial_weights"]
+    assert start["checkpoints"] == [str(parent), str(parent)]
+    assert start["kept_start"] == (start["val_loss_start"] < start["val_loss_end"])
+    assert [parent_card["version"] for parent_card in card["fine_tuned_from"]] == [1, 1]
+    # The run's checkpoint holds the exported weights: a later fine-tune starts from what was shipped.
+    images = (mnist_test_samples[0][:16].astype("float32") / 255.0)[..., np.newaxis]
+    checkpointed = keras.saving.load_model(tmp_path / "runs" / "digits-1" / "best.keras").predict(
+        images, verbose=0
+    )
+    loaded = tf.saved_model.load(str(output_dir / "1"))  # owns the variables: keep it referenced
+    exported = loaded.serve(tf.constant(images)).numpy()
+    np.testing.assert_allclose(checkpointed, exported, atol=1e-5)
 
 
 @pytest.mark.parametrize(
