@@ -10,8 +10,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from bench.bench_predict import BATCH_ON_MAX_SIZE, batching_ceilings, measure_model_alone
-from bench.model_batching import measure
+from bench.model_batching import measure, print_report
 from bench.server import REPO_ROOT
 
 
@@ -24,14 +26,19 @@ def test_the_model_alone_is_timed_per_batch_size_with_the_service_settings(model
     for row in report["rows"]:
         assert row["calls"] >= 40
         assert row["wall_ms_per_image"] > 0 and row["cpu_ms_per_image"] > 0
-        assert row["wall_ms_per_call"] >= row["wall_ms_per_image"]
-    assert report["cpu_saving_vs_batch_1"][1] == 1.0
+        assert row["wall_ms_per_call"] == pytest.approx(
+            row["wall_ms_per_image"] * row["batch_size"], rel=0.01
+        )
+    assert report["rows"][0]["cpu_saving_vs_first"] == 1.0
 
 
-def test_the_benchmark_measures_the_model_alone_in_a_process_of_its_own(models_dir: Path) -> None:
-    report = measure_model_alone(models_dir)
+def test_the_benchmark_measures_the_model_alone_in_a_process_of_its_own(models_dir: Path, capsys) -> None:
+    report = measure_model_alone(models_dir)  # read back from JSON
 
     assert [row["batch_size"] for row in report["rows"]] == [1, BATCH_ON_MAX_SIZE]
+    print_report(report)
+    table_rows = capsys.readouterr().out.splitlines()[2:]
+    assert [line.split()[0] for line in table_rows] == ["1", str(BATCH_ON_MAX_SIZE)]
 
 
 def test_the_ceiling_keeps_the_cpu_outside_the_model_and_shrinks_only_the_model_part() -> None:
