@@ -9,6 +9,10 @@ req/s (median over rounds), p50/p95/p99 latency (all rounds pooled), the service
 request, and the on/off throughput ratios. The client runs on the same machine and competes with the
 service for the CPU.
 
+It also measures what bounds that ratio: the model alone at batch 1 and 32 (`bench.model_batching`),
+and a request's fixed cost without the model (`POST /preprocess` on the "on" service: HTTP, upload,
+decode, pre-processing, response), and prints the highest ratio these allow.
+
     python -m bench.bench_predict [--model-dir models/digits] [--requests 400] [--rounds 3]
 """
 
@@ -44,6 +48,9 @@ PHOTO_SEED = 7
 MODES = {"on": {}, "off": {"DIGITSERVE_BATCH_MAX_SIZE": "1"}}
 # The service's default DIGITSERVE_BATCH_MAX_SIZE: the largest batch the "on" service forms.
 BATCH_ON_MAX_SIZE = 32
+# `POST /preprocess` on the "on" service: a request's fixed cost (HTTP, upload, decode, pre-process,
+# response) without the model, for the ceiling of the on/off ratio.
+NO_MODEL_MODE = "no-model"
 
 
 def build_payloads() -> dict[str, list[bytes]]:
@@ -92,27 +99,29 @@ async def measure_level(server: RunningServer, requests: list[bytes], concurrenc
 
 
 async def measure(servers: dict[str, RunningServer], payloads: dict[str, list[bytes]], args) -> list[dict]:
-    """Loads each server in turn: for every payload and concurrency, `args.rounds` rounds of on, off."""
+    """Loads each server in turn: for every payload and concurrency, `args.rounds` rounds of on, off
+    and, above concurrency 1, the no-model level (`POST /preprocess` on the "on" service)."""
     rows = []
+    targets = {**{mode: (server, "/predict") for mode, server in servers.items()},
+               NO_MODEL_MODE: (servers["on"], "/preprocess")}  # fmt: skip
     for payload_name, uploads in payloads.items():
         pools = {
             mode: [
-                build_multipart_request(
-                    server.base_url.removeprefix("http://"), "/predict", "file", "digit", d
-                )
+                build_multipart_request(server.base_url.removeprefix("http://"), path, "file", "digit", d)
                 for d in uploads
             ]
-            for mode, server in servers.items()
+            for mode, (server, path) in targets.items()
         }
-        for mode, server in servers.items():
+        for mode, (server, _) in targets.items():
             warm_up = [pools[mode][i % len(uploads)] for i in range(WARM_UP_REQUESTS)]
             await measure_level(server, warm_up, WARM_UP_CONCURRENCY, args)
         for concurrency in args.concurrency:
-            rounds: dict[str, list[dict]] = {mode: [] for mode in servers}
+            modes = [mode for mode in targets if concurrency > 1 or mode != NO_MODEL_MODE]
+            rounds: dict[str, list[dict]] = {mode: [] for mode in modes}
             for _ in range(args.rounds):
-                for mode, server in servers.items():
+                for mode in modes:
                     requests = [pools[mode][i % len(uploads)] for i in range(args.requests)]
-                    rounds[mode].append(await measure_level(server, requests, concurrency, args))
+                    rounds[mode].append(await measure_level(targets[mode][0], requests, concurrency, args))
             rows += [
                 summarize(payload_name, concurrency, mode, measured) for mode, measured in rounds.items()
             ]
@@ -150,21 +159,43 @@ def measure_model_alone(model_dir: Path) -> dict:
 
 
 def batching_ceilings(model_alone: dict, rows: list[dict]) -> dict:
-    """The largest on/off ratio a CPU-bound service could reach, from the model's own batching saving.
+    """Upper bounds of the on/off throughput ratio, per payload and concurrency, from measured costs.
 
-    With batching off, a request costs its model call at batch 1 plus everything else (HTTP, upload
-    parsing, decode, pre-processing), measured as the "off" service's CPU per request. Batching can
-    at best make the model part as cheap as at the largest batch and leave the rest as it is.
+    A request with batching on costs at least its fixed CPU (HTTP, upload parsing, decode,
+    pre-processing, response: the no-model level's CPU per request) plus its share of a full batch
+    of the model alone. Even with every core busy and nothing else, the "on" service cannot serve
+    more than cores / (fixed + model share) requests per second; divided by the measured "off"
+    throughput, that bounds the ratio. The load client's own CPU is left out: the bound is generous.
+
+    A second, measured bound: `/predict` does everything `/preprocess` does, so with batching on it
+    cannot serve more requests per second than the no-model level did.
+
+    Returns:
+        Per "payload@cN": the no-model level's req/s and its ratio to "off", the fixed CPU per
+        request, the model's CPU per image at batch 1 and at the largest batch, the highest possible
+        "on" req/s, the measured "off" req/s and their ratio.
     """
     model_ms = {row["batch_size"]: row["cpu_ms_per_image"] for row in model_alone["rows"]}
-    single_ms, batched_ms = model_ms[1], model_ms[BATCH_ON_MAX_SIZE]
-    ceilings = {"model_alone": round(single_ms / batched_ms, 2)}
-    for row in rows:
-        if row["mode"] == "off" and row["concurrency"] > 1:
-            outside_model_ms = max(row["server_cpu_ms_per_request"] - single_ms, 0.0)
-            ceilings[f"{row['payload']}@c{row['concurrency']}"] = round(
-                (outside_model_ms + single_ms) / (outside_model_ms + batched_ms), 2
-            )
+    by_key = {(row["payload"], row["concurrency"], row["mode"]): row for row in rows}
+    ceilings = {}
+    for payload, concurrency, mode in by_key:
+        if mode != NO_MODEL_MODE:
+            continue
+        fixed_ms = by_key[payload, concurrency, mode]["server_cpu_ms_per_request"]
+        best_on_per_second = (os.cpu_count() or 1) * 1000 / (fixed_ms + model_ms[BATCH_ON_MAX_SIZE])
+        off_per_second = by_key[payload, concurrency, "off"]["requests_per_second"]
+        no_model_per_second = by_key[payload, concurrency, mode]["requests_per_second"]
+        ceilings[f"{payload}@c{concurrency}"] = {
+            # /predict does all that /preprocess does and more: it cannot serve more requests/s.
+            "no_model_requests_per_second": no_model_per_second,
+            "ratio_ceiling_no_model": round(no_model_per_second / off_per_second, 2),
+            "fixed_cpu_ms_per_request": fixed_ms,
+            "model_cpu_ms_per_image_batch_1": model_ms[1],
+            f"model_cpu_ms_per_image_batch_{BATCH_ON_MAX_SIZE}": model_ms[BATCH_ON_MAX_SIZE],
+            "highest_on_requests_per_second": round(best_on_per_second, 1),
+            "measured_off_requests_per_second": off_per_second,
+            "ratio_ceiling": round(best_on_per_second / off_per_second, 2),
+        }
     return ceilings
 
 
@@ -203,14 +234,22 @@ def print_report(rows: list[dict], args, load_before: str, model_alone: dict) ->
     print_model_alone(model_alone)
     ceilings = batching_ceilings(model_alone, rows)
     print(
-        f"\nceiling of the on/off ratio on a CPU-bound machine: {ceilings.pop('model_alone')}x if nothing "
-        f"but the model cost CPU; with the CPU per request the off service spent outside its model: "
-        + ", ".join(f"{key} {value}x" for key, value in ceilings.items())
+        f"\nceiling of the on/off ratio: batching on serves at most {os.cpu_count()} cores / (the no-model "
+        f"level's CPU per request + the model's CPU per image at batch {BATCH_ON_MAX_SIZE}) requests/s"
     )
+    for key, ceiling in ceilings.items():
+        print(
+            f"  {key}: fixed {ceiling['fixed_cpu_ms_per_request']:.2f} ms + model "
+            f"{model_alone['rows'][-1]['cpu_ms_per_image']:.2f} ms -> at most "
+            f"{ceiling['highest_on_requests_per_second']:.0f} req/s against "
+            f"{ceiling['measured_off_requests_per_second']:.0f} off: ratio <= {ceiling['ratio_ceiling']}x; "
+            f"measured without the model: {ceiling['no_model_requests_per_second']:.0f} req/s, ratio <= "
+            f"{ceiling['ratio_ceiling_no_model']}x"
+        )
     return {"machine": machine_description(), "load_average_before_after": [load_before, load_average()],
             "arguments": vars(args) | {"model_dir": str(args.model_dir)},
             "rows": rows, "ratios": ratios, "model_alone": model_alone,
-            "ratio_ceilings": batching_ceilings(model_alone, rows)}  # fmt: skip
+            "ratio_ceilings": ceilings}  # fmt: skip
 
 
 def parse_arguments() -> argparse.Namespace:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.bench_predict import BATCH_ON_MAX_SIZE, batching_ceilings, measure_model_alone
+from bench.bench_predict import BATCH_ON_MAX_SIZE, NO_MODEL_MODE, batching_ceilings, measure_model_alone
 from bench.model_batching import measure, print_report
 from bench.server import REPO_ROOT
 
@@ -41,20 +41,32 @@ def test_the_benchmark_measures_the_model_alone_in_a_process_of_its_own(models_d
     assert [line.split()[0] for line in table_rows] == ["1", str(BATCH_ON_MAX_SIZE)]
 
 
-def test_the_ceiling_keeps_the_cpu_outside_the_model_and_shrinks_only_the_model_part() -> None:
+def test_the_ceiling_is_every_core_spent_on_fixed_costs_and_full_model_batches(monkeypatch) -> None:
+    monkeypatch.setattr("os.cpu_count", lambda: 2)
     model_alone = {
         "rows": [{"batch_size": 1, "cpu_ms_per_image": 0.8}, {"batch_size": 32, "cpu_ms_per_image": 0.4}]
     }
     rows = [
-        {"payload": "png28", "concurrency": 32, "mode": "off", "server_cpu_ms_per_request": 2.8},
-        {"payload": "png28", "concurrency": 32, "mode": "on", "server_cpu_ms_per_request": 2.0},
-        {"payload": "png28", "concurrency": 1, "mode": "off", "server_cpu_ms_per_request": 3.0},
+        {"payload": "png28", "concurrency": 32, "mode": "on", "requests_per_second": 600.0},
+        {"payload": "png28", "concurrency": 32, "mode": "off", "requests_per_second": 460.0},
+        {
+            "payload": "png28",
+            "concurrency": 32,
+            "mode": NO_MODEL_MODE,
+            "server_cpu_ms_per_request": 1.5,
+            "requests_per_second": 690.0,
+        },
+        {"payload": "png28", "concurrency": 1, "mode": "off", "requests_per_second": 300.0},
     ]
 
     ceilings = batching_ceilings(model_alone, rows)
 
-    # 2.0 ms outside the model: (2.0 + 0.8) / (2.0 + 0.4) = 1.17; the model alone: 0.8 / 0.4 = 2.
-    assert ceilings == {"model_alone": 2.0, "png28@c32": 1.17}
+    # 2 cores x 1000 ms / (1.5 ms fixed + 0.4 ms of model) = 1052.6 req/s at best, against 460 off.
+    assert list(ceilings) == ["png28@c32"]
+    assert ceilings["png28@c32"]["highest_on_requests_per_second"] == 1052.6
+    assert ceilings["png28@c32"]["ratio_ceiling"] == 2.29
+    # /predict cannot outrun /preprocess, a part of its work: 690 / 460.
+    assert ceilings["png28@c32"]["ratio_ceiling_no_model"] == 1.5
 
 
 def test_the_script_refuses_a_batch_size_below_one() -> None:
