@@ -84,7 +84,12 @@ async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, ServiceState]]:
         queue_max_size=settings.queue_max_size,
         queue_retry_after_seconds=settings.queue_retry_after_seconds,
     )
-    state.batcher = MicroBatcher(state.predict_batch, batcher_config, observer=state.metrics)
+    state.batcher = MicroBatcher(
+        state.predict_batch,
+        batcher_config,
+        observer=state.metrics,
+        images_on_the_way=lambda: state.images_in_preparation,
+    )
     state.batcher.start()
     state.is_ready = True
     logger.info("ready", extra={"fields": {"model_version": state.model.version}})

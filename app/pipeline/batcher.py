@@ -3,7 +3,9 @@
 Dynamic micro-batching: concurrent requests are queued, and one worker task groups them into a single
 call of `predict_fn`, which runs in a thread so that the event loop keeps accepting requests meanwhile.
 The worker waits for the first image without a timeout, then fills the batch until it is full or
-`batch_max_wait_ms` has passed since that image arrived; it never sleep-polls. One batch is in flight
+`batch_max_wait_ms` has passed since that image arrived; it never sleep-polls. When nothing else is
+queued and no other image is on its way (being decoded, as the service reports it), the image leaves
+at once: at low load, waiting could only add latency. One batch is in flight
 at a time: while the model runs, new images accumulate and form the next batch, which leaves as soon
 as the model is free if its first image has already waited its time. That is how batching adapts to
 load without tuning.
@@ -77,14 +79,21 @@ class MicroBatcher:
             worker thread, one call at a time.
         config: batch size, wait and queue limits.
         observer: receives queue depth and per-batch measurements; records nothing by default.
+        images_on_the_way: how many images are about to be submitted (admitted requests still
+            being decoded); None: unknown, so a lone image always waits `batch_max_wait_ms`.
     """
 
     def __init__(
-        self, predict_fn: PredictFn, config: BatcherConfig, observer: BatchObserver | None = None
+        self,
+        predict_fn: PredictFn,
+        config: BatcherConfig,
+        observer: BatchObserver | None = None,
+        images_on_the_way: Callable[[], int] | None = None,
     ) -> None:
         self._predict_fn = predict_fn
         self._config = config
         self._observer = observer or NullObserver()
+        self._images_on_the_way = images_on_the_way
         self._queue: asyncio.Queue[QueuedImage] = asyncio.Queue(maxsize=config.queue_max_size)
         self._in_flight: list[QueuedImage] = []
         self._worker: asyncio.Task[None] | None = None
@@ -210,6 +219,8 @@ class MicroBatcher:
         try:
             async with asyncio.timeout_at(deadline):
                 while len(batch) < self._config.batch_max_size:
+                    if self._queue.empty() and not self._is_more_coming():
+                        break  # waiting would only delay the images already taken
                     batch.append(await self._queue.get())
         except TimeoutError:
             pass
@@ -217,6 +228,10 @@ class MicroBatcher:
         # A request that timed out or disconnected while queued does not cost a model slot.
         self._in_flight = [item for item in batch if not item.future.done()]
         return self._in_flight
+
+    def _is_more_coming(self) -> bool:
+        """Whether an image is about to be submitted; unknown counts as yes (the batch waits)."""
+        return self._images_on_the_way is None or self._images_on_the_way() > 0
 
     async def _run_batch(self, batch: list[QueuedImage]) -> None:
         started_seconds = time.perf_counter()

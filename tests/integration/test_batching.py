@@ -79,6 +79,18 @@ async def test_64_concurrent_requests_are_batched_and_answered_in_order(
     assert service.sample("digitserve_batch_size_sum") == 64
 
 
+async def test_a_lone_request_does_not_wait_for_companions_that_are_not_coming(
+    make_settings, mnist_test_samples
+):
+    images, _ = mnist_test_samples
+    async with run_service(make_settings(batch_max_wait_ms=1000)) as service:
+        for image in images[:3]:
+            assert (await post_png(service, image)).status_code == 200
+        # Nothing else was queued or being decoded: each image went to the model without the 1 s wait.
+        assert service.sample("digitserve_batch_size_count") == 3
+        assert service.sample("digitserve_batch_queue_wait_seconds_sum") < 0.5
+
+
 async def test_batching_off_sends_one_image_per_model_call(make_settings, monkeypatch, mnist_test_samples):
     images, _ = mnist_test_samples
     async with run_service(make_settings(batch_max_size=1)) as service:

@@ -44,9 +44,9 @@ def image(number: float) -> np.ndarray:
     return np.array([number], dtype=np.float32)
 
 
-async def started(model: FakeModel, **limits) -> MicroBatcher:
+async def started(model: FakeModel, images_on_the_way=None, **limits) -> MicroBatcher:
     config = BatcherConfig(**{"batch_max_size": 8, "batch_max_wait_ms": 20.0, "queue_max_size": 64, **limits})
-    batcher = MicroBatcher(model, config)
+    batcher = MicroBatcher(model, config, images_on_the_way=images_on_the_way)
     batcher.start()
     return batcher
 
@@ -95,6 +95,43 @@ async def test_lone_image_waits_at_most_batch_max_wait_ms():
     await batcher.stop()
     assert model.batch_sizes == [1]
     assert 0.045 <= elapsed_seconds < 0.5
+
+
+async def test_lone_image_leaves_at_once_when_no_other_image_is_on_its_way():
+    model = FakeModel()
+    batcher = await started(model, images_on_the_way=lambda: 0, batch_max_wait_ms=500.0)
+    started_seconds = time.perf_counter()
+    await batcher.submit(image(1))
+    elapsed_seconds = time.perf_counter() - started_seconds
+    await batcher.stop()
+    assert model.batch_sizes == [1]
+    assert elapsed_seconds < 0.25  # not the 500 ms wait
+
+
+async def test_a_request_of_several_images_does_not_wait_after_its_last_image():
+    model = FakeModel()
+    batcher = await started(model, images_on_the_way=lambda: 0, batch_max_wait_ms=500.0)
+    started_seconds = time.perf_counter()
+    await batcher.submit_many([image(n) for n in range(5)])
+    elapsed_seconds = time.perf_counter() - started_seconds
+    await batcher.stop()
+    assert model.batch_sizes == [5]
+    assert elapsed_seconds < 0.25
+
+
+async def test_the_batch_waits_for_images_still_being_decoded():
+    model = FakeModel()
+    decoding = {"images": 1}
+    batcher = await started(model, images_on_the_way=lambda: decoding["images"], batch_max_wait_ms=500.0)
+
+    async def decoded_later() -> np.ndarray:
+        await asyncio.sleep(0.05)
+        decoding["images"] = 0  # admission hands the image to the batcher, as the service does
+        return await batcher.submit(image(2))
+
+    await asyncio.gather(batcher.submit(image(1)), decoded_later())
+    await batcher.stop()
+    assert model.batch_sizes == [2]
 
 
 async def test_images_arriving_within_the_wait_join_the_same_batch():
