@@ -169,6 +169,18 @@ def test_resources_are_bounded(variant):
     assert {"cpu", "memory"} <= resources["limits"].keys()
 
 
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_api_keys_come_from_an_optional_secret_never_from_the_manifest(variant):
+    environment = {
+        item["name"]: item for item in api_container(resources_by_kind(variant)["Deployment"])["env"]
+    }
+    api_keys = environment["DIGITSERVE_API_KEYS"]
+    assert "value" not in api_keys
+    secret = api_keys["valueFrom"]["secretKeyRef"]
+    assert (secret["name"], secret["key"], secret["optional"]) == ("digitserve-api-keys", "api-keys", True)
+    assert not any("KEY" in name and "value" in item for name, item in environment.items())
+
+
 def test_only_the_gpu_variant_requests_a_gpu_and_runs_the_gpu_image():
     cpu_container = api_container(resources_by_kind("base")["Deployment"])
     gpu_container = api_container(resources_by_kind("gpu")["Deployment"])
