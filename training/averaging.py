@@ -9,6 +9,7 @@ batch-norm statistics of averaged weights are stale, so they are re-estimated on
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 import keras
 import numpy as np
@@ -66,6 +67,35 @@ def validation_loss(model: keras.Model, validation_batches: keras.utils.PyDatase
     return float(model.evaluate(validation_batches, verbose=0, return_dict=True)["loss"])
 
 
+def adopt_if_better(
+    model: keras.Model, change: Callable[[], None], validation_batches: keras.utils.PyDataset, what: str
+) -> tuple[float, float, bool]:
+    """Applies `change` to the model's weights and keeps it only if it lowers the validation loss.
+
+    Args:
+        change: modifies the model's weights in place.
+        what: names the change in the log line.
+
+    Returns:
+        The validation loss before and after the change, and whether the change was kept.
+    """
+    weights = model.get_weights()
+    loss_before = validation_loss(model, validation_batches)
+    change()
+    loss_after = validation_loss(model, validation_batches)
+    is_adopted = loss_after < loss_before
+    if not is_adopted:
+        model.set_weights(weights)
+    logger.info(
+        "%s: val_loss %.4f -> %.4f (%s)",
+        what,
+        loss_before,
+        loss_after,
+        "adopted" if is_adopted else "not adopted",
+    )
+    return loss_before, loss_after, is_adopted
+
+
 def adopt_average_if_better(
     model: keras.Model,
     averaging: WeightAveraging,
@@ -79,21 +109,17 @@ def adopt_average_if_better(
     """
     if averaging.averaged_weights is None:
         return {"epochs_averaged": 0, "adopted": False}
-    best_weights = model.get_weights()
-    best_loss = validation_loss(model, validation_batches)
-    for variable, average in zip(model.trainable_weights, averaging.averaged_weights, strict=True):
-        variable.assign(average)
-    recalibrate_batch_norm(model, training_batches, RECALIBRATION_BATCHES)
-    averaged_loss = validation_loss(model, validation_batches)
-    is_adopted = averaged_loss < best_loss
-    if not is_adopted:
-        model.set_weights(best_weights)
-    logger.info(
-        "weight averaging over %d epochs: val_loss %.4f (best epoch %.4f) -> %s",
-        averaging.epochs_averaged,
-        averaged_loss,
-        best_loss,
-        "adopted" if is_adopted else "kept the best epoch",
+
+    def swap_in_the_average() -> None:
+        for variable, average in zip(model.trainable_weights, averaging.averaged_weights, strict=True):
+            variable.assign(average)
+        recalibrate_batch_norm(model, training_batches, RECALIBRATION_BATCHES)
+
+    best_loss, averaged_loss, is_adopted = adopt_if_better(
+        model,
+        swap_in_the_average,
+        validation_batches,
+        f"weight averaging over {averaging.epochs_averaged} epochs",
     )
     return {
         "epochs_averaged": averaging.epochs_averaged,

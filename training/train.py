@@ -20,8 +20,8 @@ from training.augment import build_realtime_augmenter
 from training.averaging import (
     WeightAveraging,
     adopt_average_if_better,
+    adopt_if_better,
     recalibrate_batch_norm,
-    validation_loss,
 )
 from training.config import TrainConfig
 from training.datasets import DigitSet
@@ -215,18 +215,11 @@ def _recalibrate_if_better(
         For the model card: both validation losses, whether the new statistics were adopted, and
         `val_loss`, the validation loss of the weights the model now holds.
     """
-    weights = model.get_weights()
-    loss_before = validation_loss(model, validation_batches)
-    recalibrate_batch_norm(model, original_batches, len(original_batches))
-    loss_after = validation_loss(model, validation_batches)
-    is_adopted = loss_after < loss_before
-    if not is_adopted:
-        model.set_weights(weights)
-    logger.info(
-        "batch-norm statistics from un-augmented images: val_loss %.4f -> %.4f (%s)",
-        loss_before,
-        loss_after,
-        "adopted" if is_adopted else "kept the trained ones",
+    loss_before, loss_after, is_adopted = adopt_if_better(
+        model,
+        lambda: recalibrate_batch_norm(model, original_batches, len(original_batches)),
+        validation_batches,
+        "batch-norm statistics from un-augmented images",
     )
     return {
         "val_loss_trained_statistics": round(loss_before, 5),
