@@ -15,7 +15,6 @@ import keras
 import numpy as np
 
 logger = logging.getLogger(__name__)
-RECALIBRATION_BATCHES = 60
 
 
 class WeightAveraging(keras.callbacks.Callback):
@@ -99,10 +98,14 @@ def adopt_if_better(
 def adopt_average_if_better(
     model: keras.Model,
     averaging: WeightAveraging,
-    training_batches: keras.utils.PyDataset,
+    recalibration_batches: keras.utils.PyDataset,
     validation_batches: keras.utils.PyDataset,
 ) -> dict[str, float | int | bool]:
     """Swaps in the averaged weights when they lower the validation loss; otherwise changes nothing.
+
+    Args:
+        recalibration_batches: training batches to re-estimate the batch-norm statistics on, all of
+            them (un-augmented batches come unshuffled: a first few could hold one source only).
 
     Returns:
         What happened, for the model card: epochs averaged, both validation losses, whether adopted.
@@ -113,7 +116,7 @@ def adopt_average_if_better(
     def swap_in_the_average() -> None:
         for variable, average in zip(model.trainable_weights, averaging.averaged_weights, strict=True):
             variable.assign(average)
-        recalibrate_batch_norm(model, training_batches, RECALIBRATION_BATCHES)
+        recalibrate_batch_norm(model, recalibration_batches, len(recalibration_batches))
 
     best_loss, averaged_loss, is_adopted = adopt_if_better(
         model,
