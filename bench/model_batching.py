@@ -22,18 +22,14 @@ import numpy as np
 
 from app.settings import Settings
 
-# `bench.bench_predict` imports this module for its report only: TensorFlow (app.pipeline.model) is
-# imported where the model is timed, so that the load client's process stays free of it.
-IMAGE_SHAPE = (28, 28, 1)
-
 WARM_UP_CALLS = 5
 IMAGES_PER_SIZE = 4096
 MIN_CALLS = 40
 
 
-def time_batch_size(model, batch_size: int, rng: np.random.Generator) -> dict:
-    """Times repeated calls on one random batch; returns wall and CPU milliseconds per image."""
-    images = rng.random((batch_size, *IMAGE_SHAPE), dtype=np.float32)
+def time_batch_size(model, images: np.ndarray) -> dict:
+    """Times repeated calls on one batch; returns wall and CPU milliseconds per image."""
+    batch_size = len(images)
     for _ in range(WARM_UP_CALLS):
         model.predict_batch(images)
     calls = max(MIN_CALLS, IMAGES_PER_SIZE // batch_size)
@@ -53,13 +49,16 @@ def time_batch_size(model, batch_size: int, rng: np.random.Generator) -> dict:
 
 def measure(model_dir: Path, batch_sizes: list[int]) -> dict:
     """Loads the model with the service's thread settings and times each batch size."""
-    from app.pipeline.model import DigitModel, configure_thread_pools
+    # Imported here, not at the top: `bench.bench_predict` imports this module for its report only,
+    # and the load client's process should stay free of TensorFlow.
+    from app.pipeline.model import IMAGE_SHAPE, DigitModel, configure_thread_pools
 
     settings = Settings(model_dir=model_dir)
     configure_thread_pools(settings.tf_intra_op_threads, settings.tf_inter_op_threads)
     model = DigitModel.load(settings.model_dir, settings.model_version)
     rng = np.random.default_rng(0)
-    rows = [time_batch_size(model, batch_size, rng) for batch_size in batch_sizes]
+    batches = [rng.random((size, *IMAGE_SHAPE), dtype=np.float32) for size in batch_sizes]
+    rows = [time_batch_size(model, images) for images in batches]
     single = rows[0]["cpu_ms_per_image"]
     for row in rows:
         row["cpu_saving_vs_first"] = round(single / row["cpu_ms_per_image"], 2)

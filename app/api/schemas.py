@@ -94,6 +94,18 @@ class ReadinessResponse(BaseModel):
     model_version: str = Field(examples=["1"])
 
 
+# What one uploaded image can get wrong, for the routes that take uploads.
+UPLOAD_INPUT_ERRORS = (
+    errors.EmptyUploadError,
+    errors.UndecodableImageError,
+    errors.PayloadTooLargeError,
+    errors.ImageTooLargeError,
+    errors.UnsupportedImageTypeError,
+    errors.NoDigitFoundError,
+    errors.InvalidRequestError,
+)
+
+
 def error_responses(*error_classes: type[errors.DigitServeError]) -> dict[int | str, dict[str, Any]]:
     """OpenAPI `responses` for the given domain errors, grouped by status, each code listed.
 

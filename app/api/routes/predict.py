@@ -9,19 +9,10 @@ from fastapi import APIRouter, File, UploadFile
 from app import errors
 from app.api.deps import ServiceDep
 from app.api.inference import predict_upload, predict_uploads
-from app.api.schemas import BatchPredictionResponse, PredictionResponse, error_responses
+from app.api.schemas import UPLOAD_INPUT_ERRORS, BatchPredictionResponse, PredictionResponse, error_responses
 
 router = APIRouter(tags=["predictions"])
 
-INPUT_ERRORS = (
-    errors.EmptyUploadError,
-    errors.UndecodableImageError,
-    errors.PayloadTooLargeError,
-    errors.ImageTooLargeError,
-    errors.UnsupportedImageTypeError,
-    errors.NoDigitFoundError,
-    errors.InvalidRequestError,
-)
 SERVICE_ERRORS = (
     errors.ModelError,
     errors.QueueFullError,
@@ -35,7 +26,7 @@ IMAGE_DESCRIPTION = "A photo, scan or drawing of one handwritten digit: PNG, JPE
     "/predict",
     summary="Read the digit in one image",
     response_model=PredictionResponse,
-    responses=error_responses(*INPUT_ERRORS, *SERVICE_ERRORS),
+    responses=error_responses(*UPLOAD_INPUT_ERRORS, *SERVICE_ERRORS),
 )
 async def predict(
     file: Annotated[UploadFile, File(description=IMAGE_DESCRIPTION)], service: ServiceDep
@@ -52,7 +43,7 @@ async def predict(
     "/predict/batch",
     summary="Read the digit in each of several images",
     response_model=BatchPredictionResponse,
-    responses=error_responses(errors.TooManyFilesError, *INPUT_ERRORS, *SERVICE_ERRORS),
+    responses=error_responses(errors.TooManyFilesError, *UPLOAD_INPUT_ERRORS, *SERVICE_ERRORS),
 )
 async def predict_batch(
     files: Annotated[list[UploadFile], File(description=f"1 to N images. {IMAGE_DESCRIPTION}")],

@@ -9,7 +9,7 @@ from fastapi import APIRouter, File, Response, UploadFile
 from app import errors
 from app.api.deps import StateDep
 from app.api.inference import render_model_view, request_deadline
-from app.api.schemas import error_responses
+from app.api.schemas import UPLOAD_INPUT_ERRORS, error_responses
 
 router = APIRouter(tags=["debugging"])
 
@@ -19,17 +19,8 @@ PNG_RESPONSE = {
     "description": "28x28 8-bit grayscale PNG, white ink on black, as the model receives it. Header "
     f"`{INVERTED_HEADER}`: `true` when the upload was dark ink on light paper and was flipped.",
 }
-PREPROCESS_ERRORS = (
-    errors.EmptyUploadError,
-    errors.UndecodableImageError,
-    errors.PayloadTooLargeError,
-    errors.ImageTooLargeError,
-    errors.UnsupportedImageTypeError,
-    errors.NoDigitFoundError,
-    errors.InvalidRequestError,
-    errors.ServiceNotReadyError,
-    errors.RequestTimeoutError,
-)
+# No model call, hence no model or queue errors.
+PREPROCESS_ERRORS = (*UPLOAD_INPUT_ERRORS, errors.ServiceNotReadyError, errors.RequestTimeoutError)
 
 
 @router.post(

@@ -6,32 +6,10 @@ import keras
 import numpy as np
 import pytest
 
+from tests.unit.training.tiny_keras import Batches, fitted_tiny_model, tiny_model
 from training.averaging import WeightAveraging, adopt_average_if_better, recalibrate_batch_norm
 
 pytestmark = pytest.mark.unit
-
-
-def tiny_model() -> keras.Model:
-    inputs = keras.Input((4,))
-    hidden = keras.layers.Dense(3, name="dense")(inputs)
-    hidden = keras.layers.BatchNormalization(name="bn")(hidden)
-    outputs = keras.layers.Dense(2, activation="softmax", name="out")(hidden)
-    model = keras.Model(inputs, outputs)
-    model.compile(optimizer="sgd", loss="categorical_crossentropy")
-    return model
-
-
-class Batches(keras.utils.PyDataset):
-    def __init__(self, inputs: np.ndarray, targets: np.ndarray, batch_size: int) -> None:
-        super().__init__()
-        self.inputs, self.targets, self.batch_size = inputs, targets, batch_size
-
-    def __len__(self) -> int:
-        return len(self.inputs) // self.batch_size
-
-    def __getitem__(self, index: int):
-        rows = slice(index * self.batch_size, (index + 1) * self.batch_size)
-        return self.inputs[rows], self.targets[rows]
 
 
 def test_averaging_keeps_the_mean_of_epoch_end_weights_from_the_start_epoch():
@@ -59,13 +37,7 @@ def test_recalibration_sets_moving_statistics_to_the_data_mean():
 
 @pytest.fixture
 def trained_model_and_batches():
-    keras.utils.set_random_seed(0)
-    model = tiny_model()
-    model.compile(optimizer=keras.optimizers.Adam(0.05), loss="categorical_crossentropy")
-    inputs = np.random.default_rng(1).normal(size=(64, 4)).astype("float32")
-    targets = np.eye(2, dtype="float32")[(inputs[:, 0] > 0).astype(int)]
-    batches = Batches(inputs, targets, batch_size=32)
-    model.fit(batches, epochs=40, verbose=0)
+    model, batches = fitted_tiny_model(sample_count=64, batch_size=32)
     # Precondition: clearly better than the uniform guess (log 2 = 0.69) that all-zero weights give.
     assert model.evaluate(batches, verbose=0) < 0.3
     return model, batches

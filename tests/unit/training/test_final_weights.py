@@ -7,7 +7,7 @@ import keras
 import numpy as np
 import pytest
 
-from tests.unit.training.test_averaging import Batches, tiny_model
+from tests.unit.training.tiny_keras import Batches, fitted_tiny_model
 from training.train import _keep_the_start_if_better, _recalibrate_if_better
 
 pytestmark = pytest.mark.unit
@@ -17,14 +17,8 @@ pytestmark = pytest.mark.unit
 def model_and_clean_batches() -> tuple[keras.Model, Batches]:
     """A model fitted to clean inputs, whose batch-norm statistics were then spoiled (as augmented
     batches spoil them: the layer saw inputs shifted by +4)."""
-    keras.utils.set_random_seed(0)
-    model = tiny_model()
-    model.compile(optimizer=keras.optimizers.Adam(0.05), loss="categorical_crossentropy")
-    inputs = np.random.default_rng(1).normal(size=(256, 4)).astype("float32")
-    targets = np.eye(2, dtype="float32")[(inputs[:, 0] > 0).astype(int)]
-    clean = Batches(inputs, targets, batch_size=64)
-    model.fit(clean, epochs=40, verbose=0)
-    shifted = Batches(inputs + 4.0, targets, batch_size=64)
+    model, clean = fitted_tiny_model(sample_count=256, batch_size=64)
+    shifted = Batches(clean.inputs + 4.0, clean.targets, batch_size=64)
     norm = model.get_layer("bn")
     norm.momentum = 0.0  # one batch sets the moving statistics
     model(shifted[0][0], training=True)
