@@ -29,6 +29,7 @@ RUN python deploy/docker/requirements.py --tensorflow "${TENSORFLOW_REQUIREMENT}
     && /opt/venv/bin/pip install --requirement requirements.txt
 # The project itself, as a wheel; --no-deps because its TensorFlow line names the CPU flavour.
 COPY README.md ./
+COPY digits ./digits
 COPY app ./app
 COPY training ./training
 RUN /opt/venv/bin/pip install --no-deps . \

@@ -28,8 +28,8 @@ from app.api.routes import health, metrics, predict, preprocess, web
 from app.observability.logging import configure_logging
 from app.observability.metrics import build_metrics
 from app.pipeline.batcher import BatcherConfig, MicroBatcher
-from app.pipeline.model import DigitModel, configure_thread_pools
 from app.settings import Settings
+from digits.model import DigitModel, configure_thread_pools
 
 logger = logging.getLogger(__name__)
 

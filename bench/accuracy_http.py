@@ -18,10 +18,10 @@ from pathlib import Path
 
 import numpy as np
 
-from app.pipeline.model import DigitModel
 from bench.bench_predict import free_port, load_average, machine_description
 from bench.load import build_multipart_request, run_load
 from bench.server import REPO_ROOT, running_service
+from digits.model import DigitModel
 from tests.conftest import _read_idx
 from tests.integration.conftest import encode_png
 

@@ -51,7 +51,8 @@ def measure(model_dir: Path, batch_sizes: list[int]) -> dict:
     """Loads the model with the service's thread settings and times each batch size."""
     # Imported here, not at the top: `bench.bench_predict` imports this module for its report only,
     # and the load client's process should stay free of TensorFlow.
-    from app.pipeline.model import IMAGE_SHAPE, DigitModel, configure_thread_pools
+    from digits.contract import IMAGE_SHAPE
+    from digits.model import DigitModel, configure_thread_pools
 
     settings = Settings(model_dir=model_dir)
     configure_thread_pools(settings.tf_intra_op_threads, settings.tf_inter_op_threads)

@@ -1,7 +1,8 @@
 """Exported SavedModel + held-out DigitSets -> per-dataset accuracy and loss, a table and plots.
 
-Scores are always computed on the exported SavedModel, not on the in-memory Keras model, so the
-figures in the model card are those of the artefact that is served.
+Scores are always computed on the exported SavedModel, loaded by the service's own loader
+(`digits.model.DigitModel`), not on the in-memory Keras model, so the figures in the model card are
+those of the artefact that is served, read the way it is served.
 
 `python -m training.evaluate MODEL_DIR [--dataset SPEC ...]` recomputes them and prints a table.
 """
@@ -9,7 +10,6 @@ figures in the model card are those of the artefact that is served.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -17,6 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
+from digits.contract import NUM_CLASSES, to_model_inputs
+from digits.errors import ModelLoadError
+from digits.model_store import read_model_card, resolve_version_dir
 from training.config import DEFAULT_CACHE_DIR
 from training.datasets import DatasetError, DigitSet
 from training.plots import save_confusion_matrices, save_digit_grid
@@ -38,33 +41,20 @@ class DatasetScore:
     predictions: np.ndarray  # (N,) int64 predicted digit
 
 
-def resolve_version_dir(model_dir: Path) -> Path:
-    """Accepts a version folder (holding saved_model.pb) or a model folder of integer versions."""
-    if (model_dir / "saved_model.pb").is_file():
-        return model_dir
-    versions = sorted(
-        (int(child.name) for child in model_dir.glob("*") if child.name.isdigit() and child.is_dir()),
-    )
-    if not versions:
-        raise FileNotFoundError(f"{model_dir} holds no saved_model.pb and no integer version folders")
-    return model_dir / str(versions[-1])
-
-
 def load_serving_function(version_dir: Path) -> ServingFunction:
-    """Loads the SavedModel and returns images (N, 28, 28, 1) float32 -> probabilities (N, 10)."""
-    import tensorflow as tf
+    """Loads an exported version with the service's loader -> images (N, 28, 28, 1) -> (N, 10)."""
+    from digits.model import DigitModel
 
-    loaded = tf.saved_model.load(str(version_dir))
-    return lambda images: loaded.serve(tf.constant(images)).numpy()
+    return DigitModel.load(version_dir).predict_batch
 
 
 def predict_probabilities(serve: ServingFunction, images: np.ndarray) -> np.ndarray:
     """Runs canonical digits (N, 28, 28) uint8 through the model in batches -> (N, 10) float32."""
     batches = [
-        serve((images[start : start + PREDICT_BATCH_SIZE].astype("float32") / 255.0)[..., np.newaxis])
+        serve(to_model_inputs(images[start : start + PREDICT_BATCH_SIZE]))
         for start in range(0, len(images), PREDICT_BATCH_SIZE)
     ]
-    return np.concatenate(batches) if batches else np.zeros((0, 10), dtype="float32")
+    return np.concatenate(batches) if batches else np.zeros((0, NUM_CLASSES), dtype="float32")
 
 
 def score_dataset(serve: ServingFunction, digits: DigitSet) -> DatasetScore:
@@ -72,7 +62,7 @@ def score_dataset(serve: ServingFunction, digits: DigitSet) -> DatasetScore:
     probabilities = predict_probabilities(serve, digits.images)
     predictions = probabilities.argmax(axis=1)
     true_probabilities = probabilities[np.arange(len(digits)), digits.labels]
-    confusion = np.zeros((10, 10), dtype=np.int64)
+    confusion = np.zeros((NUM_CLASSES, NUM_CLASSES), dtype=np.int64)
     np.add.at(confusion, (digits.labels, predictions), 1)
     return DatasetScore(
         name=digits.name,
@@ -113,10 +103,7 @@ def format_table(scores: Sequence[DatasetScore]) -> str:
 
 
 def _dataset_specs_from_card(version_dir: Path) -> list[str]:
-    card_path = version_dir / "model_card.json"
-    if not card_path.is_file():
-        return []
-    return list(json.loads(card_path.read_text()).get("config", {}).get("datasets", []))
+    return list(read_model_card(version_dir).get("config", {}).get("datasets", []))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -140,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
             load_source(parse_dataset_spec(spec), args.cache_dir, allow_download=not args.no_download)
             for spec in specs
         ]
-    except (DatasetError, FileNotFoundError) as error:
+    except (DatasetError, ModelLoadError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     test_sets = [source.test for source in sources if source.test is not None]

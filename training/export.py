@@ -11,7 +11,6 @@ example under `KERAS_BACKEND=jax` on a GPU machine without TensorFlow); exportin
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import shutil
 import subprocess
@@ -23,7 +22,8 @@ from typing import Any
 
 import keras
 
-MODEL_CARD_FILENAME = "model_card.json"
+from digits.model_store import next_version, read_model_card, write_model_card
+
 RECORDED_PACKAGES = (
     "keras",
     "tensorflow-cpu",
@@ -32,12 +32,6 @@ RECORDED_PACKAGES = (
     "opencv-python-headless",
     "albumentations",
 )
-
-
-def next_version(output_dir: Path) -> int:
-    """Returns one above the highest integer-named version folder in `output_dir` (1 if none)."""
-    versions = [int(child.name) for child in output_dir.glob("*") if child.is_dir() and child.name.isdigit()]
-    return max(versions, default=0) + 1
 
 
 def export_savedmodel(model: keras.Model, version_dir: Path) -> Path:
@@ -98,13 +92,6 @@ def _git_commit() -> str | None:
     return f"{commit}-dirty" if is_dirty else commit
 
 
-def write_model_card(version_dir: Path, card: dict[str, Any]) -> Path:
-    """Writes `model_card.json` (sorted keys, indented) into the version folder and returns its path."""
-    card_path = version_dir / MODEL_CARD_FILENAME
-    card_path.write_text(json.dumps(card, indent=2, sort_keys=True) + "\n")
-    return card_path
-
-
 def main(argv: list[str] | None = None) -> int:
     """`python -m training.export CHECKPOINT.keras [--output-dir DIR] [--version N]`."""
     parser = argparse.ArgumentParser(prog="python -m training.export", description=__doc__.splitlines()[0])
@@ -122,8 +109,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     version = args.version or next_version(args.output_dir)
     version_dir = export_savedmodel(model, args.output_dir / str(version))
-    card_path = args.checkpoint.with_name(MODEL_CARD_FILENAME)
-    card = json.loads(card_path.read_text()) if card_path.is_file() else {}
+    card = read_model_card(args.checkpoint.parent)
     card.update(
         version=version, exported_at=datetime.now(UTC).isoformat(), export_environment=describe_environment()
     )

@@ -10,8 +10,8 @@ from __future__ import annotations
 import keras
 from keras import layers
 
-IMAGE_SHAPE = (28, 28, 1)
-NUM_CLASSES = 10
+from digits.contract import IMAGE_SHAPE, NUM_CLASSES
+
 INPUT_NAME = "image"
 OUTPUT_NAME = "probs"
 

@@ -7,7 +7,6 @@ missing or corrupt files, bad flags), with a message on stderr.
 
 from __future__ import annotations
 
-import json
 import logging
 import shutil
 import sys
@@ -16,6 +15,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from digits.model_store import read_model_card, write_model_card
 from training.config import TrainConfig, parse_args
 from training.datasets import DatasetError, DigitSet, DigitSource
 
@@ -49,10 +49,10 @@ def _head(digits: DigitSet | None, count: int) -> DigitSet | None:
 
 def run(config: TrainConfig) -> dict[str, Any]:
     """Trains, exports and evaluates one model version; returns its model card."""
+    from digits.model_store import next_version
     from training.augment import augment_offline
     from training.card import build_model_card, describe_training
     from training.datasets.combine import held_out_test_sets, split_train_validation
-    from training.export import next_version
 
     # A missing checkpoint is bad input: say so before minutes of loading and augmenting data.
     for checkpoint in config.initial_weights:
@@ -86,14 +86,13 @@ def run(config: TrainConfig) -> dict[str, Any]:
     card["splits"]["train_augmented"] = len(train_digits)
     card["training"] = describe_training(history, seconds, hardware)
     card["training"].update(training_notes)
-    parent_cards = [checkpoint.parent / "model_card.json" for checkpoint in config.initial_weights]
-    if parent_cards:
+    if config.initial_weights:
         # A fine-tuned model is reproducible only with the recipes of the runs it started from.
         card["fine_tuned_from"] = [
-            json.loads(path.read_text()) if path.is_file() else {"checkpoint": str(path.parent)}
-            for path in parent_cards
+            read_model_card(checkpoint.parent) or {"checkpoint": str(checkpoint.parent)}
+            for checkpoint in config.initial_weights
         ]
-    (run_dir / "model_card.json").write_text(json.dumps(card, indent=2, sort_keys=True) + "\n")
+    write_model_card(run_dir, card)
     if not _has_tensorflow():
         logger.warning(
             "TensorFlow is not installed: export with `python -m training.export %s`", run_dir / "best.keras"
@@ -169,7 +168,7 @@ def _export_and_evaluate(
     model, card: dict[str, Any], run_dir: Path, test_sets: list[DigitSet], config: TrainConfig
 ) -> dict[str, Any]:
     from training.evaluate import format_table, load_serving_function, save_evaluation_plots, score_dataset
-    from training.export import describe_environment, export_savedmodel, write_model_card
+    from training.export import describe_environment, export_savedmodel
 
     version_dir = export_savedmodel(model, config.output_dir / str(card["version"]))
     serve = load_serving_function(version_dir)

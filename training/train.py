@@ -16,6 +16,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from digits.contract import NUM_CLASSES, to_model_inputs
 from training.augment import build_realtime_augmenter
 from training.averaging import (
     WeightAveraging,
@@ -25,7 +26,6 @@ from training.averaging import (
 )
 from training.config import TrainConfig
 from training.datasets import DigitSet
-from training.model import NUM_CLASSES
 
 logger = logging.getLogger(__name__)
 
@@ -54,7 +54,7 @@ class AugmentedBatches(keras.utils.PyDataset):
 
     def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
         rows = self.order[index * self.batch_size : (index + 1) * self.batch_size]
-        batch = (self.images[rows].astype("float32") / 255.0)[..., np.newaxis]
+        batch = to_model_inputs(self.images[rows])
         if self.augmenter is not None and self.augmenter.layers:
             warped = self.augmenter(batch, training=True)
             batch = np.clip(keras.ops.convert_to_numpy(warped), 0.0, 1.0)

@@ -24,9 +24,9 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from app.api.deps import ServiceState
 from app.api.error_handlers import render_domain_error
 from app.api.middleware import resolve_route_template
-from app.errors import QueueFullError
 from app.observability.logging import LogThrottle
 from app.observability.metrics import Metrics
+from digits.errors import QueueFullError
 
 logger = logging.getLogger(__name__)
 

@@ -28,8 +28,8 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app.api.error_handlers import render_domain_error
 from app.api.middleware import resolve_route_template
-from app.errors import UnauthorizedError
 from app.observability.metrics import Metrics
+from digits.errors import UnauthorizedError
 
 logger = logging.getLogger(__name__)
 

@@ -14,11 +14,11 @@ from typing import Annotated
 import numpy as np
 from fastapi import Depends, Request
 
-from app.errors import ServiceNotReadyError
 from app.observability.metrics import Metrics
 from app.pipeline.batcher import MicroBatcher
-from app.pipeline.model import DigitModel
 from app.settings import Settings
+from digits.errors import ServiceNotReadyError
+from digits.model import DigitModel
 
 
 @dataclass

@@ -1,7 +1,8 @@
 """Exceptions -> JSON error responses `{"detail", "code"}` with the right status, counted and logged.
 
-One handler for the whole domain taxonomy (`app.errors`), plus the framework's own errors (FastAPI's
-validation 422, Starlette's 404/405/400) mapped onto the same body, so that a client parses one shape.
+One handler for the whole domain taxonomy (`digits.errors`, each code's status from `app.api.errors`),
+plus the framework's own errors (FastAPI's validation 422, Starlette's 404/405/400) mapped onto the same
+body, so that a client parses one shape.
 Unknown exceptions become a 500 `internal_error` in `app.api.middleware` (never with a traceback).
 """
 
@@ -14,9 +15,10 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from app.errors import DigitServeError, InvalidRequestError, QueueFullError, UnauthorizedError
+from app.api.errors import http_status
 from app.observability.logging import LogThrottle
 from app.observability.metrics import Metrics
+from digits.errors import DigitServeError, InvalidRequestError, QueueFullError, UnauthorizedError
 
 logger = logging.getLogger(__name__)
 
@@ -41,7 +43,7 @@ def render_domain_error(error: DigitServeError) -> JSONResponse:
         headers = {"Retry-After": str(error.retry_after_seconds)}
     elif isinstance(error, UnauthorizedError):
         headers = {"WWW-Authenticate": 'Bearer realm="digitserve"'}
-    return build_error_response(error.status_code, error.code, error.detail, headers)
+    return build_error_response(http_status(error), error.code, error.detail, headers)
 
 
 def describe_validation_error(error: RequestValidationError) -> str:
@@ -69,7 +71,7 @@ def register_error_handlers(app: FastAPI, metrics: Metrics) -> None:
             if held_back is None:
                 return render_domain_error(error)
             fields["similar_refusals_not_logged"] = held_back
-        level = logging.WARNING if error.status_code >= 500 else logging.INFO
+        level = logging.WARNING if http_status(error) >= 500 else logging.INFO
         logger.log(level, "request refused: %s", error.detail, extra={"fields": fields})
         return render_domain_error(error)
 

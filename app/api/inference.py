@@ -16,12 +16,14 @@ import numpy as np
 
 from app.api.admission import admit_images
 from app.api.deps import ServiceState
+from app.api.errors import http_status
 from app.api.schemas import BatchItemErrorResponse, ErrorResponse, PredictionResponse
-from app.errors import DigitServeError, RequestTimeoutError
 from app.observability.metrics import Metrics
 from app.pipeline.decode import decode_image
 from app.pipeline.postprocess import postprocess_probabilities
-from app.pipeline.preprocess import PreprocessedDigit, encode_png, preprocess_image, to_model_input
+from app.pipeline.preprocess import PreprocessedDigit, encode_png, preprocess_image
+from digits.contract import to_model_input
+from digits.errors import DigitServeError, RequestTimeoutError
 
 
 @asynccontextmanager
@@ -104,7 +106,7 @@ async def predict_upload(state: ServiceState, data: bytes) -> PredictionResponse
 def _to_item_error(state: ServiceState, error: DigitServeError) -> BatchItemErrorResponse:
     state.metrics.rejected_requests.labels(reason=error.code).inc()
     return BatchItemErrorResponse(
-        status_code=error.status_code, error=ErrorResponse(detail=error.detail, code=error.code)
+        status_code=http_status(error), error=ErrorResponse(detail=error.detail, code=error.code)
     )
 
 

@@ -17,9 +17,9 @@ from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.api.error_handlers import build_error_response, render_domain_error
-from app.errors import PayloadTooLargeError
 from app.observability.logging import request_id_context
 from app.observability.metrics import UNMATCHED_ROUTE, Metrics
+from digits.errors import PayloadTooLargeError
 
 logger = logging.getLogger(__name__)
 

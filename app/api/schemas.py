@@ -6,7 +6,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from app import errors
+from app.api.errors import http_status
+from digits import errors
 
 EXAMPLE_PROBABILITIES = [0.0001, 0.0002, 0.0011, 0.0005, 0.0003, 0.0001, 0.0, 0.9962, 0.0003, 0.0012]
 
@@ -117,7 +118,7 @@ def error_responses(*error_classes: type[errors.DigitServeError]) -> dict[int | 
     """
     codes_by_status: dict[int, list[str]] = {}
     for error_class in error_classes:
-        codes_by_status.setdefault(error_class.status_code, []).append(f"`{error_class.code}`")
+        codes_by_status.setdefault(http_status(error_class), []).append(f"`{error_class.code}`")
     return {
         status: {"model": ErrorResponse, "description": "Error; `code` is one of " + ", ".join(codes)}
         for status, codes in sorted(codes_by_status.items())

@@ -14,7 +14,7 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from app import errors
+from digits import errors
 
 NAMESPACE = "digitserve"
 UNMATCHED_ROUTE = "unmatched"

@@ -27,7 +27,7 @@ from typing import Protocol
 
 import numpy as np
 
-from app.errors import ModelError, QueueFullError, ServiceNotReadyError
+from digits.errors import ModelError, QueueFullError, ServiceNotReadyError
 
 logger = logging.getLogger(__name__)
 

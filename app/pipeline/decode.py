@@ -21,7 +21,7 @@ import io
 import numpy as np
 from PIL import Image, ImageOps
 
-from app.errors import (
+from digits.errors import (
     DigitServeError,
     EmptyUploadError,
     ImageTooLargeError,

@@ -10,9 +10,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from app.errors import ModelError
-
-NUM_CLASSES = 10
+from digits.contract import NUM_CLASSES
+from digits.errors import ModelError
 
 
 @dataclass(frozen=True)

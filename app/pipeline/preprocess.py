@@ -17,8 +17,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from app.errors import NoDigitFoundError
-from app.pipeline.canonicalize import canonicalize_digit
+from digits.canonicalize import canonicalize_digit
+from digits.errors import NoDigitFoundError
 
 # Later steps cost time per pixel and the digit ends up 20 pixels tall: past ~1000 pixels, only noise.
 MAX_WORKING_SIDE_PIXELS = 1024
@@ -231,13 +231,6 @@ def preprocess_image(gray: np.ndarray) -> PreprocessedDigit:
     ink = cv2.bitwise_not(gray) if is_inverted else gray
     flat = _flatten_lighting(ink, is_inverted)
     return PreprocessedDigit(canonicalize_digit(_extract_digit(flat)), is_inverted)
-
-
-def to_model_input(canonical: np.ndarray) -> np.ndarray:
-    """(28, 28) uint8 canonical digit -> (28, 28, 1) float32 in [0, 1], the model's input."""
-    if canonical.shape != (28, 28) or canonical.dtype != np.uint8:
-        raise ValueError(f"expected a (28, 28) uint8 digit, got {canonical.shape} {canonical.dtype}")
-    return (canonical.astype(np.float32) / 255.0)[..., np.newaxis]
 
 
 def encode_png(canonical: np.ndarray) -> bytes:

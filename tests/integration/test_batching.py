@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 
 from app.pipeline.decode import decode_image
-from app.pipeline.preprocess import preprocess_image, to_model_input
+from app.pipeline.preprocess import preprocess_image
+from digits.contract import to_model_input
 from tests.integration.conftest import encode_png, run_service
 
 pytestmark = pytest.mark.integration

@@ -10,9 +10,10 @@ import numpy as np
 import pytest
 from asgi_lifespan import LifespanManager
 
-from app.errors import ModelLoadError
 from app.main import create_app
-from app.pipeline.model import DigitModel, resolve_version_dir
+from digits.errors import ModelLoadError
+from digits.model import DigitModel
+from digits.model_store import resolve_version_dir
 from tests.integration.conftest import STARTUP_TIMEOUT_SECONDS, encode_png
 
 pytestmark = pytest.mark.integration

@@ -13,8 +13,9 @@ import numpy as np
 import pytest
 
 from app.pipeline.decode import decode_image
-from app.pipeline.model import DigitModel
-from app.pipeline.preprocess import preprocess_image, to_model_input
+from app.pipeline.preprocess import preprocess_image
+from digits.contract import to_model_input
+from digits.model import DigitModel
 from tests.integration.conftest import encode_png
 from tests.photo_like import encode_jpeg, render_photo_like
 

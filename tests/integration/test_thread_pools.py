@@ -14,8 +14,8 @@ import pytest
 import tensorflow as tf
 
 from app.api import inference
-from app.pipeline.model import configure_thread_pools
 from bench.server import REPO_ROOT
+from digits.model import configure_thread_pools
 from tests.integration.conftest import encode_png, run_service
 
 pytestmark = pytest.mark.integration
@@ -24,7 +24,7 @@ FRESH_PROCESS_TIMEOUT_SECONDS = 120
 SIZES_OF_A_FRESH_PROCESS = """
 import tensorflow as tf
 from app.api import inference
-from app.pipeline.model import configure_thread_pools
+from digits.model import configure_thread_pools
 configure_thread_pools(1, 1)
 tf.reduce_sum(tf.ones((64, 64)))  # starts the runtime with the configured pools
 configure_thread_pools(1, 1)  # the same sizes again: accepted silently
@@ -49,7 +49,7 @@ def test_a_fresh_process_runs_with_the_configured_pool_sizes():
 def test_once_tensorflow_runs_other_sizes_are_logged_and_the_pools_stay(caplog):
     tf.reduce_sum(tf.ones((2, 2)))
     in_place = tf.config.threading.get_intra_op_parallelism_threads()
-    with caplog.at_level(logging.WARNING, logger="app.pipeline.model"):
+    with caplog.at_level(logging.WARNING, logger="digits.model"):
         configure_thread_pools(in_place + 3, 5)
     assert tf.config.threading.get_intra_op_parallelism_threads() == in_place
     assert "keep their sizes" in caplog.text

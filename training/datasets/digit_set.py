@@ -22,7 +22,7 @@ class DigitSet:
     Attributes:
         name: source and split, e.g. "mnist/test" or "usps/train".
         images: (N, 28, 28) uint8 in [0, 255], white ink on black, longer side 20 pixels, centered
-            by center of mass (see `app.pipeline.canonicalize`).
+            by center of mass (see `digits.canonicalize`).
         labels: (N,) int64 in [0, 9].
     """
 

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
-from app.errors import DigitServeError
 from app.pipeline.decode import decode_image
 from app.pipeline.preprocess import preprocess_image
+from digits.errors import DigitServeError
 from training.datasets.digit_set import DatasetError, DigitSet, DigitSource
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"})

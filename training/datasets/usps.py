@@ -12,8 +12,8 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from app.errors import NoDigitFoundError
-from app.pipeline.canonicalize import canonicalize_digit
+from digits.canonicalize import canonicalize_digit
+from digits.errors import NoDigitFoundError
 from training.datasets.digit_set import DatasetError, DigitSet, DigitSource
 
 USPS_FILE_NAME = "usps.h5"

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from app import errors
 from app.api.deps import ServiceDep
 from app.api.schemas import HealthResponse, ReadinessResponse, error_responses
+from digits import errors
 
 router = APIRouter(tags=["probes"])
 

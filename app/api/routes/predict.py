@@ -6,10 +6,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, File, UploadFile
 
-from app import errors
 from app.api.deps import ServiceDep
 from app.api.inference import predict_upload, predict_uploads
 from app.api.schemas import UPLOAD_INPUT_ERRORS, BatchPredictionResponse, PredictionResponse, error_responses
+from digits import errors
 
 router = APIRouter(tags=["predictions"])
 

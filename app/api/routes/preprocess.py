@@ -6,10 +6,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, File, Response, UploadFile
 
-from app import errors
 from app.api.deps import StateDep
 from app.api.inference import render_model_view, request_deadline
 from app.api.schemas import UPLOAD_INPUT_ERRORS, error_responses
+from digits import errors
 
 router = APIRouter(tags=["debugging"])
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
-from app import errors
 from app.observability.metrics import batch_size_buckets, build_metrics, error_codes
+from digits import errors
 
 pytestmark = pytest.mark.unit
 

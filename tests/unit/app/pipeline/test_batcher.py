@@ -13,8 +13,8 @@ import time
 import numpy as np
 import pytest
 
-from app.errors import ModelError, QueueFullError, ServiceNotReadyError
 from app.pipeline.batcher import BatcherConfig, MicroBatcher
+from digits.errors import ModelError, QueueFullError, ServiceNotReadyError
 
 pytestmark = pytest.mark.unit
 

@@ -17,13 +17,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from app.errors import (
+from app.pipeline.decode import decode_image
+from digits.errors import (
     EmptyUploadError,
     ImageTooLargeError,
     UndecodableImageError,
     UnsupportedImageTypeError,
 )
-from app.pipeline.decode import decode_image
 
 pytestmark = pytest.mark.unit
 

@@ -22,15 +22,15 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from PIL import Image
 
-from app.errors import (
+from app.pipeline.decode import decode_image
+from app.pipeline.preprocess import preprocess_image
+from digits.errors import (
     EmptyUploadError,
     ImageTooLargeError,
     NoDigitFoundError,
     UndecodableImageError,
     UnsupportedImageTypeError,
 )
-from app.pipeline.decode import decode_image
-from app.pipeline.preprocess import preprocess_image
 
 # Pillow warns about the damage it skips over (corrupt EXIF, oversized tags): expected here.
 pytestmark = [

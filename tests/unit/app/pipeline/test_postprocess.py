@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from app.errors import ModelError
 from app.pipeline.postprocess import postprocess_probabilities
+from digits.errors import ModelError
 
 pytestmark = pytest.mark.unit
 

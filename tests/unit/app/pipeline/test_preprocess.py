@@ -17,9 +17,9 @@ import cv2
 import numpy as np
 import pytest
 
-from app.errors import NoDigitFoundError
 from app.pipeline.decode import decode_image
-from app.pipeline.preprocess import PreprocessedDigit, encode_png, preprocess_image, to_model_input
+from app.pipeline.preprocess import PreprocessedDigit, encode_png, preprocess_image
+from digits.errors import NoDigitFoundError
 from tests.photo_like import encode_jpeg, render_photo_like
 
 pytestmark = pytest.mark.unit
@@ -251,21 +251,6 @@ def test_preprocess_finds_no_digit_in_paper_grain_alone():
 def test_preprocess_rejects_anything_but_a_2d_uint8_array_with_value_error(gray):
     with pytest.raises(ValueError, match="2-D uint8"):
         preprocess_image(gray)
-
-
-def test_to_model_input_gives_a_28x28x1_float32_image_in_0_to_1(mnist_digits):
-    model_input = to_model_input(mnist_digits[0])
-    assert model_input.shape == (28, 28, 1) and model_input.dtype == np.float32
-    assert model_input.min() == 0.0 and model_input.max() == 1.0
-    np.testing.assert_array_equal(np.rint(model_input[..., 0] * 255).astype(np.uint8), mnist_digits[0])
-
-
-@pytest.mark.parametrize(
-    ("shape", "dtype"), [((28, 28), np.float32), ((28, 28, 1), np.uint8), ((20, 20), np.uint8)]
-)
-def test_to_model_input_rejects_anything_but_a_canonical_digit(shape, dtype):
-    with pytest.raises(ValueError):
-        to_model_input(np.zeros(shape, dtype=dtype))
 
 
 def test_encode_png_round_trips_to_the_same_28x28_pixels(mnist_digits):

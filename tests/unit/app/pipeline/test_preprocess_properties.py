@@ -19,9 +19,9 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from PIL import Image
 
-from app.errors import DigitServeError, NoDigitFoundError
 from app.pipeline.decode import decode_image
 from app.pipeline.preprocess import PreprocessedDigit, _masked_percentiles, preprocess_image
+from digits.errors import DigitServeError, NoDigitFoundError
 
 pytestmark = [
     pytest.mark.unit,

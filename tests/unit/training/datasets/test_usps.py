@@ -6,7 +6,7 @@ import h5py
 import numpy as np
 import pytest
 
-from app.pipeline.canonicalize import canonicalize_digit
+from digits.canonicalize import canonicalize_digit
 from training.datasets.digit_set import DatasetError
 from training.datasets.usps import load_usps
 

@@ -1,15 +1,14 @@
 """Images (N, 28, 28, 1) float32 in [0, 1] -> probabilities (N, 10) float32, by a TF SavedModel.
 
-The only module of the service that imports TensorFlow. Models live TF-Serving style in integer
-version folders (`models/digits/1/`, `models/digits/2/` ...), each a SavedModel exported by Keras 3
-`model.export(format="tf_saved_model")` with a `serve` endpoint and a `model_card.json`.
-`predict_batch` is called from the batcher's worker thread, one call at a time.
+The one loader of exported models: the service serves through it and `training.evaluate` scores
+through it, so the figures in a model card are those of the artefact that is served. The only module
+of the service that imports TensorFlow. Each version folder (`digits.model_store`) is a SavedModel
+exported by Keras 3 `model.export(format="tf_saved_model")` with a `serve` endpoint. The service calls
+`predict_batch` from the batcher's worker thread, one call at a time.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 from collections.abc import Iterable
 from pathlib import Path
@@ -18,54 +17,13 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from app.errors import ModelError, ModelLoadError
+from digits.contract import IMAGE_SHAPE, NUM_CLASSES
+from digits.errors import ModelError, ModelLoadError
+from digits.model_store import hash_saved_model, read_model_card, resolve_version_dir
 
 logger = logging.getLogger(__name__)
 
-IMAGE_SHAPE = (28, 28, 1)
-NUM_CLASSES = 10
-SAVED_MODEL_FILE_NAME = "saved_model.pb"
-MODEL_CARD_FILE_NAME = "model_card.json"
 SERVE_ENDPOINT_NAME = "serve"
-
-
-def resolve_version_dir(model_dir: Path, version: str | None = None) -> Path:
-    """Finds the version folder to serve.
-
-    Args:
-        model_dir: folder of integer-named version folders.
-        version: the version to serve, or None for the highest integer version present.
-
-    Returns:
-        `model_dir / version`, a folder holding `saved_model.pb`.
-
-    Raises:
-        ModelLoadError: the folder, the version or its `saved_model.pb` is missing.
-    """
-    model_dir = Path(model_dir)
-    if not model_dir.is_dir():
-        raise ModelLoadError(
-            f"model directory {model_dir.resolve()} does not exist; train a model (`make train`) or "
-            "set DIGITSERVE_MODEL_DIR to a folder holding integer version folders such as 1/"
-        )
-    if version is None:
-        versions = [child.name for child in model_dir.iterdir() if child.is_dir() and child.name.isdigit()]
-        if not versions:
-            raise ModelLoadError(f"model directory {model_dir.resolve()} holds no integer version folder")
-        version = max(versions, key=int)
-    version_dir = model_dir / version
-    if not (version_dir / SAVED_MODEL_FILE_NAME).is_file():
-        raise ModelLoadError(f"{version_dir.resolve()} holds no {SAVED_MODEL_FILE_NAME}")
-    return version_dir
-
-
-def hash_file(path: Path) -> str:
-    """Returns the sha256 hex digest of a file, read in 1 MiB blocks."""
-    digest = hashlib.sha256()
-    with path.open("rb") as stream:
-        for block in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def configure_thread_pools(intra_op_threads: int, inter_op_threads: int) -> None:
@@ -115,7 +73,7 @@ class DigitModel:
         """Loads a SavedModel version folder.
 
         Args:
-            model_dir: folder of integer version folders.
+            model_dir: folder of integer version folders, or one version folder.
             version: the version to load; None loads the highest.
 
         Returns:
@@ -140,10 +98,13 @@ class DigitModel:
             raise ModelLoadError(
                 f"the `{SERVE_ENDPOINT_NAME}` endpoint in {version_dir} has no input signature: {error}"
             ) from error
-        card_path = version_dir / MODEL_CARD_FILE_NAME
-        card = json.loads(card_path.read_text()) if card_path.is_file() else {}
-        sha256 = hash_file(version_dir / SAVED_MODEL_FILE_NAME)
-        model = cls(serve_fn, version_dir.name, sha256, card, owner=loaded)
+        model = cls(
+            serve_fn,
+            version_dir.name,
+            hash_saved_model(version_dir),
+            read_model_card(version_dir),
+            owner=loaded,
+        )
         logger.info("model loaded", extra={"fields": {"path": version_dir, "sha256": model.sha256[:12]}})
         return model
 

@@ -15,9 +15,9 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from app.errors import NoDigitFoundError
+from digits.contract import CANVAS_SIZE_PIXELS
+from digits.errors import NoDigitFoundError
 
-CANVAS_SIZE_PIXELS = 28
 DIGIT_BOX_SIZE_PIXELS = 20
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from app.errors import NoDigitFoundError
-from app.pipeline.canonicalize import canonicalize_digit
+from digits.canonicalize import canonicalize_digit
+from digits.errors import NoDigitFoundError
 
 pytestmark = pytest.mark.unit
 

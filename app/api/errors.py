@@ -1,0 +1,39 @@
+"""Domain error code -> HTTP status: the one table of how the API answers each failure.
+
+The domain errors (`digits.errors`) carry a stable `code` and know nothing of HTTP; this table gives
+each code its status, as mosec keeps its error taxonomy apart from the transport. An error class
+missing here is a programming error, caught by the unit tests (every class must be listed).
+"""
+
+from __future__ import annotations
+
+from digits import errors
+
+HTTP_STATUS_BY_ERROR_CODE: dict[str, int] = {
+    # 400: the upload is not a usable image
+    errors.EmptyUploadError.code: 400,
+    errors.UndecodableImageError.code: 400,
+    # 401: access control
+    errors.UnauthorizedError.code: 401,
+    # 413: too big
+    errors.PayloadTooLargeError.code: 413,
+    errors.ImageTooLargeError.code: 413,
+    errors.TooManyFilesError.code: 413,
+    # 415: a format the service does not read
+    errors.UnsupportedImageTypeError.code: 415,
+    # 422: a well-formed request the service cannot act on
+    errors.InvalidRequestError.code: 422,
+    errors.NoDigitFoundError.code: 422,
+    # 5xx: the service, not the client
+    errors.DigitServeError.code: 500,
+    errors.ModelError.code: 500,
+    errors.ModelLoadError.code: 500,
+    errors.QueueFullError.code: 503,
+    errors.ServiceNotReadyError.code: 503,
+    errors.RequestTimeoutError.code: 504,
+}
+
+
+def http_status(error: errors.DigitServeError | type[errors.DigitServeError]) -> int:
+    """The HTTP status the API answers a domain error (an instance or its class) with."""
+    return HTTP_STATUS_BY_ERROR_CODE[error.code]
