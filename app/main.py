@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 
 import cv2
@@ -23,11 +22,17 @@ from app.api.admission import QueueFullShedMiddleware
 from app.api.auth import ApiKeyMiddleware, ApiKeyVerifier, document_api_key_security
 from app.api.deps import ServiceState
 from app.api.error_handlers import register_error_handlers
-from app.api.middleware import BodySizeLimitMiddleware, RequestIdMiddleware, RequestMetricsMiddleware
+from app.api.middleware import (
+    BodySizeLimitMiddleware,
+    RequestIdMiddleware,
+    RequestMetricsMiddleware,
+    RouteMatchMiddleware,
+)
 from app.api.routes import health, metrics, predict, preprocess, web
 from app.observability.logging import configure_logging
 from app.observability.metrics import build_metrics
 from app.pipeline.batcher import BatcherConfig, MicroBatcher
+from app.pipeline.decode_pool import DecodePool
 from app.settings import Settings
 from digits.model import DigitModel, configure_thread_pools
 
@@ -46,18 +51,16 @@ def warm_up_batch_sizes(batch_max_size: int) -> tuple[int, ...]:
     return (1,) if batch_max_size == 1 else (1, batch_max_size)
 
 
-def configure_threads(settings: Settings) -> None:
-    """Sizes the thread pools of the process: TensorFlow's, OpenCV's and the event loop's default one.
+def configure_library_threads(settings: Settings) -> None:
+    """Sizes the thread pools that TensorFlow and OpenCV keep per process (one service per process).
 
-    Runs in the lifespan, before any request: OpenCV's setting is process-wide and not thread-safe,
-    and TensorFlow accepts sizes only before it starts. The loop's default pool is where
-    `asyncio.to_thread` decodes and pre-processes uploads; asyncio shuts it down with the loop.
+    Runs in the lifespan, before any request: OpenCV's setting is not thread-safe, and TensorFlow
+    accepts sizes only before it starts. The service's own threads (decode pool, model thread) are
+    not process-wide: `ServiceState` owns them and the lifespan shuts them down.
     """
     configure_thread_pools(settings.tf_intra_op_threads, settings.tf_inter_op_threads)
     # OpenCV reads a negative count as "its default"; 1 runs its functions sequentially.
     cv2.setNumThreads(settings.opencv_threads or -1)
-    decode_pool = ThreadPoolExecutor(settings.decode_threads, thread_name_prefix="digitserve-decode")
-    asyncio.get_running_loop().set_default_executor(decode_pool)
 
 
 @asynccontextmanager
@@ -73,7 +76,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, ServiceState]]:
     settings = app.state.settings
     configure_logging(settings.log_level)
     state = ServiceState(settings=settings, metrics=app.state.metrics)
-    configure_threads(settings)
+    configure_library_threads(settings)
     # Loading and the warm-up take seconds of TensorFlow work: off the loop, like every model call.
     state.model = await asyncio.to_thread(DigitModel.load, settings.model_dir, settings.model_version)
     await asyncio.to_thread(state.model.warm_up, warm_up_batch_sizes(settings.batch_max_size))
@@ -84,12 +87,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, ServiceState]]:
         queue_max_size=settings.queue_max_size,
         queue_retry_after_seconds=settings.queue_retry_after_seconds,
     )
-    state.batcher = MicroBatcher(
-        state.predict_batch,
-        batcher_config,
-        observer=state.metrics,
-        images_on_the_way=lambda: state.images_in_preparation,
-    )
+    state.batcher = MicroBatcher(state.call_model, batcher_config, observer=state.metrics)
+    state.decode_pool = DecodePool(settings.decode_threads)
     state.batcher.start()
     state.is_ready = True
     logger.info("ready", extra={"fields": {"model_version": state.model.version}})
@@ -98,6 +97,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, ServiceState]]:
     finally:
         state.is_ready = False
         await state.batcher.stop()
+        state.decode_pool.shutdown()
         logger.info("stopped")
 
 
@@ -121,7 +121,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     routers = (predict.router, preprocess.router, health.router, metrics.router, web.router)
     for router in routers:
         app.include_router(router)
-    # FastAPI keeps included routers as opaque entries; the metrics need the routes themselves.
+    # FastAPI keeps included routers as opaque entries; route matching needs the routes themselves.
     routes = [route for route in app.router.routes if isinstance(route, Route)]
     routes += [route for router in routers for route in router.routes]
     app.state.settings = settings
@@ -132,39 +132,43 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     return app
 
 
+def image_route_paths() -> list[str]:
+    """The route templates that take uploads and do image work: admitted by the batcher's room."""
+    return [route.path for router in (predict.router, preprocess.router) for route in router.routes]
+
+
 def api_key_protected_paths(settings: Settings) -> list[str]:
     """The route templates that need an API key when keys are set: every upload route, maybe /metrics."""
-    routers = [predict.router, preprocess.router]
+    paths = image_route_paths()
     if settings.metrics_require_api_key:
-        routers.append(metrics.router)
-    return [route.path for router in routers for route in router.routes]
+        paths += [route.path for route in metrics.router.routes]
+    return paths
 
 
 def add_middlewares(app: FastAPI, settings: Settings, routes: list[BaseRoute]) -> None:
-    """Wraps the app, outside in: request ID, metrics, API key (if keys are set), shedding, body limit.
+    """Wraps the app, outside in: route match, request ID, metrics, API key (if keys are set),
+    shedding, body limit.
 
-    The request ID is outermost so that every response and log line carries it; the metrics layer
+    The route is matched once, first, for every layer that decides by route. The request ID wraps
+    every layer that can answer, so that every response and log line carries it; the metrics layer
     wraps the others, so that early 401s, 503s and 413s are counted too.
     """
     app.add_middleware(
         BodySizeLimitMiddleware, upload_max_bytes=settings.upload_max_bytes, metrics=app.state.metrics
     )
-    shed_paths = [route.path for route in predict.router.routes]
-    app.add_middleware(
-        QueueFullShedMiddleware, routes=routes, shed_paths=shed_paths, metrics=app.state.metrics
-    )
+    app.add_middleware(QueueFullShedMiddleware, shed_paths=image_route_paths(), metrics=app.state.metrics)
     if settings.api_keys:
         protected_paths = api_key_protected_paths(settings)
         app.add_middleware(
             ApiKeyMiddleware,
             verifier=ApiKeyVerifier(settings.api_keys),
-            routes=routes,
             protected_paths=protected_paths,
             metrics=app.state.metrics,
         )
         document_api_key_security(app, protected_paths)
-    app.add_middleware(RequestMetricsMiddleware, metrics=app.state.metrics, routes=routes)
+    app.add_middleware(RequestMetricsMiddleware, metrics=app.state.metrics)
     app.add_middleware(RequestIdMiddleware)
+    app.add_middleware(RouteMatchMiddleware, routes=routes)
 
 
 app = create_app()

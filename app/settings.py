@@ -39,8 +39,8 @@ class Settings(BaseSettings):
         tf_inter_op_threads: threads TensorFlow runs independent operations on; 0 lets it choose.
         opencv_threads: threads OpenCV splits one pre-processing operation between; 0 lets OpenCV
             choose (one per core).
-        decode_threads: worker threads that decode and pre-process uploads (the event loop's
-            default thread pool); the model has a thread of its own.
+        decode_threads: worker threads that decode and pre-process uploads (the service's decode
+            pool); the model has a thread of its own.
         log_level: level of the service's logs.
         host: interface uvicorn binds to (used by `python -m app`, the Makefile and the container).
         port: TCP port uvicorn listens on.

@@ -18,16 +18,15 @@ from __future__ import annotations
 import hashlib
 import logging
 import secrets
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Iterable
 from typing import Any
 
 from fastapi import FastAPI
 from pydantic import SecretStr
-from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app.api.error_handlers import render_domain_error
-from app.api.middleware import resolve_route_template
+from app.api.middleware import route_template
 from app.observability.metrics import Metrics
 from digits.errors import UnauthorizedError
 
@@ -78,7 +77,6 @@ class ApiKeyMiddleware:
     Args:
         app: the next ASGI layer.
         verifier: the key check.
-        routes: the app's routes, to match a request the way the router will.
         protected_paths: route templates that need a key, e.g. {"/predict"}.
         metrics: counts refusals as `digitserve_rejected_requests_total{reason="unauthorized"}`.
     """
@@ -87,18 +85,16 @@ class ApiKeyMiddleware:
         self,
         app: ASGIApp,
         verifier: ApiKeyVerifier,
-        routes: Sequence[BaseRoute],
         protected_paths: Collection[str],
         metrics: Metrics,
     ) -> None:
         self.app = app
         self.verifier = verifier
-        self.routes = routes
         self.protected_paths = frozenset(protected_paths)
         self.metrics = metrics
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or resolve_route_template(self.routes, scope) not in self.protected_paths:
+        if scope["type"] != "http" or route_template(scope) not in self.protected_paths:
             await self.app(scope, receive, send)
             return
         presented = read_presented_key(scope["headers"])

@@ -9,16 +9,19 @@ only because FastAPI runs plain functions in a thread pool: a thread hop per req
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import numpy as np
 from fastapi import Depends, Request
 
 from app.observability.metrics import Metrics
 from app.pipeline.batcher import MicroBatcher
+from app.pipeline.decode_pool import DecodePool
 from app.settings import Settings
 from digits.errors import ServiceNotReadyError
-from digits.model import DigitModel
+
+if TYPE_CHECKING:  # the loader imports TensorFlow, which the HTTP layer never loads itself
+    from digits.model import DigitModel
 
 
 @dataclass
@@ -29,20 +32,19 @@ class ServiceState:
         settings: the service's configuration.
         metrics: the app's metrics.
         model: the loaded model, None until loaded.
-        batcher: the running batcher, None until started.
+        batcher: the running batcher, None until started; it owns the queue's room.
+        decode_pool: the threads that decode and pre-process uploads, None until started.
         is_ready: True from the end of the warm-up to the start of the shutdown.
-        images_in_preparation: images of admitted requests still being decoded (see
-            `app.api.inference.admit_images`).
     """
 
     settings: Settings
     metrics: Metrics
     model: DigitModel | None = None
     batcher: MicroBatcher | None = None
+    decode_pool: DecodePool | None = None
     is_ready: bool = False
-    images_in_preparation: int = 0
 
-    def predict_batch(self, images: np.ndarray) -> np.ndarray:
+    def call_model(self, images: np.ndarray) -> np.ndarray:
         """The batcher's `predict_fn`: looks the model up at each call (tests swap it for a failing one)."""
         if self.model is None:
             raise ServiceNotReadyError("the model is not loaded")
@@ -67,7 +69,7 @@ async def get_ready_state(state: Annotated[ServiceState, Depends(get_state)]) ->
     Raises:
         ServiceNotReadyError: before the warm-up has finished, or once the shutdown has begun.
     """
-    if not state.is_ready or state.batcher is None or state.model is None:
+    if not state.is_ready or state.batcher is None or state.model is None or state.decode_pool is None:
         raise ServiceNotReadyError("the model is not ready; retry shortly")
     return state
 

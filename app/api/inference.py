@@ -1,8 +1,9 @@
 """Upload bytes -> `PredictionResponse`: the request path, stage by stage, shared by the routes.
 
-admission (503 + Retry-After at once when the queue has no room) -> decode -> preprocess (in a worker
-thread, before queueing, so bad input never takes a batch slot) -> batcher.submit -> model in the
-batcher's thread -> postprocess -> response; all within `request_timeout_seconds` (504 past it).
+room reserved in the batcher's queue (503 + Retry-After at once when there is none) -> decode ->
+preprocess (on the decode pool, before queueing, so bad input never takes a batch slot) -> submit into
+the reserved room -> model in the batcher's thread -> postprocess -> response; all within
+`request_timeout_seconds` (504 past it).
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ from contextlib import asynccontextmanager
 
 import numpy as np
 
-from app.api.admission import admit_images
 from app.api.deps import ServiceState
 from app.api.errors import http_status
 from app.api.schemas import BatchItemErrorResponse, ErrorResponse, PredictionResponse
@@ -59,19 +59,24 @@ def _render_model_view(data: bytes, max_image_pixels: int, metrics: Metrics) -> 
 async def render_model_view(state: ServiceState, data: bytes) -> tuple[bytes, bool]:
     """Returns the PNG of what the model would see for an upload, and whether it was inverted.
 
+    The decoding is admitted like a prediction's: it holds room for one image while it runs.
+
     Raises:
-        DigitServeError: the 400, 413, 415 or 422 of the decode and preprocess stages.
+        DigitServeError: the 400, 413, 415 or 422 of the decode and preprocess stages; a full queue (503).
     """
-    return await asyncio.to_thread(_render_model_view, data, state.settings.image_max_pixels, state.metrics)
+    with state.batcher.reserve(1):
+        return await state.decode_pool.run(
+            _render_model_view, data, state.settings.image_max_pixels, state.metrics
+        )
 
 
 async def prepare_upload(state: ServiceState, data: bytes) -> PreprocessedDigit:
-    """Decodes and pre-processes one upload in a worker thread (Pillow and OpenCV would block the loop).
+    """Decodes and pre-processes one upload on the decode pool (Pillow and OpenCV would block the loop).
 
     Raises:
         DigitServeError: the 400, 413, 415 or 422 of the decode and preprocess stages.
     """
-    return await asyncio.to_thread(
+    return await state.decode_pool.run(
         _decode_and_preprocess, data, state.settings.image_max_pixels, state.metrics
     )
 
@@ -97,9 +102,9 @@ async def predict_upload(state: ServiceState, data: bytes) -> PredictionResponse
         DigitServeError: bad input (4xx), a full queue (503), a model failure (500), a timeout (504).
     """
     async with request_deadline(state.settings.request_timeout_seconds):
-        with admit_images(state, 1):
+        with state.batcher.reserve(1) as reservation:
             digit = await prepare_upload(state, data)
-        probabilities = await state.batcher.submit(to_model_input(digit.canonical))
+            probabilities = await reservation.submit(to_model_input(digit.canonical))
     return _to_response(state, digit, probabilities)
 
 
@@ -122,16 +127,16 @@ async def predict_uploads(
         DigitServeError: a full queue (503), a model failure (500), a timeout (504).
     """
     async with request_deadline(state.settings.request_timeout_seconds):
-        with admit_images(state, len(uploads)):
+        with state.batcher.reserve(len(uploads)) as reservation:
             outcomes = await asyncio.gather(
                 *(prepare_upload(state, data) for data in uploads), return_exceptions=True
             )
-        for outcome in outcomes:
-            if isinstance(outcome, BaseException) and not isinstance(outcome, DigitServeError):
-                raise outcome
-        digits = [outcome for outcome in outcomes if isinstance(outcome, PreprocessedDigit)]
-        model_inputs = [to_model_input(digit.canonical) for digit in digits]
-        rows = await state.batcher.submit_many(model_inputs) if model_inputs else []
+            for outcome in outcomes:
+                if isinstance(outcome, BaseException) and not isinstance(outcome, DigitServeError):
+                    raise outcome
+            digits = [outcome for outcome in outcomes if isinstance(outcome, PreprocessedDigit)]
+            model_inputs = [to_model_input(digit.canonical) for digit in digits]
+            rows = await reservation.submit_many(model_inputs) if model_inputs else []
     rows_in_order = iter(rows)
     answers: list[PredictionResponse | BatchItemErrorResponse] = []
     for outcome in outcomes:

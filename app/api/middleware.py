@@ -1,4 +1,5 @@
-"""Pure ASGI middlewares around every request: request IDs, RED metrics with a catch-all 500, the body limit.
+"""Pure ASGI middlewares around every request: the route it goes to, request IDs, RED metrics with a
+catch-all 500, the body limit.
 
 Pure ASGI (not `BaseHTTPMiddleware`) so that they see the raw `receive` stream: the body limit must
 count bytes as they arrive, before the multipart parser buffers them to disk.
@@ -25,6 +26,7 @@ logger = logging.getLogger(__name__)
 
 KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 REQUEST_ID_HEADER = "X-Request-ID"
+ROUTE_TEMPLATE_SCOPE_KEY = "digitserve.route_template"
 # A caller's ID is echoed into logs and headers: bounded, and no spaces, quotes or control characters
 # that could forge a log field or split a header. UUIDs, W3C trace IDs and ULIDs all fit.
 _REQUEST_ID_PATTERN = re.compile(rb"[A-Za-z0-9._:-]{1,128}")
@@ -40,7 +42,8 @@ def accept_or_generate_request_id(incoming: bytes | None) -> str:
 class RequestIdMiddleware:
     """Gives every request an ID: in `X-Request-ID` of its response (errors too) and in its log lines.
 
-    The outermost layer, so that the 500s and 413s of the inner layers carry the header as well.
+    Outside every layer that can answer (metrics' 500, API key's 401, shedding's 503, the body
+    limit's 413), so that their responses carry the header as well.
     """
 
     def __init__(self, app: ASGIApp) -> None:
@@ -78,16 +81,24 @@ def resolve_route_template(routes: Sequence[BaseRoute], scope: Scope) -> str:
     return UNMATCHED_ROUTE
 
 
-class RequestMetricsMiddleware:
-    """Counts and times every request by route template, method and status code.
+def route_template(scope: Scope) -> str:
+    """The route template `RouteMatchMiddleware` found for this request ("unmatched" if none)."""
+    return scope.get(ROUTE_TEMPLATE_SCOPE_KEY, UNMATCHED_ROUTE)
 
-    It is the outermost layer, so it also turns an unexpected exception into a 500 `internal_error`
-    JSON body: logged with its traceback here, never sent to the client.
+
+class RouteMatchMiddleware:
+    """Matches each request to its route once, for every layer inside it (`route_template(scope)`).
+
+    The metrics, API-key and shedding layers all decide by route before the router runs; they read
+    the template this outermost layer stored in the ASGI scope instead of matching again.
+
+    Args:
+        app: the next ASGI layer.
+        routes: the app's routes, to match a request the way the router will.
     """
 
-    def __init__(self, app: ASGIApp, metrics: Metrics, routes: Sequence[BaseRoute]) -> None:
+    def __init__(self, app: ASGIApp, routes: Sequence[BaseRoute]) -> None:
         self.app = app
-        self.metrics = metrics
         self.routes = routes
         # Paths without parameters resolve the same way every time: found once here, not by
         # matching every route's pattern on every request (5 us). Bounded by the routes.
@@ -98,10 +109,30 @@ class RequestMetricsMiddleware:
         }
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            scope[ROUTE_TEMPLATE_SCOPE_KEY] = self.templates_by_path.get(
+                scope["path"]
+            ) or resolve_route_template(self.routes, scope)
+        await self.app(scope, receive, send)
+
+
+class RequestMetricsMiddleware:
+    """Counts and times every request by route template, method and status code.
+
+    It wraps every layer that can answer early (401, 503, 413), so that those are counted too, and
+    turns an unexpected exception into a 500 `internal_error` JSON body: logged with its traceback
+    here, never sent to the client.
+    """
+
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        route = self.templates_by_path.get(scope["path"]) or resolve_route_template(self.routes, scope)
+        route = route_template(scope)
         method = scope["method"] if scope["method"] in KNOWN_METHODS else "OTHER"
         started_seconds = time.perf_counter()
         status_code = 500

@@ -3,16 +3,17 @@
 Dynamic micro-batching: concurrent requests are queued, and one worker task groups them into a single
 call of `predict_fn`, which runs in a thread so that the event loop keeps accepting requests meanwhile.
 The worker waits for the first image without a timeout, then fills the batch until it is full or
-`batch_max_wait_ms` has passed since that image arrived; it never sleep-polls. When nothing else is
-queued and no other image is on its way (being decoded, as the service reports it), the image leaves
-at once: at low load, waiting could only add latency. One batch is in flight
-at a time: while the model runs, new images accumulate and form the next batch, which leaves as soon
-as the model is free if its first image has already waited its time. That is how batching adapts to
-load without tuning.
+`batch_max_wait_ms` has passed since that image arrived; it never sleep-polls. It waits for companions
+only while room is reserved for images on their way (being decoded): when none are, the batch leaves at
+once, since at low load waiting could only add latency. One batch is in flight at a time: while the
+model runs, new images accumulate and form the next batch, which leaves as soon as the model is free if
+its first image has already waited its time. That is how batching adapts to load without tuning.
 
-The queue is bounded: a full queue refuses at once with `QueueFullError` (503 + Retry-After), because
-a client that retries later is better served than one whose request waits behind seconds of backlog.
-Every future is resolved exactly once; a failing model call fails only the futures of its batch.
+The batcher is the one owner of queue capacity. The queue is bounded, and room is taken before an
+upload is decoded (`reserve`), so `queue_max_size` bounds the images on their way as well as those
+waiting: a request is refused at once with `QueueFullError` (503 + Retry-After) rather than after its
+decoding, because a client that retries later is better served than one whose request waits behind
+seconds of backlog. Every future is resolved exactly once; a failing model call fails only its batch.
 """
 
 from __future__ import annotations
@@ -22,34 +23,18 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from typing import Protocol
 
 import numpy as np
 
+from app.pipeline.batch_observer import BatchObserver, NullObserver
+from app.pipeline.queue_room import QueueRoom, Reservation
 from digits.errors import ModelError, QueueFullError, ServiceNotReadyError
 
 logger = logging.getLogger(__name__)
 
 PredictFn = Callable[[np.ndarray], np.ndarray]
-
-
-class BatchObserver(Protocol):
-    """Receives the batcher's measurements (implemented by `app.observability.metrics.Metrics`)."""
-
-    def observe_batch(self, queue_wait_seconds: Iterable[float], inference_seconds: float) -> None: ...
-
-    def set_queue_depth(self, depth: int) -> None: ...
-
-
-class NullObserver:
-    """A `BatchObserver` that records nothing (unit tests, scripts)."""
-
-    def observe_batch(self, queue_wait_seconds: Iterable[float], inference_seconds: float) -> None:
-        """Ignores the measurement."""
-
-    def set_queue_depth(self, depth: int) -> None:
-        """Ignores the measurement."""
 
 
 @dataclass(eq=False)
@@ -79,22 +64,16 @@ class MicroBatcher:
             worker thread, one call at a time.
         config: batch size, wait and queue limits.
         observer: receives queue depth and per-batch measurements; records nothing by default.
-        images_on_the_way: how many images are about to be submitted (admitted requests still
-            being decoded); None: unknown, so a lone image always waits `batch_max_wait_ms`.
     """
 
     def __init__(
-        self,
-        predict_fn: PredictFn,
-        config: BatcherConfig,
-        observer: BatchObserver | None = None,
-        images_on_the_way: Callable[[], int] | None = None,
+        self, predict_fn: PredictFn, config: BatcherConfig, observer: BatchObserver | None = None
     ) -> None:
         self._predict_fn = predict_fn
         self._config = config
         self._observer = observer or NullObserver()
-        self._images_on_the_way = images_on_the_way
         self._queue: asyncio.Queue[QueuedImage] = asyncio.Queue(maxsize=config.queue_max_size)
+        self._room = QueueRoom(self._queue, config.queue_retry_after_seconds)
         self._in_flight: list[QueuedImage] = []
         self._worker: asyncio.Task[None] | None = None
         self._model_thread: ThreadPoolExecutor | None = None
@@ -108,6 +87,31 @@ class MicroBatcher:
     def queue_depth(self) -> int:
         """Number of images waiting for a model call (the batch in flight not included)."""
         return self._queue.qsize()
+
+    @property
+    def reserved_images(self) -> int:
+        """Number of images whose room is held by requests still preparing them (see `reserve`)."""
+        return self._room.reserved_images
+
+    def has_room(self, image_count: int = 1) -> bool:
+        """Whether `image_count` more images fit beside those queued and those with room reserved."""
+        return self._room.has_room(image_count)
+
+    def queue_full_error(self) -> QueueFullError:
+        """The refusal of a full queue (503), with the configured Retry-After."""
+        return self._room.full_error()
+
+    def reserve(self, image_count: int) -> AbstractContextManager[Reservation]:
+        """Holds room for `image_count` images while the caller prepares them (`with` block).
+
+        While room is reserved, a forming batch waits (up to `batch_max_wait_ms`) for those images.
+        The reservation's `submit`/`submit_many` turn held room into queue entries; room still held
+        when the block ends is released.
+
+        Raises:
+            QueueFullError: the queue lacks room for `image_count` images (raised at once).
+        """
+        return self._room.reserve(image_count, self)
 
     def start(self) -> None:
         """Starts the worker task on the running event loop."""
@@ -132,13 +136,7 @@ class MicroBatcher:
         self._observer.set_queue_depth(0)
 
     async def submit(self, image: np.ndarray) -> np.ndarray:
-        """Queues one image and waits for its model output.
-
-        Args:
-            image: one model input, e.g. (28, 28, 1) float32 in [0, 1].
-
-        Returns:
-            The model's output row for this image, e.g. (10,) float32 probabilities.
+        """Queues one model input, e.g. (28, 28, 1) float32, and returns its output row, e.g. (10,).
 
         Raises:
             QueueFullError: the queue is at capacity (raised at once, nothing is queued).
@@ -149,15 +147,9 @@ class MicroBatcher:
         return await future
 
     async def submit_many(self, images: Sequence[np.ndarray]) -> list[np.ndarray]:
-        """Queues several images as independent items (they batch like single requests).
+        """Queues several model inputs as independent items and returns their rows in their order.
 
-        All of them are queued or none: a request never holds half its images in the queue.
-
-        Args:
-            images: model inputs, in order.
-
-        Returns:
-            The output rows, in the order of `images`.
+        They batch like single requests; all of them are queued or none.
 
         Raises:
             QueueFullError: the queue lacks room for all of `images`.
@@ -177,12 +169,8 @@ class MicroBatcher:
         """Queues all of `images` or none; returns their futures (a lone image needs no `gather`)."""
         if not self.is_running:
             raise ServiceNotReadyError("the model is not ready yet")
-        free_slots = self._config.queue_max_size - self._queue.qsize()
-        if len(images) > free_slots:
-            raise QueueFullError(
-                f"the prediction queue is full ({self._config.queue_max_size} images); retry later",
-                retry_after_seconds=self._config.queue_retry_after_seconds,
-            )
+        if not self.has_room(len(images)):
+            raise self.queue_full_error()
         loop = asyncio.get_running_loop()
         queued = [QueuedImage(image=image, future=loop.create_future()) for image in images]
         for item in queued:
@@ -219,8 +207,8 @@ class MicroBatcher:
         try:
             async with asyncio.timeout_at(deadline):
                 while len(batch) < self._config.batch_max_size:
-                    if self._queue.empty() and not self._is_more_coming():
-                        break  # waiting would only delay the images already taken
+                    if self._queue.empty() and not self._room.reserved_images:
+                        break  # no image on its way: waiting would only delay those taken
                     batch.append(await self._queue.get())
         except TimeoutError:
             pass
@@ -228,10 +216,6 @@ class MicroBatcher:
         # A request that timed out or disconnected while queued does not cost a model slot.
         self._in_flight = [item for item in batch if not item.future.done()]
         return self._in_flight
-
-    def _is_more_coming(self) -> bool:
-        """Whether an image is about to be submitted; unknown counts as yes (the batch waits)."""
-        return self._images_on_the_way is None or self._images_on_the_way() > 0
 
     async def _run_batch(self, batch: list[QueuedImage]) -> None:
         started_seconds = time.perf_counter()
@@ -263,10 +247,7 @@ class MicroBatcher:
         return self._predict_fn(np.stack(images))
 
     def _drain_queue(self) -> list[QueuedImage]:
-        drained = []
-        while not self._queue.empty():
-            drained.append(self._queue.get_nowait())
-        return drained
+        return [self._queue.get_nowait() for _ in range(self._queue.qsize())]
 
 
 def _fail(items: Iterable[QueuedImage], make_error: Callable[[], Exception]) -> None:

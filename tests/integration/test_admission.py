@@ -1,7 +1,8 @@
 """Under overload a request is refused before it is decoded, and an admitted request is not refused later.
 
-The queue bound covers the images being decoded as well as the queued ones: room is taken at the
-door (`app.api.inference.admit_images`), so the 503 costs no decoding and comes back at once.
+The queue bound covers the images being decoded as well as the queued ones: room is reserved in the
+batcher at the door (`MicroBatcher.reserve`), so the 503 costs no decoding and comes back at once.
+`/preprocess` decodes too, and is admitted the same way.
 """
 
 from __future__ import annotations
@@ -77,7 +78,7 @@ async def test_images_being_decoded_hold_their_room_and_the_excess_is_refused_un
     assert decoded_before_release == 2  # the refused requests were never decoded
     assert [response.status_code for response in answered] == [200, 200]
     assert after.status_code == 200
-    assert service.state.images_in_preparation == 0
+    assert service.state.batcher.reserved_images == 0
 
 
 async def test_a_batch_request_takes_room_for_each_of_its_files(
@@ -89,10 +90,10 @@ async def test_a_batch_request_takes_room_for_each_of_its_files(
         files = [("files", (f"{i}.png", encode_png(image))) for i, image in enumerate(images[:3])]
         batch = asyncio.ensure_future(service.client.post("/predict/batch", files=files))
         await wait_for(lambda: gate.calls >= 1)
-        await wait_for(lambda: service.state.images_in_preparation == 3)
+        await wait_for(lambda: service.state.batcher.reserved_images == 3)
         two_more = await service.client.post("/predict/batch", files=files[:2])
         one_more = asyncio.ensure_future(post_digit(service, images[5]))
-        await wait_for(lambda: service.state.images_in_preparation == 4)
+        await wait_for(lambda: service.state.batcher.reserved_images == 4)
         gate.release.set()
         answered = await asyncio.gather(batch, one_more)
     assert two_more.status_code == 503
@@ -148,8 +149,8 @@ async def test_with_no_room_at_all_uploads_are_refused_unread_and_other_routes_s
             (await service.client.get(path)).status_code for path in ("/healthz", "/readyz", "/metrics")
         ]
         gate.release.set()
-        explained = await service.client.post("/preprocess", files={"file": ("d.png", encode_png(images[2]))})
         answered = await admitted
+        explained = await service.client.post("/preprocess", files={"file": ("d.png", encode_png(images[2]))})
         counted = service.sample("digitserve_rejected_requests_total", {"reason": "queue_full"})
     assert refused.status_code == 503 and refused.headers["retry-after"] == "1"
     assert refused.json()["code"] == "queue_full" and refused.headers["x-request-id"]
@@ -157,3 +158,30 @@ async def test_with_no_room_at_all_uploads_are_refused_unread_and_other_routes_s
     assert refused_batch.status_code == 503 and counted == 2
     assert probes == [200, 200, 200]
     assert explained.status_code == 200 and answered.status_code == 200
+
+
+async def test_preprocess_decodes_only_with_room_in_the_queue_and_is_refused_unread_without(
+    make_settings, monkeypatch, mnist_test_samples
+):
+    images, _ = mnist_test_samples
+    async with run_service(make_settings(queue_max_size=1, batch_max_files=1, batch_max_size=1)) as service:
+        gate = gate_decoding(monkeypatch, is_blocked=True)
+        explaining = asyncio.ensure_future(
+            service.client.post("/preprocess", files={"file": ("d.png", encode_png(images[0]))})
+        )
+        await wait_for(lambda: gate.calls == 1)
+        held = service.state.batcher.reserved_images
+        refused_prediction = await post_digit(service, images[1])
+        refused_explanation = await service.client.post(
+            "/preprocess", files={"file": ("d.png", encode_png(images[2]))}
+        )
+        decoded_before_release = gate.calls
+        gate.release.set()
+        explained = await explaining
+        after = await post_digit(service, images[3])
+    assert held == 1  # the decoding /preprocess holds room like a prediction
+    assert refused_prediction.status_code == 503 and refused_prediction.json()["code"] == "queue_full"
+    assert refused_explanation.status_code == 503 and refused_explanation.headers["retry-after"] == "1"
+    assert decoded_before_release == 1  # neither refusal was decoded
+    assert explained.status_code == 200 and explained.headers["content-type"] == "image/png"
+    assert after.status_code == 200 and service.state.batcher.reserved_images == 0

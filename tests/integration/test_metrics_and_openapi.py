@@ -34,7 +34,7 @@ OPENAPI_SNAPSHOT = {
     "schemas": [
         "BatchItemErrorResponse",
         "BatchPredictionResponse",
-        "Body_predict_batch_predict_batch_post",
+        "Body_predict_files_predict_batch_post",
         "Body_predict_predict_post",
         "Body_preprocess_preprocess_post",
         "ErrorResponse",

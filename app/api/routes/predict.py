@@ -45,7 +45,7 @@ async def predict(
     response_model=BatchPredictionResponse,
     responses=error_responses(errors.TooManyFilesError, *UPLOAD_INPUT_ERRORS, *SERVICE_ERRORS),
 )
-async def predict_batch(
+async def predict_files(
     files: Annotated[list[UploadFile], File(description=f"1 to N images. {IMAGE_DESCRIPTION}")],
     service: ServiceDep,
 ) -> BatchPredictionResponse:

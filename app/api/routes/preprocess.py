@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, File, Response, UploadFile
 
-from app.api.deps import StateDep
+from app.api.deps import ServiceDep
 from app.api.inference import render_model_view, request_deadline
 from app.api.schemas import UPLOAD_INPUT_ERRORS, error_responses
 from digits import errors
@@ -19,8 +19,13 @@ PNG_RESPONSE = {
     "description": "28x28 8-bit grayscale PNG, white ink on black, as the model receives it. Header "
     f"`{INVERTED_HEADER}`: `true` when the upload was dark ink on light paper and was flipped.",
 }
-# No model call, hence no model or queue errors.
-PREPROCESS_ERRORS = (*UPLOAD_INPUT_ERRORS, errors.ServiceNotReadyError, errors.RequestTimeoutError)
+# No model call, hence no model error; its decoding takes room in the queue like a prediction's.
+PREPROCESS_ERRORS = (
+    *UPLOAD_INPUT_ERRORS,
+    errors.QueueFullError,
+    errors.ServiceNotReadyError,
+    errors.RequestTimeoutError,
+)
 
 
 @router.post(
@@ -30,9 +35,9 @@ PREPROCESS_ERRORS = (*UPLOAD_INPUT_ERRORS, errors.ServiceNotReadyError, errors.R
     responses={200: PNG_RESPONSE, **error_responses(*PREPROCESS_ERRORS)},
 )
 async def preprocess(
-    file: Annotated[UploadFile, File(description="One image of a digit.")], state: StateDep
+    file: Annotated[UploadFile, File(description="One image of a digit.")], service: ServiceDep
 ) -> Response:
     """Runs only the decode and preprocess stages and returns their output, to see why a digit was misread."""
-    async with request_deadline(state.settings.request_timeout_seconds):
-        png, is_inverted = await render_model_view(state, await file.read())
+    async with request_deadline(service.settings.request_timeout_seconds):
+        png, is_inverted = await render_model_view(service, await file.read())
     return Response(png, media_type="image/png", headers={INVERTED_HEADER: str(is_inverted).lower()})

@@ -1,10 +1,11 @@
-"""Request IDs: a caller's safe ID is kept; anything else is replaced by a fresh uuid4 hex."""
+"""Request IDs: a safe caller ID is kept, others replaced; each request is matched to its route once."""
 
 from __future__ import annotations
 
 import pytest
+from starlette.routing import Route
 
-from app.api.middleware import accept_or_generate_request_id
+from app.api.middleware import RouteMatchMiddleware, accept_or_generate_request_id, route_template
 
 pytestmark = pytest.mark.unit
 
@@ -19,3 +20,54 @@ def test_unsafe_or_missing_request_ids_are_replaced_by_uuid4_hex(incoming):
     generated = accept_or_generate_request_id(incoming)
     assert len(generated) == 32 and int(generated, 16) >= 0
     assert generated != accept_or_generate_request_id(incoming)
+
+
+def build_routes() -> list[Route]:
+    async def endpoint(request):  # pragma: no cover - never called: only matched
+        return None
+
+    return [Route("/predict", endpoint, methods=["POST"]), Route("/items/{item_id}", endpoint)]
+
+
+class CountingRoute(Route):
+    """A route that counts how often a request is matched against it."""
+
+    match_count = 0
+
+    def matches(self, scope):
+        CountingRoute.match_count += 1
+        return super().matches(scope)
+
+
+async def seen_route_template(middleware: RouteMatchMiddleware, path: str, method: str = "POST") -> str:
+    seen = {}
+
+    async def inner_app(scope, receive, send):
+        seen["template"] = route_template(scope)
+
+    middleware.app = inner_app
+    await middleware({"type": "http", "path": path, "method": method}, None, None)
+    return seen["template"]
+
+
+@pytest.mark.parametrize(
+    ("path", "expected"),
+    [("/predict", "/predict"), ("/items/42", "/items/{item_id}"), ("/wp-login.php", "unmatched")],
+)
+async def test_route_match_stores_the_route_template_for_the_inner_layers(path, expected):
+    middleware = RouteMatchMiddleware(None, routes=build_routes())
+    assert await seen_route_template(middleware, path) == expected
+
+
+async def test_a_request_is_matched_against_the_routes_once_at_most():
+    async def endpoint(request):  # pragma: no cover - never called: only matched
+        return None
+
+    middleware = RouteMatchMiddleware(None, routes=[CountingRoute("/items/{item_id}", endpoint)])
+    CountingRoute.match_count = 0
+    assert await seen_route_template(middleware, "/items/7") == "/items/{item_id}"
+    assert CountingRoute.match_count == 1
+
+
+def test_a_scope_no_layer_matched_reads_as_unmatched():
+    assert route_template({"type": "http", "path": "/predict"}) == "unmatched"

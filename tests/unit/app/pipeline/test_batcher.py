@@ -13,10 +13,15 @@ import time
 import numpy as np
 import pytest
 
+from app.pipeline import batcher as batcher_module
 from app.pipeline.batcher import BatcherConfig, MicroBatcher
 from digits.errors import ModelError, QueueFullError, ServiceNotReadyError
 
 pytestmark = pytest.mark.unit
+
+# A wait that no test sits out: a test that finishes proves that nothing waited for it.
+MINUTE_MS = 60_000.0
+LIVENESS_TIMEOUT_SECONDS = 5.0
 
 
 class FakeModel:
@@ -40,13 +45,23 @@ class FakeModel:
         return outputs[: len(outputs) - self.outputs_dropped]
 
 
+class FakeClock:
+    """Stands in for the `time` module: `perf_counter` runs `skipped_seconds` ahead of the real one."""
+
+    def __init__(self, now_seconds: float, skipped_seconds: float) -> None:
+        self.offset_seconds = now_seconds + skipped_seconds - time.perf_counter()
+
+    def perf_counter(self) -> float:
+        return time.perf_counter() + self.offset_seconds
+
+
 def image(number: float) -> np.ndarray:
     return np.array([number], dtype=np.float32)
 
 
-async def started(model: FakeModel, images_on_the_way=None, **limits) -> MicroBatcher:
+async def started(model: FakeModel, **limits) -> MicroBatcher:
     config = BatcherConfig(**{"batch_max_size": 8, "batch_max_wait_ms": 20.0, "queue_max_size": 64, **limits})
-    batcher = MicroBatcher(model, config, images_on_the_way=images_on_the_way)
+    batcher = MicroBatcher(model, config)
     batcher.start()
     return batcher
 
@@ -86,91 +101,76 @@ async def test_submit_many_keeps_upload_order_and_batches_like_single_submits():
     assert model.batch_sizes == [4, 4, 2]
 
 
-async def test_lone_image_waits_at_most_batch_max_wait_ms():
+async def test_a_lone_image_leaves_at_once_when_no_room_is_reserved_for_others():
     model = FakeModel()
-    batcher = await started(model, batch_max_wait_ms=50.0)
-    started_seconds = time.perf_counter()
-    await batcher.submit(image(1))
-    elapsed_seconds = time.perf_counter() - started_seconds
+    batcher = await started(model, batch_max_wait_ms=MINUTE_MS)
+    output = await asyncio.wait_for(batcher.submit(image(1)), LIVENESS_TIMEOUT_SECONDS)  # not a minute
     await batcher.stop()
+    assert output.tolist() == [1, 2]
     assert model.batch_sizes == [1]
-    assert 0.045 <= elapsed_seconds < 0.5
-
-
-async def test_lone_image_leaves_at_once_when_no_other_image_is_on_its_way():
-    model = FakeModel()
-    batcher = await started(model, images_on_the_way=lambda: 0, batch_max_wait_ms=500.0)
-    started_seconds = time.perf_counter()
-    await batcher.submit(image(1))
-    elapsed_seconds = time.perf_counter() - started_seconds
-    await batcher.stop()
-    assert model.batch_sizes == [1]
-    assert elapsed_seconds < 0.25  # not the 500 ms wait
 
 
 async def test_a_request_of_several_images_does_not_wait_after_its_last_image():
     model = FakeModel()
-    batcher = await started(model, images_on_the_way=lambda: 0, batch_max_wait_ms=500.0)
-    started_seconds = time.perf_counter()
-    await batcher.submit_many([image(n) for n in range(5)])
-    elapsed_seconds = time.perf_counter() - started_seconds
+    batcher = await started(model, batch_max_wait_ms=MINUTE_MS)
+    with batcher.reserve(5) as reservation:
+        submitted = reservation.submit_many([image(n) for n in range(5)])
+        await asyncio.wait_for(submitted, LIVENESS_TIMEOUT_SECONDS)
     await batcher.stop()
     assert model.batch_sizes == [5]
-    assert elapsed_seconds < 0.25
 
 
-async def test_the_batch_waits_for_images_still_being_decoded():
+async def test_the_batch_waits_for_images_whose_room_is_reserved():
     model = FakeModel()
-    decoding = {"images": 1}
-    batcher = await started(model, images_on_the_way=lambda: decoding["images"], batch_max_wait_ms=500.0)
+    batcher = await started(model, batch_max_wait_ms=MINUTE_MS)
+    with batcher.reserve(3) as reservation:
 
-    async def decoded_later() -> np.ndarray:
-        await asyncio.sleep(0.05)
-        decoding["images"] = 0  # admission hands the image to the batcher, as the service does
-        return await batcher.submit(image(2))
+        async def decoded_later(number: int) -> np.ndarray:
+            await asyncio.sleep(0.02 * number)  # still being decoded, as in the service
+            return await reservation.submit(image(number))
 
-    await asyncio.gather(batcher.submit(image(1)), decoded_later())
+        outputs = await asyncio.gather(*(decoded_later(n) for n in range(3)))
     await batcher.stop()
-    assert model.batch_sizes == [2]
-
-
-async def test_images_arriving_within_the_wait_join_the_same_batch():
-    model = FakeModel()
-    batcher = await started(model, batch_max_wait_ms=200.0)
-
-    async def submit_later(number: int) -> np.ndarray:
-        await asyncio.sleep(0.02 * number)
-        return await batcher.submit(image(number))
-
-    await asyncio.gather(*(submit_later(n) for n in range(3)))
-    await batcher.stop()
+    assert [output[0] for output in outputs] == [0, 1, 2]
     assert model.batch_sizes == [3]
 
 
-async def test_images_that_waited_through_a_model_call_leave_without_a_second_wait():
+async def test_a_batch_stops_waiting_for_reserved_images_after_batch_max_wait_ms():
+    model = FakeModel()
+    batcher = await started(model, batch_max_wait_ms=50.0)
+    with batcher.reserve(2) as reservation:  # the second image never comes (its upload was bad)
+        output = await asyncio.wait_for(reservation.submit(image(1)), LIVENESS_TIMEOUT_SECONDS)
+    await batcher.stop()
+    assert output.tolist() == [1, 2]
+    assert model.batch_sizes == [1]
+
+
+async def test_images_that_waited_through_a_model_call_leave_without_a_second_wait(monkeypatch):
     model = FakeModel()
     model.release.clear()
-    batcher = await started(model, batch_max_wait_ms=300.0)
+    batcher = await started(model, batch_max_wait_ms=MINUTE_MS)
     first = asyncio.ensure_future(batcher.submit(image(1)))
     await wait_until(model.entered.is_set, timeout_seconds=2.0)
-    queued = asyncio.ensure_future(batcher.submit(image(2)))
-    await asyncio.sleep(0.35)  # longer than the wait: image 2 has had its time in the queue
-    released_seconds = time.perf_counter()
-    model.release.set()
-    await asyncio.gather(first, queued)
-    elapsed_seconds = time.perf_counter() - released_seconds
+    with batcher.reserve(2) as reservation:  # one image queued, one still on its way
+        queued = asyncio.ensure_future(reservation.submit(image(2)))
+        await wait_until(lambda: batcher.queue_depth == 1)
+        # The queued image has now waited longer than the wait while the model was busy.
+        clock = FakeClock(time.perf_counter(), skipped_seconds=2 * MINUTE_MS / 1000)
+        monkeypatch.setattr(batcher_module, "time", clock)
+        model.release.set()
+        outputs = await asyncio.wait_for(asyncio.gather(first, queued), LIVENESS_TIMEOUT_SECONDS)
     await batcher.stop()
+    assert [output[0] for output in outputs] == [1, 2]
     assert model.batch_sizes == [1, 1]
-    assert elapsed_seconds < 0.2  # not another 300 ms of waiting for companions
 
 
 async def test_full_batch_is_sent_without_waiting_for_the_deadline():
     model = FakeModel()
-    batcher = await started(model, batch_max_size=4, batch_max_wait_ms=5000.0)
-    started_seconds = time.perf_counter()
-    await asyncio.gather(*(batcher.submit(image(n)) for n in range(4)))
+    batcher = await started(model, batch_max_size=4, batch_max_wait_ms=MINUTE_MS)
+    with batcher.reserve(8) as reservation:  # more on their way, but the batch is full
+        submitted = reservation.submit_many([image(n) for n in range(4)])
+        await asyncio.wait_for(submitted, LIVENESS_TIMEOUT_SECONDS)
     await batcher.stop()
-    assert time.perf_counter() - started_seconds < 1.0
     assert model.batch_sizes == [4]
 
 
@@ -301,3 +301,52 @@ async def test_observer_sees_every_batch_and_the_queue_depth():
     assert sorted(len(waits) for waits, _ in observer.batches) == [2, 4]
     assert all(wait >= 0 for waits, _ in observer.batches for wait in waits)
     assert max(observer.depths) >= 2 and observer.depths[-1] == 0
+
+
+async def test_reserved_room_counts_against_the_queue_and_is_refused_at_once_when_taken():
+    batcher = await started(FakeModel(), queue_max_size=4, queue_retry_after_seconds=3)
+    with batcher.reserve(3):
+        assert batcher.reserved_images == 3
+        assert batcher.has_room(1) and not batcher.has_room(2)
+        with pytest.raises(QueueFullError) as refused:
+            with batcher.reserve(2):
+                pass
+        assert refused.value.retry_after_seconds == 3
+        assert batcher.reserved_images == 3  # the refused reservation held nothing
+    await batcher.stop()
+
+
+async def test_room_held_is_released_when_the_block_ends_even_on_error():
+    batcher = await started(FakeModel(), queue_max_size=2)
+    with pytest.raises(RuntimeError):
+        with batcher.reserve(2):
+            raise RuntimeError("the upload could not be read")
+    assert batcher.reserved_images == 0 and batcher.has_room(2)
+    await batcher.stop()
+
+
+async def test_a_reservation_is_never_refused_for_the_room_it_holds():
+    model = FakeModel()
+    model.release.clear()
+    batcher = await started(model, batch_max_size=1, queue_max_size=2)
+    in_flight = asyncio.ensure_future(batcher.submit(image(0)))
+    await asyncio.to_thread(model.entered.wait, 2)
+    with batcher.reserve(2) as reservation:
+        with pytest.raises(QueueFullError):
+            await batcher.submit(image(9))  # a request without room: refused
+        submitted = asyncio.ensure_future(reservation.submit_many([image(1), image(2)]))
+        await wait_until(lambda: batcher.queue_depth == 2)
+        assert batcher.reserved_images == 0  # the room became queue entries
+        model.release.set()
+        outputs = await asyncio.gather(in_flight, submitted)
+    await batcher.stop()
+    assert outputs[0][0] == 0 and [output[0] for output in outputs[1]] == [1, 2]
+
+
+async def test_submitting_more_images_than_reserved_is_a_programming_error():
+    batcher = await started(FakeModel())
+    with batcher.reserve(1) as reservation:
+        with pytest.raises(ValueError, match="room reserved for 1"):
+            await reservation.submit_many([image(1), image(2)])
+    assert batcher.reserved_images == 0
+    await batcher.stop()
