@@ -49,7 +49,7 @@ def resolve_version_dir(model_dir: Path, version: str | None = None) -> Path:
     if not model_dir.is_dir():
         raise ModelLoadError(
             f"model directory {model_dir.resolve()} does not exist; train a model (`make train`) or "
-            "set DIGITSERVE_MODEL_DIR to a folder holding integer version folders such as 1/"
+            "name a folder holding integer version folders such as 1/ (the service: DIGITSERVE_MODEL_DIR)"
         )
     if version is None and (model_dir / SAVED_MODEL_FILE_NAME).is_file():
         return model_dir

@@ -1,22 +1,28 @@
 """Log records -> one line each on stderr: `time level logger message key=value ...`.
 
 Configured once at start-up from `Settings.log_level`. Modules log through `logging.getLogger(__name__)`
-and pass context as `extra={"fields": {...}}`, which this formatter appends as sorted key=value pairs,
-so that lines stay greppable without a JSON log pipeline. Every line logged while a request is handled
-also carries `request_id=...`: `app.api.middleware.RequestIdMiddleware` sets `request_id_context` for
-the request's task (worker threads of `asyncio.to_thread` inherit it), and `RequestIdFilter` copies it
-onto each record.
+and pass context as `extra={"fields": {...}}`, which this formatter appends as sorted key=value pairs
+(logfmt: a value with spaces, quotes, `=` or control characters is quoted and escaped as a JSON
+string), so that lines stay greppable without a JSON log pipeline, and no value, however hostile, can
+split a line or forge a field. Every line logged while a request is handled also carries
+`request_id=...`: `app.api.middleware.RequestIdMiddleware` sets `request_id_context` for the request's
+task (the decode pool's threads get a copy of it), and `RequestIdFilter` copies it onto each record.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import re
 import sys
 import time
 from contextvars import ContextVar
 
-SERVICE_LOGGER_NAME = "app"
+# The service's own code and the shared core it loads the model with.
+SERVICE_LOGGER_NAMES = ("app", "digits")
 _HANDLER_NAME = "digitserve"
+_NEEDS_QUOTING = re.compile(r'[\s"=\\]|[\x00-\x1f\x7f]')
+_CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
 
 request_id_context: ContextVar[str | None] = ContextVar("digitserve_request_id", default=None)
 """The ID of the request being handled in this context; None outside requests (start-up, batcher)."""
@@ -55,44 +61,51 @@ class LogThrottle:
         return held_back
 
 
+def format_logfmt_value(value: object) -> str:
+    """A field value as logfmt writes it: bare when safe, else a quoted, escaped JSON string."""
+    text = str(value)
+    if text and not _NEEDS_QUOTING.search(text):
+        return text
+    return json.dumps(text, ensure_ascii=False)
+
+
 class KeyValueFormatter(logging.Formatter):
-    """Formats a record as `time level logger message key=value ...` (values with spaces quoted)."""
+    """Formats a record as `time level logger message key=value ...` on one line (a traceback follows)."""
 
     def __init__(self) -> None:
         super().__init__(fmt="%(asctime)s %(levelname)s %(name)s %(message)s")
 
-    def format(self, record: logging.LogRecord) -> str:
-        line = super().format(record)
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        # The first line only: `format` appends a traceback after it, on lines of its own.
+        line = _CONTROL_CHARACTERS.sub(_escape_character, super().formatMessage(record))
         fields = dict(getattr(record, "fields", None) or {})
         request_id = getattr(record, "request_id", None)
         if request_id is not None:
             fields["request_id"] = request_id
-        if not fields:
-            return line
-        pairs = []
-        for key, value in sorted(fields.items()):
-            text = str(value)
-            pairs.append(f'{key}="{text}"' if " " in text else f"{key}={text}")
-        # The traceback (if any) follows the first line; the fields stay on the first line.
-        first_line, newline, rest = line.partition("\n")
-        return f"{first_line} {' '.join(pairs)}{newline}{rest}"
+        pairs = [f"{key}={format_logfmt_value(value)}" for key, value in sorted(fields.items())]
+        return " ".join([line, *pairs])
+
+
+def _escape_character(match: re.Match[str]) -> str:
+    return json.dumps(match.group())[1:-1]
 
 
 def configure_logging(log_level: str) -> None:
-    """Sends the service's logs (logger `app` and below) to stderr at `log_level`.
+    """Sends the service's logs (loggers `app` and `digits`, and below) to stderr at `log_level`.
 
     Idempotent: a second call (a second app in the same test process) only changes the level.
 
     Args:
         log_level: a `logging` level name such as "INFO".
     """
-    logger = logging.getLogger(SERVICE_LOGGER_NAME)
-    logger.setLevel(log_level)
-    if any(handler.get_name() == _HANDLER_NAME for handler in logger.handlers):
-        return
-    handler = logging.StreamHandler(sys.stderr)
-    handler.set_name(_HANDLER_NAME)
-    handler.setFormatter(KeyValueFormatter())
-    # On the handler, not the logger: a logger's filters skip records of its child loggers.
-    handler.addFilter(RequestIdFilter())
-    logger.addHandler(handler)
+    for logger_name in SERVICE_LOGGER_NAMES:
+        logger = logging.getLogger(logger_name)
+        logger.setLevel(log_level)
+        if any(handler.get_name() == _HANDLER_NAME for handler in logger.handlers):
+            continue
+        handler = logging.StreamHandler(sys.stderr)
+        handler.set_name(_HANDLER_NAME)
+        handler.setFormatter(KeyValueFormatter())
+        # On the handler, not the logger: a logger's filters skip records of its child loggers.
+        handler.addFilter(RequestIdFilter())
+        logger.addHandler(handler)

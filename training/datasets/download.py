@@ -31,12 +31,9 @@ class DownloadError(DatasetError):
 
 
 def sha256_of_file(path: Path) -> str:
-    """File -> its sha256 as 64 lowercase hex digits, read in chunks."""
-    digest = hashlib.sha256()
+    """File -> its sha256 as 64 lowercase hex digits (read in blocks by `hashlib.file_digest`)."""
     with Path(path).open("rb") as stream:
-        while chunk := stream.read(CHUNK_SIZE_BYTES):
-            digest.update(chunk)
-    return digest.hexdigest()
+        return hashlib.file_digest(stream, "sha256").hexdigest()
 
 
 def fetch_file(

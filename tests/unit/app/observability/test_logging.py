@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 
 import pytest
 
@@ -27,6 +28,43 @@ def make_record(fields: dict | None) -> logging.LogRecord:
 def test_fields_are_appended_sorted_and_quoted_when_they_hold_spaces():
     line = KeyValueFormatter().format(make_record({"path": "/predict", "detail": "too big", "batch_size": 4}))
     assert line.endswith('WARNING app.test model call failed batch_size=4 detail="too big" path=/predict')
+
+
+@pytest.mark.parametrize(
+    ("value", "written"),
+    [
+        ('say "hi"', '"say \\"hi\\""'),
+        ("a\nforged=1", '"a\\nforged=1"'),
+        ("key=value", '"key=value"'),
+        ("back\\slash", '"back\\\\slash"'),
+        ("", '""'),
+        ("tab\there", '"tab\\there"'),
+    ],
+    ids=["quotes", "newline", "equals", "backslash", "empty", "tab"],
+)
+def test_field_values_that_could_forge_a_field_or_a_line_are_quoted_and_escaped(value, written):
+    line = KeyValueFormatter().format(make_record({"detail": value}))
+    assert "\n" not in line
+    assert line.endswith(f"model call failed detail={written}")
+
+
+def test_a_message_holding_a_newline_stays_on_one_line_and_a_traceback_follows_it():
+    record = logging.LogRecord("app.test", logging.ERROR, __file__, 1, "bad\r\nupload", None, None)
+    record.fields = {"code": "x"}
+    try:
+        raise ValueError("boom")
+    except ValueError:
+        record.exc_info = sys.exc_info()
+    first_line, _, traceback = KeyValueFormatter().format(record).partition("\n")
+    assert first_line.endswith("ERROR app.test bad\\r\\nupload code=x")
+    assert traceback.startswith("Traceback") and "ValueError: boom" in traceback
+
+
+def test_the_shared_core_logs_through_the_same_handler():
+    configure_logging("INFO")
+    for name in ("app", "digits"):
+        handlers = logging.getLogger(name).handlers
+        assert sum(handler.get_name() == "digitserve" for handler in handlers) == 1
 
 
 def test_record_without_fields_is_the_plain_message():
