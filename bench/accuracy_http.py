@@ -18,14 +18,13 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.bench_predict import free_port, load_average, machine_description
-from bench.load import build_multipart_request, run_load
-from bench.server import REPO_ROOT, running_service
+from bench.machine import load_average, machine_description
 from digits.model import DigitModel
-from tests.conftest import _read_idx
-from tests.integration.conftest import encode_png
+from testkit.http_load import build_multipart_request, run_load
+from testkit.images import encode_png
+from testkit.server import LOOPBACK_HOST, free_port, running_service
+from testkit.shared_data import REPO_ROOT, read_mnist
 
-MNIST_DIR = REPO_ROOT.parent / "shared" / "data" / "mnist"
 TARGET_GAP_POINTS = 0.1
 DIRECT_BATCH_SIZE = 500
 
@@ -46,8 +45,9 @@ def http_predictions(model_dir: Path, images: np.ndarray, args) -> tuple[np.ndar
     port = free_port()
     environment = {"DIGITSERVE_MODEL_DIR": str(model_dir.resolve())}
     with running_service(port, environment, args.log_dir / "digitserve-accuracy.log"):
+        host = f"{LOOPBACK_HOST}:{port}"
         requests = [
-            build_multipart_request(f"127.0.0.1:{port}", "/predict", "file", "digit.png", encode_png(image))
+            build_multipart_request(host, "/predict", "file", "digit.png", encode_png(image))
             for image in images
         ]
         result = asyncio.run(
@@ -75,8 +75,8 @@ def parse_arguments() -> argparse.Namespace:
 
 def main() -> None:
     args = parse_arguments()
-    images = _read_idx(MNIST_DIR / "t10k-images-idx3-ubyte.gz")[: args.limit]
-    labels = _read_idx(MNIST_DIR / "t10k-labels-idx1-ubyte.gz")[: args.limit].astype(np.int64)
+    images, labels = read_mnist()
+    images, labels = images[: args.limit], labels[: args.limit]
     direct = direct_predictions(args.model_dir, images)
     served, statuses, requests_per_second = http_predictions(args.model_dir, images, args)
     direct_accuracy = float((direct == labels).mean() * 100)

@@ -22,8 +22,6 @@ import argparse
 import asyncio
 import json
 import os
-import platform
-import socket
 import statistics
 import subprocess
 import sys
@@ -33,62 +31,22 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.load import build_multipart_request, run_load
+from bench.machine import load_average, machine_description
 from bench.model_batching import print_report as print_model_alone
-from bench.server import REPO_ROOT, RunningServer, running_service
-from tests.conftest import _read_idx
-from tests.integration.conftest import encode_png
-from tests.photo_like import encode_jpeg, render_photo_like
+from testkit.http_load import build_multipart_request, run_load
+from testkit.model_timing import BATCH_ON_MAX_SIZE, NO_MODEL_MODE, batching_ceilings
+from testkit.payloads import build_payloads
+from testkit.server import RunningServer, free_port, running_service
+from testkit.shared_data import REPO_ROOT
 
-MNIST_TEST_IMAGES = REPO_ROOT.parent / "shared" / "data" / "mnist" / "t10k-images-idx3-ubyte.gz"
-PAYLOAD_POOL_SIZE = 64
 WARM_UP_REQUESTS = 128
 WARM_UP_CONCURRENCY = 8
-PHOTO_SEED = 7
 MODES = {"on": {}, "off": {"DIGITSERVE_BATCH_MAX_SIZE": "1"}}
-# The service's default DIGITSERVE_BATCH_MAX_SIZE: the largest batch the "on" service forms.
-BATCH_ON_MAX_SIZE = 32
-# `POST /preprocess` on the "on" service: a request's fixed cost (HTTP, upload, decode, pre-process,
-# response) without the model, for the ceiling of the on/off ratio.
-NO_MODEL_MODE = "no-model"
-
-
-def build_payloads() -> dict[str, list[bytes]]:
-    """Returns, per payload kind, PAYLOAD_POOL_SIZE uploads of the first MNIST test digits."""
-    digits = _read_idx(MNIST_TEST_IMAGES)[:PAYLOAD_POOL_SIZE]
-    rng = np.random.default_rng(PHOTO_SEED)
-    return {
-        "png28": [encode_png(digit) for digit in digits],
-        "jpeg300": [encode_jpeg(render_photo_like(digit, rng, size_pixels=300)) for digit in digits],
-    }
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def machine_description() -> str:
-    cpu = platform.machine()
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.exists():
-        names = [
-            line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines() if "model name" in line
-        ]
-        cpu = names[0] if names else cpu
-    return f"{os.cpu_count()} CPU cores ({cpu}), Python {platform.python_version()}, {platform.system()}"
-
-
-def load_average() -> str:
-    """The 1-minute load average: above the core count, other processes competed for the CPU."""
-    return f"{os.getloadavg()[0]:.2f}"
 
 
 async def measure_level(server: RunningServer, requests: list[bytes], concurrency: int, args) -> dict:
-    port = int(server.base_url.rsplit(":", 1)[1])
     cpu_before_seconds = server.cpu_seconds()
-    result = await run_load(port, requests, concurrency, args.time_cap_seconds)
+    result = await run_load(server.port, requests, concurrency, args.time_cap_seconds)
     completed = len(result.latencies_seconds)
     return {
         "requests_per_second": result.requests_per_second,
@@ -156,47 +114,6 @@ def measure_model_alone(model_dir: Path) -> dict:
                    "--batch-sizes", "1", str(BATCH_ON_MAX_SIZE), "--json-out", str(json_path)]  # fmt: skip
         subprocess.run(command, cwd=REPO_ROOT, check=True, capture_output=True, text=True)
         return json.loads(json_path.read_text())
-
-
-def batching_ceilings(model_alone: dict, rows: list[dict]) -> dict:
-    """Upper bounds of the on/off throughput ratio, per payload and concurrency, from measured costs.
-
-    A request with batching on costs at least its fixed CPU (HTTP, upload parsing, decode,
-    pre-processing, response: the no-model level's CPU per request) plus its share of a full batch
-    of the model alone. Even with every core busy and nothing else, the "on" service cannot serve
-    more than cores / (fixed + model share) requests per second; divided by the measured "off"
-    throughput, that bounds the ratio. The load client's own CPU is left out: the bound is generous.
-
-    A second, measured bound: `/predict` does everything `/preprocess` does, so with batching on it
-    cannot serve more requests per second than the no-model level did.
-
-    Returns:
-        Per "payload@cN": the no-model level's req/s and its ratio to "off", the fixed CPU per
-        request, the model's CPU per image at batch 1 and at the largest batch, the highest possible
-        "on" req/s, the measured "off" req/s and their ratio.
-    """
-    model_ms = {row["batch_size"]: row["cpu_ms_per_image"] for row in model_alone["rows"]}
-    by_key = {(row["payload"], row["concurrency"], row["mode"]): row for row in rows}
-    ceilings = {}
-    for payload, concurrency, mode in by_key:
-        if mode != NO_MODEL_MODE:
-            continue
-        fixed_ms = by_key[payload, concurrency, mode]["server_cpu_ms_per_request"]
-        best_on_per_second = (os.cpu_count() or 1) * 1000 / (fixed_ms + model_ms[BATCH_ON_MAX_SIZE])
-        off_per_second = by_key[payload, concurrency, "off"]["requests_per_second"]
-        no_model_per_second = by_key[payload, concurrency, mode]["requests_per_second"]
-        ceilings[f"{payload}@c{concurrency}"] = {
-            # /predict does all that /preprocess does and more: it cannot serve more requests/s.
-            "no_model_requests_per_second": no_model_per_second,
-            "ratio_ceiling_no_model": round(no_model_per_second / off_per_second, 2),
-            "fixed_cpu_ms_per_request": fixed_ms,
-            "model_cpu_ms_per_image_batch_1": model_ms[1],
-            f"model_cpu_ms_per_image_batch_{BATCH_ON_MAX_SIZE}": model_ms[BATCH_ON_MAX_SIZE],
-            "highest_on_requests_per_second": round(best_on_per_second, 1),
-            "measured_off_requests_per_second": off_per_second,
-            "ratio_ceiling": round(best_on_per_second / off_per_second, 2),
-        }
-    return ceilings
 
 
 def print_report(rows: list[dict], args, load_before: str, model_alone: dict) -> dict:

@@ -21,34 +21,15 @@ import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import httpx
-
-from bench.bench_predict import build_payloads, free_port, load_average, machine_description
-from bench.load import build_multipart_request, run_load
-from bench.server import REPO_ROOT, RunningServer, running_service
+from bench.machine import load_average, machine_description
+from testkit.http_load import run_load
+from testkit.payloads import mixed_predict_requests
+from testkit.server import RunningServer, free_port, running_service
+from testkit.shared_data import REPO_ROOT
 
 MEBIBYTE_BYTES = 1024 * 1024
 RSS_GROWTH_LIMIT_FRACTION = 0.10
 ACCEPTED_STATUSES = (200, 503)
-
-
-def mixed_predict_requests(port: int, repeats: int = 1) -> list[bytes]:
-    """`POST /predict` requests alternating MNIST PNGs and photo-like JPEGs, the pool `repeats` times."""
-    payloads = build_payloads()
-    host = f"127.0.0.1:{port}"
-    pool = []
-    for png, jpeg in zip(payloads["png28"], payloads["jpeg300"], strict=True):
-        pool.append(build_multipart_request(host, "/predict", "file", "digit.png", png))
-        pool.append(build_multipart_request(host, "/predict", "file", "photo.jpg", jpeg))
-    return pool * repeats
-
-
-def queue_depth(server: RunningServer) -> float:
-    """`digitserve_batch_queue_depth` scraped from `/metrics`."""
-    for line in httpx.get(f"{server.base_url}/metrics", timeout=10).text.splitlines():
-        if line.startswith("digitserve_batch_queue_depth "):
-            return float(line.split()[1])
-    raise RuntimeError("no digitserve_batch_queue_depth in /metrics")
 
 
 @dataclass
@@ -172,7 +153,7 @@ def main() -> None:
     load_before = load_average()
     with running_service(free_port(), environment, args.log_dir / "digitserve-soak.log") as server:
         report = asyncio.run(run_soak(server, args.concurrency, args.duration_seconds, args.window_seconds))
-        depth_after = queue_depth(server)
+        depth_after = server.queue_depth()
     print(f"{machine_description()}; load average before {load_before}, after {load_average()}")
     print_report(report)
     print(f"queue depth after the soak: {depth_after:g}")

@@ -2,22 +2,13 @@
 
 from __future__ import annotations
 
-import gzip
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-SHARED_DATA_DIR = REPO_ROOT.parent / "shared" / "data"
-
-
-def _read_idx(path: Path) -> np.ndarray:
-    with gzip.open(path, "rb") as stream:
-        raw = stream.read()
-    dimensions = raw[3]
-    shape = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(dimensions))
-    return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * dimensions).reshape(shape)
+from testkit.shared_data import MNIST_FOLDER, SHARED_DATA_DIR, read_mnist
+from testkit.shared_data import REPO_ROOT as REPO_ROOT  # re-exported: test modules import it from here
 
 
 @pytest.fixture(scope="session")
@@ -30,7 +21,5 @@ def shared_data_dir() -> Path:
 
 @pytest.fixture(scope="session")
 def mnist_test_samples(shared_data_dir: Path) -> tuple[np.ndarray, np.ndarray]:
-    """The MNIST test set: images (10000, 28, 28) uint8 white-on-black and labels (10000,) uint8."""
-    images = _read_idx(shared_data_dir / "mnist" / "t10k-images-idx3-ubyte.gz")
-    labels = _read_idx(shared_data_dir / "mnist" / "t10k-labels-idx1-ubyte.gz")
-    return images, labels
+    """The MNIST test set: images (10000, 28, 28) uint8 white-on-black and labels (10000,) int64."""
+    return read_mnist(shared_data_dir / MNIST_FOLDER, "test")

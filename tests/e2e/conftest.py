@@ -7,10 +7,8 @@ service if an earlier test stopped it. `down -v` runs at the end, whatever happe
 
 from __future__ import annotations
 
-import io
 import os
 import shutil
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -18,11 +16,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
-import numpy as np
 import pytest
-from PIL import Image
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+from testkit.images import encode_png
+from testkit.server import free_port
+from testkit.shared_data import REPO_ROOT
+
 INSTALL_SCRIPT = REPO_ROOT / "scripts" / "install-test-deps.sh"
 PROJECT_NAME = "digitserve-e2e"
 SERVICE = "digitserve"
@@ -35,19 +34,6 @@ HEALTHY_TIMEOUT_SECONDS = 240
 def docker_binary() -> str:
     """Debian's client matches the API of the engine that ../shared/tools/docker-engine starts."""
     return "/usr/bin/docker" if Path("/usr/bin/docker").exists() else (shutil.which("docker") or "docker")
-
-
-def free_loopback_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def encode_png(image: np.ndarray) -> bytes:
-    """uint8 (H, W) -> PNG bytes, as a client would upload a scanned digit."""
-    buffer = io.BytesIO()
-    Image.fromarray(image).save(buffer, format="PNG")
-    return buffer.getvalue()
 
 
 @dataclass
@@ -145,7 +131,7 @@ def compose_stack(system_tools) -> Iterator[ComposeStack]:
     environment = {
         **os.environ,
         "DIGITSERVE_HOST_ADDRESS": "127.0.0.1",
-        "DIGITSERVE_HOST_PORT": str(free_loopback_port()),
+        "DIGITSERVE_HOST_PORT": str(free_port()),
         # docker-py's classic builder, so the build needs neither BuildKit nor the buildx plugin.
         "COMPOSE_DOCKER_CLI_BUILD": "0",
         "DOCKER_BUILDKIT": "0",

@@ -15,7 +15,8 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.e2e.conftest import REPO_ROOT, SERVICE
+from testkit.shared_data import REPO_ROOT
+from tests.e2e.conftest import SERVICE
 
 pytestmark = pytest.mark.e2e
 

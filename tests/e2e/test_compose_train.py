@@ -8,7 +8,8 @@ import json
 import pytest
 import yaml
 
-from tests.e2e.conftest import BUILD_TIMEOUT_SECONDS, REPO_ROOT
+from testkit.shared_data import REPO_ROOT
+from tests.e2e.conftest import BUILD_TIMEOUT_SECONDS
 
 pytestmark = pytest.mark.e2e
 

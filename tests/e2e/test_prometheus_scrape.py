@@ -18,7 +18,9 @@ import httpx
 import pytest
 import yaml
 
-from tests.e2e.conftest import REPO_ROOT, ComposeStack, free_loopback_port
+from testkit.server import free_port
+from testkit.shared_data import REPO_ROOT
+from tests.e2e.conftest import ComposeStack
 
 pytestmark = pytest.mark.e2e
 
@@ -59,7 +61,7 @@ def loopback_config(target: str, config_dir: Path) -> Path:
 def prometheus(running_stack: ComposeStack, tmp_path: Path) -> Iterator[str]:
     """A Prometheus on 127.0.0.1 scraping the container; yields its base URL."""
     config_path = loopback_config(f"127.0.0.1:{running_stack.port}", tmp_path)
-    address = f"127.0.0.1:{free_loopback_port()}"
+    address = f"127.0.0.1:{free_port()}"
     command = [
         "prometheus",
         f"--config.file={config_path}",

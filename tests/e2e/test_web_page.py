@@ -21,7 +21,11 @@ import numpy as np
 import pytest
 from playwright.async_api import Browser, async_playwright
 
-from tests.e2e.conftest import free_loopback_port
+from testkit.images import encode_jpeg
+from testkit.model_fixture import export_fixture_model
+from testkit.photo_like import render_photo_like
+from testkit.server import free_port, running_service
+from testkit.shared_data import REPO_ROOT
 from tests.e2e.digit_strokes import strokes_of_digit
 from tests.e2e.page_probes import (
     ANSWER_TIMEOUT_MS,
@@ -34,9 +38,7 @@ from tests.e2e.page_probes import (
     text_contrast,
     wait_for_answer,
 )
-from tests.e2e.web_browser import CHROMIUM_FLAGS, REPO_ROOT, SCREENSHOT_COPY_DIR, BrowserPage, start_service
-from tests.integration.model_fixture import export_fixture_model
-from tests.photo_like import encode_jpeg, render_photo_like
+from tests.e2e.web_browser import CHROMIUM_FLAGS, SCREENSHOT_COPY_DIR, BrowserPage
 
 pytestmark = pytest.mark.e2e
 
@@ -83,8 +85,9 @@ def served_models_dir(tmp_path_factory: pytest.TempPathFactory, shared_data_dir:
 @pytest.fixture(scope="module")
 def base_url(served_models_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     log_path = tmp_path_factory.mktemp("web-service") / "uvicorn.log"
-    with start_service(served_models_dir, free_loopback_port(), log_path) as url:
-        yield url
+    environment = {"DIGITSERVE_MODEL_DIR": str(served_models_dir), "DIGITSERVE_LOG_LEVEL": "WARNING"}
+    with running_service(free_port(), environment, log_path) as server:
+        yield server.base_url
 
 
 @pytest.fixture(scope="module")

@@ -1,34 +1,26 @@
-"""The real service and a real browser for the web page's tests: uvicorn, Debian's Chromium, Playwright.
+"""A real browser for the web page's tests: Debian's Chromium driven by Playwright.
 
-`start_service` runs `uvicorn app.main:app` as a subprocess on a free loopback port with a real
-model and waits for /readyz. `BrowserPage` wraps one Playwright page whose context may reach only
-127.0.0.1 (any other request is aborted and recorded), and draws strokes with a mouse, a pen or a
-finger through Chromium's own input pipeline (CDP `Input.*`), so the page gets trusted pointer events.
+The service the page talks to runs as a real uvicorn process (`testkit.server.running_service`).
+`BrowserPage` wraps one Playwright page whose context may reach only 127.0.0.1 (any other request is
+aborted and recorded), and draws strokes with a mouse, a pen or a finger through Chromium's own input
+pipeline (CDP `Input.*`), so the page gets trusted pointer events.
 """
 
 from __future__ import annotations
 
-import os
 import shutil
-import subprocess
-import sys
-import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
-import httpx
-import pytest
 from playwright.async_api import BrowserContext, CDPSession, Page, Route
 
+from testkit.server import LOOPBACK_HOST
+from testkit.shared_data import REPO_ROOT
 from tests.e2e.digit_strokes import Point
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOT_COPY_DIR = REPO_ROOT / "test-output" / "web"
-READY_TIMEOUT_SECONDS = 180
-STOP_TIMEOUT_SECONDS = 20
 # The machine's notes: without the background-networking flags Chromium keeps trying Google's hosts.
 CHROMIUM_FLAGS = [
     "--headless",
@@ -40,50 +32,7 @@ CHROMIUM_FLAGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-LOOPBACK_HOST = "127.0.0.1"
 MNIST_SIZE_PIXELS = 28
-
-
-@contextmanager
-def start_service(model_dir: Path, port: int, log_path: Path) -> Iterator[str]:
-    """Runs the app under uvicorn on 127.0.0.1:`port` serving `model_dir`; yields its base URL once ready."""
-    environment = {
-        **os.environ,
-        "DIGITSERVE_MODEL_DIR": str(model_dir),
-        "DIGITSERVE_LOG_LEVEL": "WARNING",
-        "TF_CPP_MIN_LOG_LEVEL": "2",
-    }
-    command = [sys.executable, "-m", "uvicorn", "app.main:app", "--host", LOOPBACK_HOST, "--port", str(port)]
-    base_url = f"http://{LOOPBACK_HOST}:{port}"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            command, cwd=REPO_ROOT, env=environment, stdout=log, stderr=subprocess.STDOUT
-        )
-    try:
-        wait_until_ready(base_url, process, log_path)
-        yield base_url
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=STOP_TIMEOUT_SECONDS)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=STOP_TIMEOUT_SECONDS)
-
-
-def wait_until_ready(base_url: str, process: subprocess.Popen, log_path: Path) -> None:
-    """Polls /readyz until 200; fails the test with the server's log if it exits or never gets ready."""
-    deadline = time.monotonic() + READY_TIMEOUT_SECONDS
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"uvicorn exited {process.returncode}:\n{log_path.read_text()[-4000:]}")
-        try:
-            if httpx.get(f"{base_url}/readyz", timeout=2).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.5)
-    pytest.fail(f"the service was not ready after {READY_TIMEOUT_SECONDS} s:\n{log_path.read_text()[-4000:]}")
 
 
 @dataclass

@@ -1,7 +1,7 @@
 """Fixtures of the service's integration tests: a real small SavedModel, and the app running in process.
 
-The model is built once per session (`model_fixture.export_fixture_model`, ~20-30 s on 2 CPU cores).
-Each test that needs the service starts its own app with its own settings under `LifespanManager`
+The model is built once per session (`testkit.model_fixture.export_fixture_model`, ~20-30 s on 2
+CPU cores). Each test that needs the service starts its own app with its own settings under `LifespanManager`
 (model load and warm-up: well under a second) and talks to it with httpx over ASGI, no sockets.
 """
 
@@ -12,7 +12,6 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import httpx
 import numpy as np
 import pytest
@@ -21,7 +20,8 @@ from asgi_lifespan import LifespanManager
 from app.api.deps import ServiceState
 from app.main import create_app
 from app.settings import Settings
-from tests.integration.model_fixture import export_fixture_model
+from testkit.images import encode_png as encode_png  # re-exported: test modules import it from here
+from testkit.model_fixture import export_fixture_model
 
 # The first 4 test images of each digit: 40 images, every class, chosen by position, not by result.
 IMAGES_PER_DIGIT = 4
@@ -42,13 +42,6 @@ def sample_indices(mnist_test_samples: tuple[np.ndarray, np.ndarray]) -> np.ndar
     _, labels = mnist_test_samples
     chosen = [np.flatnonzero(labels == digit)[:IMAGES_PER_DIGIT] for digit in range(10)]
     return np.sort(np.concatenate(chosen))
-
-
-def encode_png(image: np.ndarray) -> bytes:
-    """(H, W) or (H, W, 3) uint8 -> PNG bytes."""
-    is_encoded, buffer = cv2.imencode(".png", image)
-    assert is_encoded
-    return buffer.tobytes()
 
 
 @dataclass

@@ -1,20 +1,35 @@
 """The batching ceiling the benchmark reports: the model alone, timed per image, and the bound it sets.
 
-The figures are measured by the benchmark, never asserted here; these tests pin what is measured and
-how the ceiling is computed from it.
+The figures are measured by the benchmark, never asserted here; these tests pin what is measured
+(`testkit.model_timing`), how the ceiling is computed from it, and what `python -m bench.model_batching`
+(the script `bench.bench_predict` runs in a process of its own) writes and prints.
 """
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from bench.bench_predict import BATCH_ON_MAX_SIZE, NO_MODEL_MODE, batching_ceilings, measure_model_alone
-from bench.model_batching import measure, print_report
-from bench.server import REPO_ROOT
+from testkit.model_timing import BATCH_ON_MAX_SIZE, NO_MODEL_MODE, batching_ceilings, measure
+from testkit.shared_data import REPO_ROOT
+
+pytestmark = pytest.mark.integration
+
+SCRIPT_TIMEOUT_SECONDS = 300
+
+
+def run_model_batching_script(*arguments: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "bench.model_batching", *arguments],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=SCRIPT_TIMEOUT_SECONDS,
+    )
 
 
 def test_the_model_alone_is_timed_per_batch_size_with_the_service_settings(models_dir: Path) -> None:
@@ -32,12 +47,19 @@ def test_the_model_alone_is_timed_per_batch_size_with_the_service_settings(model
     assert report["rows"][0]["cpu_saving_vs_first"] == 1.0
 
 
-def test_the_benchmark_measures_the_model_alone_in_a_process_of_its_own(models_dir: Path, capsys) -> None:
-    report = measure_model_alone(models_dir)  # read back from JSON
+def test_the_benchmark_measures_the_model_alone_in_a_process_of_its_own(models_dir: Path, tmp_path) -> None:
+    json_path = tmp_path / "model_batching.json"
 
+    # The command line `bench.bench_predict` runs before loading the service.
+    batch_sizes = ["--batch-sizes", "1", str(BATCH_ON_MAX_SIZE)]
+    completed = run_model_batching_script(
+        "--model-dir", str(models_dir), *batch_sizes, "--json-out", str(json_path)
+    )
+
+    assert completed.returncode == 0, completed.stderr
+    report = json.loads(json_path.read_text())  # read back from JSON
     assert [row["batch_size"] for row in report["rows"]] == [1, BATCH_ON_MAX_SIZE]
-    print_report(report)
-    table_rows = capsys.readouterr().out.splitlines()[2:]
+    table_rows = completed.stdout.splitlines()[2:]
     assert [line.split()[0] for line in table_rows] == ["1", str(BATCH_ON_MAX_SIZE)]
 
 
@@ -70,12 +92,7 @@ def test_the_ceiling_is_every_core_spent_on_fixed_costs_and_full_model_batches(m
 
 
 def test_the_script_refuses_a_batch_size_below_one() -> None:
-    completed = subprocess.run(
-        [sys.executable, "-m", "bench.model_batching", "--batch-sizes", "1", "0"],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-    )
+    completed = run_model_batching_script("--batch-sizes", "1", "0")
 
     assert completed.returncode != 0
     assert "--batch-sizes must all be at least 1" in completed.stderr

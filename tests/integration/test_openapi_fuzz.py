@@ -28,7 +28,7 @@ from schemathesis.specs.openapi.checks import negative_data_rejection, positive_
 
 from app.main import create_app
 from app.settings import Settings
-from tests.integration.conftest import encode_png
+from testkit.images import encode_png
 
 pytestmark = pytest.mark.integration
 

@@ -4,18 +4,18 @@ from __future__ import annotations
 
 import re
 import shlex
-from pathlib import Path
 from urllib.parse import urlsplit
 
 import numpy as np
 import pytest
 
-from tests.integration.conftest import encode_png
-from tests.photo_like import encode_jpeg, render_photo_like
+from testkit.images import encode_jpeg, encode_png
+from testkit.photo_like import render_photo_like
+from testkit.shared_data import REPO_ROOT
 
 pytestmark = pytest.mark.integration
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+README = REPO_ROOT / "README.md"
 
 
 def curl_commands() -> list[list[str]]:

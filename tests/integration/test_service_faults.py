@@ -1,9 +1,10 @@
 """Faults against a real uvicorn process on 127.0.0.1: client faults, overload and SIGTERM, each bounded.
 
-Short versions (seconds, not minutes) of the benchmark scenarios in `bench/` (`overload.py`,
-`shutdown.py`), asserting what must hold whatever the machine: which statuses come back, that every
-503 says when to retry, that nothing leaks, that accepted requests complete. The figures (latencies,
-memory over 5 minutes, exit time) are measured by the scripts and recorded in `bench/RESULTS.md`.
+Short versions (seconds, not minutes) of the benchmark scenarios `testkit.overload` and
+`testkit.shutdown` (which `python -m bench.overload` and `python -m bench.shutdown` run for minutes),
+asserting what must hold whatever the machine: which statuses come back, that every 503 says when to
+retry, that nothing leaks, that accepted requests complete. The figures (latencies, memory over 5
+minutes, exit time) are measured by the scripts and recorded in `bench/RESULTS.md`.
 """
 
 from __future__ import annotations
@@ -17,14 +18,17 @@ import httpx
 import numpy as np
 import pytest
 
-from bench.bench_predict import free_port
-from bench.load import build_multipart_request, exchange
-from bench.overload import SMALL_QUEUE_ENVIRONMENT, run_overload
-from bench.server import RunningServer, running_service
-from bench.shutdown import ACCESS_LOG_ARGUMENTS, PRODUCTION_ARGUMENTS, count_access_log_answers, run_shutdown
-from bench.shutdown import failed_targets as shutdown_failures
-from bench.soak import queue_depth
-from tests.integration.conftest import encode_png
+from testkit.http_load import build_multipart_request, exchange
+from testkit.images import encode_png
+from testkit.overload import SMALL_QUEUE_ENVIRONMENT, run_overload
+from testkit.server import LOOPBACK_HOST, RunningServer, free_port, running_service
+from testkit.shutdown import (
+    ACCESS_LOG_ARGUMENTS,
+    PRODUCTION_ARGUMENTS,
+    count_access_log_answers,
+    run_shutdown,
+)
+from testkit.shutdown import failed_targets as shutdown_failures
 
 pytestmark = pytest.mark.integration
 
@@ -57,8 +61,8 @@ def server(start_server, tmp_path_factory: pytest.TempPathFactory) -> Iterator[R
 
 async def trickle_upload(port: int, data: bytes, chunk_count: int, pause_seconds: float) -> tuple[int, float]:
     """Sends one upload in `chunk_count` pieces with pauses; returns its answer's status and time."""
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    request = build_multipart_request("127.0.0.1", "/predict", "file", "digit.png", data)
+    reader, writer = await asyncio.open_connection(LOOPBACK_HOST, port)
+    request = build_multipart_request(LOOPBACK_HOST, "/predict", "file", "digit.png", data)
     head, _, body = request.partition(b"\r\n\r\n")
     writer.write(head + b"\r\n\r\n")
     size = -(-len(body) // chunk_count)
@@ -74,7 +78,7 @@ async def trickle_upload(port: int, data: bytes, chunk_count: int, pause_seconds
 
 async def abort_upload(port: int) -> None:
     """Declares a 1 MiB upload, sends a quarter of it, and closes the connection."""
-    _, writer = await asyncio.open_connection("127.0.0.1", port)
+    _, writer = await asyncio.open_connection(LOOPBACK_HOST, port)
     head = (
         "POST /predict HTTP/1.1\r\nHost: 127.0.0.1\r\n"
         "Content-Type: multipart/form-data; boundary=b0undary\r\n"
@@ -88,8 +92,8 @@ async def abort_upload(port: int) -> None:
 
 async def disconnect_while_waiting(port: int, data: bytes) -> None:
     """Sends a complete upload and closes the connection before the answer."""
-    _, writer = await asyncio.open_connection("127.0.0.1", port)
-    writer.write(build_multipart_request("127.0.0.1", "/predict", "file", "digit.png", data))
+    _, writer = await asyncio.open_connection(LOOPBACK_HOST, port)
+    writer.write(build_multipart_request(LOOPBACK_HOST, "/predict", "file", "digit.png", data))
     await writer.drain()
     writer.close()
 
@@ -105,8 +109,8 @@ def wait_for_idle(
 ) -> None:
     """Waits until the queue is empty and the process holds at most `open_files` file descriptors."""
     deadline = time.monotonic() + timeout_seconds
-    while queue_depth(server) or (open_files is not None and server.open_file_count() > open_files):
-        assert time.monotonic() < deadline, (queue_depth(server), server.open_file_count(), open_files)
+    while server.queue_depth() or (open_files is not None and server.open_file_count() > open_files):
+        assert time.monotonic() < deadline, (server.queue_depth(), server.open_file_count(), open_files)
         time.sleep(0.1)
 
 
@@ -160,7 +164,7 @@ def test_aborted_uploads_and_disconnects_leak_no_slot_memory_or_file(server, mni
 def test_overload_sheds_with_retry_after_and_recovers(start_server, tmp_path):
     with start_server(tmp_path / "service.log", SMALL_QUEUE_ENVIRONMENT) as overloaded:
         _, overload, recovery = asyncio.run(run_overload(overloaded, 128, 5.0, 2.0))
-        depth_after = queue_depth(overloaded)
+        depth_after = overloaded.queue_depth()
     assert overload.status_counts.get(503, 0) > 0 and overload.status_counts.get(200, 0) > 0
     assert set(overload.status_counts) == {200, 503} and overload.transport_errors == 0
     assert overload.refusals_without_retry_after == 0

@@ -14,9 +14,10 @@ import pytest
 import tensorflow as tf
 
 from app.api import inference
-from bench.server import REPO_ROOT
 from digits.model import configure_thread_pools
-from tests.integration.conftest import encode_png, run_service
+from testkit.images import encode_png
+from testkit.shared_data import REPO_ROOT
+from tests.integration.conftest import run_service
 
 pytestmark = pytest.mark.integration
 

@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from testkit.shared_data import REPO_ROOT
+
 pytestmark = pytest.mark.unit
 
-REPO_ROOT = Path(__file__).resolve().parents[3]
 SCRIPT = REPO_ROOT / "deploy" / "docker" / "requirements.py"
 
 PYPROJECT = """

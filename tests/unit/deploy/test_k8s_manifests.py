@@ -16,9 +16,10 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from testkit.shared_data import REPO_ROOT
+
 pytestmark = pytest.mark.unit
 
-REPO_ROOT = Path(__file__).resolve().parents[3]
 K8S_DIR = REPO_ROOT / "deploy" / "k8s"
 VARIANTS = ("base", "gpu")
 # The oldest Kubernetes release still in common managed offerings, and the newest bundled schema.

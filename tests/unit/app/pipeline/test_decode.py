@@ -24,6 +24,7 @@ from digits.errors import (
     UndecodableImageError,
     UnsupportedImageTypeError,
 )
+from testkit.images import encode_with_opencv, encode_with_pillow
 
 pytestmark = pytest.mark.unit
 
@@ -41,18 +42,6 @@ def make_digit_page() -> np.ndarray:
 
 
 PAGE = make_digit_page()
-
-
-def encode_with_pillow(image: Image.Image, image_format: str, **options) -> bytes:
-    buffer = io.BytesIO()
-    image.save(buffer, format=image_format, **options)
-    return buffer.getvalue()
-
-
-def encode_with_opencv(image: np.ndarray, extension: str, params: list[int] | None = None) -> bytes:
-    is_encoded, buffer = cv2.imencode(extension, image, params or [])
-    assert is_encoded
-    return buffer.tobytes()
 
 
 def max_difference(decoded: np.ndarray, expected: np.ndarray) -> int:

@@ -13,8 +13,6 @@ anything else (an `OSError` from a codec, an OpenCV assertion) would be a 500 in
 
 from __future__ import annotations
 
-import io
-
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -31,6 +29,8 @@ from digits.errors import (
     UndecodableImageError,
     UnsupportedImageTypeError,
 )
+from testkit.byte_mutations import mutated_files
+from testkit.images import encode_with_pillow
 
 # Pillow warns about the damage it skips over (corrupt EXIF, oversized tags): expected here.
 pytestmark = [
@@ -47,51 +47,27 @@ SIGNATURES += [b"RIFF\x00\x00\x00\x00WEBP", b"%PDF", b"PK\x03\x04", b"<svg", b"\
 HOSTILE = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
-def encode(image: Image.Image, image_format: str, **options) -> bytes:
-    buffer = io.BytesIO()
-    image.save(buffer, format=image_format, **options)
-    return buffer.getvalue()
-
-
 def seed_images() -> list[bytes]:
     """A small digit-like image in every format decode reads, plus the odd modes of each."""
     pixels = np.full((24, 20), 255, dtype=np.uint8)
     pixels[4:20, 9:12] = 0
     gray = Image.fromarray(pixels)
     return [
-        encode(gray, "PNG"),
-        encode(gray.convert("RGBA"), "PNG"),
-        encode(gray.convert("P"), "PNG", transparency=0),
-        encode(Image.fromarray(pixels.astype(np.uint16) * 257), "PNG"),
-        encode(gray.convert("RGB"), "JPEG", quality=80),
-        encode(gray.convert("RGB"), "JPEG", quality=80, progressive=True),
-        encode(gray.convert("CMYK"), "JPEG"),
-        encode(gray.convert("P"), "GIF", save_all=True, append_images=[gray.convert("P")]),
-        encode(gray, "TIFF", save_all=True, append_images=[gray]),
-        encode(gray, "BMP"),
-        encode(gray.convert("RGB"), "WEBP"),
+        encode_with_pillow(gray, "PNG"),
+        encode_with_pillow(gray.convert("RGBA"), "PNG"),
+        encode_with_pillow(gray.convert("P"), "PNG", transparency=0),
+        encode_with_pillow(Image.fromarray(pixels.astype(np.uint16) * 257), "PNG"),
+        encode_with_pillow(gray.convert("RGB"), "JPEG", quality=80),
+        encode_with_pillow(gray.convert("RGB"), "JPEG", quality=80, progressive=True),
+        encode_with_pillow(gray.convert("CMYK"), "JPEG"),
+        encode_with_pillow(gray.convert("P"), "GIF", save_all=True, append_images=[gray.convert("P")]),
+        encode_with_pillow(gray, "TIFF", save_all=True, append_images=[gray]),
+        encode_with_pillow(gray, "BMP"),
+        encode_with_pillow(gray.convert("RGB"), "WEBP"),
     ]
 
 
 SEEDS = seed_images()
-
-
-@st.composite
-def mutated_images(draw: st.DrawFn) -> bytes:
-    """A real image with a few bytes overwritten, a piece cut out, or garbage spliced in."""
-    data = bytearray(draw(st.sampled_from(SEEDS)))
-    for _ in range(draw(st.integers(1, 8))):
-        kind = draw(st.sampled_from(["flip", "cut", "splice", "truncate"]))
-        position = draw(st.integers(0, max(0, len(data) - 1)))
-        if kind == "flip" and data:
-            data[position] = draw(st.integers(0, 255))
-        elif kind == "cut":
-            del data[position : position + draw(st.integers(1, 64))]
-        elif kind == "splice":
-            data[position:position] = draw(st.binary(min_size=1, max_size=64))
-        else:
-            del data[position:]
-    return bytes(data)
 
 
 def assert_pipeline_contract(data: bytes) -> None:
@@ -115,7 +91,8 @@ def test_a_real_signature_followed_by_garbage_gets_only_documented_errors(signat
 
 
 @HOSTILE
-@given(data=mutated_images())
+# Up to 8 pieces of damage, runs up to 64 bytes: deeper damage than test_preprocess_properties draws.
+@given(data=mutated_files(SEEDS, max_mutations=8, max_run_bytes=64))
 def test_damaged_images_of_odd_modes_get_only_documented_errors_from_both_stages(data):
     assert_pipeline_contract(data)
 

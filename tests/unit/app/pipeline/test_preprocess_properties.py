@@ -9,8 +9,6 @@ NumPy's, to the last bit.
 
 from __future__ import annotations
 
-import io
-
 import cv2
 import numpy as np
 import pytest
@@ -22,6 +20,8 @@ from PIL import Image
 from app.pipeline.decode import decode_image
 from app.pipeline.preprocess import PreprocessedDigit, _masked_percentiles, preprocess_image
 from digits.errors import DigitServeError, NoDigitFoundError
+from testkit.byte_mutations import mutated_files
+from testkit.images import encode_with_pillow
 
 pytestmark = [
     pytest.mark.unit,
@@ -35,49 +35,25 @@ EXAMPLES = settings(max_examples=200, deadline=None, suppress_health_check=[Heal
 MAX_IMAGE_PIXELS = 2_000_000
 
 
-def encode(image: Image.Image, image_format: str, **options) -> bytes:
-    buffer = io.BytesIO()
-    image.save(buffer, format=image_format, **options)
-    return buffer.getvalue()
-
-
 def valid_uploads() -> list[bytes]:
     """A 40x32 photo-like digit (a dark ring on grey paper) in each format decode reads."""
     page = np.full((40, 32), 215, dtype=np.uint8)
     cv2.ellipse(page, (16, 20), (9, 14), 0, 0, 360, 25, 3)
     gray = Image.fromarray(page)
     return [
-        encode(gray, "PNG"),
-        encode(gray.convert("RGBA"), "PNG"),
-        encode(gray.convert("RGB"), "JPEG", quality=90),
-        encode(gray.convert("RGB"), "JPEG", quality=90, progressive=True),
-        encode(gray.convert("P"), "GIF", save_all=True, append_images=[gray.convert("P")]),
-        encode(gray, "TIFF", compression="tiff_deflate"),
-        encode(gray, "TIFF", save_all=True, append_images=[gray]),
-        encode(gray, "BMP"),
-        encode(gray.convert("RGB"), "WEBP", quality=90),
+        encode_with_pillow(gray, "PNG"),
+        encode_with_pillow(gray.convert("RGBA"), "PNG"),
+        encode_with_pillow(gray.convert("RGB"), "JPEG", quality=90),
+        encode_with_pillow(gray.convert("RGB"), "JPEG", quality=90, progressive=True),
+        encode_with_pillow(gray.convert("P"), "GIF", save_all=True, append_images=[gray.convert("P")]),
+        encode_with_pillow(gray, "TIFF", compression="tiff_deflate"),
+        encode_with_pillow(gray, "TIFF", save_all=True, append_images=[gray]),
+        encode_with_pillow(gray, "BMP"),
+        encode_with_pillow(gray.convert("RGB"), "WEBP", quality=90),
     ]
 
 
 VALID_UPLOADS = valid_uploads()
-
-
-@st.composite
-def mutated_uploads(draw: st.DrawFn) -> bytes:
-    """A valid upload with bytes flipped, garbage inserted, a run deleted, or its tail cut off."""
-    data = bytearray(draw(st.sampled_from(VALID_UPLOADS)))
-    for _ in range(draw(st.integers(1, 3))):
-        mutation = draw(st.sampled_from(["flip", "insert", "delete", "truncate"]))
-        position = draw(st.integers(0, max(0, len(data) - 1)))
-        if mutation == "flip" and data:
-            data[position] ^= draw(st.integers(1, 255))
-        elif mutation == "insert":
-            data[position:position] = draw(st.binary(min_size=1, max_size=32))
-        elif mutation == "delete":
-            del data[position : position + draw(st.integers(1, 32))]
-        else:
-            del data[max(1, position) :]
-    return bytes(data)
 
 
 def assert_decodes_or_raises_a_domain_error(data: bytes) -> str:
@@ -98,7 +74,7 @@ def test_decode_answers_arbitrary_bytes_with_an_image_or_a_domain_error(data):
 
 
 @EXAMPLES
-@given(data=mutated_uploads())
+@given(data=mutated_files(VALID_UPLOADS, max_mutations=3, max_run_bytes=32))
 def test_decode_answers_damaged_real_images_with_an_image_or_a_domain_error(data):
     event(assert_decodes_or_raises_a_domain_error(data))
 

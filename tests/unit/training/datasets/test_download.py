@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import socket
 import threading
 from collections.abc import Iterator
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
@@ -15,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from testkit.server import free_port
 from training.datasets.digit_set import DatasetError
 from training.datasets.download import DownloadError, fetch_file, sha256_of_file
 
@@ -64,10 +64,7 @@ def http_mirror(mirror_dir) -> Iterator[tuple[str, list[str]]]:
 @pytest.fixture
 def closed_port_url() -> str:
     """An http URL on 127.0.0.1 where nothing listens (connection refused at once)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    return f"http://127.0.0.1:{port}/{FILENAME}"
+    return f"http://127.0.0.1:{free_port()}/{FILENAME}"
 
 
 def test_fetch_file_downloads_verifies_and_caches(tmp_path, http_mirror):

@@ -5,7 +5,8 @@ Why not httpx: on a 2-core machine the client shares the CPU with the service, a
 here), enough to cap the measured throughput far below what the service does. This client sends
 pre-built request bytes over keep-alive connections and parses only the status line and the
 headers, so nearly all the CPU is left to the service under test.
-Loopback only; bounded by a request count and a time cap.
+Loopback only; bounded by a request count and a time cap. The fault tests use the same raw requests
+to send uploads in pieces, abort them, or read answers on a connection that the server closes.
 """
 
 from __future__ import annotations
@@ -20,7 +21,15 @@ import numpy as np
 
 
 def build_multipart_request(host: str, path: str, field_name: str, filename: str, data: bytes) -> bytes:
-    """Returns the bytes of a complete `POST path` request uploading `data` as multipart `field_name`."""
+    """Returns the bytes of a complete `POST path` request uploading `data` as multipart `field_name`.
+
+    Args:
+        host: the Host header, e.g. "127.0.0.1:8000".
+        path: the route, e.g. "/predict".
+        field_name: the form field, "file" for `/predict`, "files" for `/predict/batch`.
+        filename: the file name the part declares.
+        data: the file's bytes.
+    """
     boundary = uuid.uuid4().hex
     body = (
         (
