@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from digits.model_store import read_model_card
 from training.config import TrainConfig
 from training.datasets import DigitSource, TrainValidationSplit
 
@@ -29,8 +30,11 @@ def describe_sources(sources: Sequence[DigitSource], specs: Sequence[str]) -> li
     ]
 
 
-def describe_training(history: dict[str, list[float]], seconds: float, hardware: str) -> dict[str, Any]:
-    """Epochs run, the best epoch by validation loss and its metrics, wall time and hardware."""
+def describe_training(
+    history: dict[str, list[float]], seconds: float, hardware: str, weight_choice: dict[str, Any]
+) -> dict[str, Any]:
+    """Epochs run, the best epoch by validation loss and its metrics, wall time, hardware, and which
+    weights were kept (`WeightChoice.to_card()`)."""
     val_losses = history.get("val_loss", [])
     best_epoch = int(np.argmin(val_losses)) if val_losses else len(history.get("loss", [])) - 1
     return {
@@ -40,6 +44,7 @@ def describe_training(history: dict[str, list[float]], seconds: float, hardware:
         "best_val_loss": round(float(val_losses[best_epoch]), 5) if val_losses else None,
         "best_val_accuracy": round(float(history["val_accuracy"][best_epoch]), 5) if val_losses else None,
         "hardware": hardware,
+        "weight_choice": weight_choice,
     }
 
 
@@ -51,7 +56,7 @@ def build_model_card(
     config: TrainConfig,
 ) -> dict[str, Any]:
     """The card's static part, known before training; `training` and `test_results` are added later."""
-    return {
+    card = {
         "version": version,
         "created_at": datetime.now(UTC).isoformat(),
         "model": {
@@ -64,3 +69,10 @@ def build_model_card(
         "splits": {"train": len(split.train), "validation": len(split.validation)},
         "config": config.model_dump(mode="json"),
     }
+    if config.initial_weights:
+        # A fine-tuned model is reproducible only with the recipes of the runs it started from.
+        card["fine_tuned_from"] = [
+            read_model_card(checkpoint.parent) or {"checkpoint": str(checkpoint.parent)}
+            for checkpoint in config.initial_weights
+        ]
+    return card

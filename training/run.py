@@ -1,4 +1,4 @@
-"""`python -m training.run`: datasets -> augment -> train -> export -> evaluate, in that order.
+"""`python -m training.run`: datasets -> augment -> train -> choose final weights -> export -> evaluate.
 
 Reads top to bottom as the recipe of a model version. Each step is one call into its own module;
 this file only wires them together and reports. Exit status: 0 done, 2 bad input (unknown dataset,
@@ -13,17 +13,17 @@ import sys
 import time
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from digits.model_store import read_model_card, write_model_card
+from digits.model_store import write_model_card
 from training.config import TrainConfig, parse_args
-from training.datasets import DatasetError, DigitSet, DigitSource
+from training.datasets import DatasetError, DigitSet, DigitSource, TrainValidationSplit
+from training.weights import InitialWeightsError
+
+if TYPE_CHECKING:
+    import keras
 
 logger = logging.getLogger("training")
-
-
-class InitialWeightsError(Exception):
-    """--initial-weights names a missing file or a checkpoint of another architecture."""
 
 
 def load_sources(config: TrainConfig) -> list[DigitSource]:
@@ -49,15 +49,14 @@ def _head(digits: DigitSet | None, count: int) -> DigitSet | None:
 
 def run(config: TrainConfig) -> dict[str, Any]:
     """Trains, exports and evaluates one model version; returns its model card."""
-    from digits.model_store import next_version
     from training.augment import augment_offline
     from training.card import build_model_card, describe_training
     from training.datasets.combine import held_out_test_sets, split_train_validation
+    from training.plots import save_training_curves
+    from training.train import TrainingBatches, train
+    from training.weights import choose_final_weights, require_initial_weights, score_start
 
-    # A missing checkpoint is bad input: say so before minutes of loading and augmenting data.
-    for checkpoint in config.initial_weights:
-        if not checkpoint.is_file():
-            raise InitialWeightsError(f"--initial-weights {checkpoint} does not exist")
+    require_initial_weights(config.initial_weights)  # bad input: said before minutes of loading data
     # 1. datasets: every source's train split pooled and split 90/10; each test split kept apart.
     sources = load_sources(config)
     split = split_train_validation(sources, config.validation_fraction, config.seed)
@@ -67,6 +66,32 @@ def run(config: TrainConfig) -> dict[str, Any]:
         split.train.images, split.train.labels, config.static_augment, config.effective_augment_seed
     )
     train_digits = DigitSet("combined/train+augmented", images, labels)
+    version, run_dir = _start_run(config, split, train_digits, test_sets)
+    # 3. train, from random weights or from a fine-tune's start, scored first: it may stay the best.
+    model, hardware = _build_model(config)
+    batches = TrainingBatches.from_digits(train_digits, split.train, split.validation, config)
+    started_at = time.perf_counter()
+    start = score_start(model, batches) if config.initial_weights else None
+    fit = train(model, batches, config, run_dir / "best.keras")
+    save_training_curves(run_dir / "training_curves.png", fit.history)
+    # 4. choose the final weights on validation; checkpointed, so a later fine-tune starts from them.
+    choice = choose_final_weights(model, fit.averaging, start, batches)
+    model.save(run_dir / "best.keras")
+    card = build_model_card(version, int(model.count_params()), sources, split, config)
+    card["splits"]["train_augmented"] = len(train_digits)
+    seconds = time.perf_counter() - started_at
+    card["training"] = describe_training(fit.history, seconds, hardware, choice.to_card())
+    write_model_card(run_dir, card)
+    # 5. export, 6. evaluate the exported artefact
+    return _export_and_evaluate(model, card, run_dir, test_sets, config)
+
+
+def _start_run(
+    config: TrainConfig, split: TrainValidationSplit, train_digits: DigitSet, test_sets: list[DigitSet]
+) -> tuple[int, Path]:
+    """Picks the version, makes the run's folder, logs the data sizes and shows augmented samples."""
+    from digits.model_store import next_version
+
     logger.info(
         "train %d images (%d before augmentation), validation %d; test sets: %s",
         len(train_digits),
@@ -78,42 +103,17 @@ def run(config: TrainConfig) -> dict[str, Any]:
     run_dir = config.runs_dir / f"{config.output_dir.name}-{version}"
     run_dir.mkdir(parents=True, exist_ok=True)
     _save_augmentation_samples(run_dir, split.train, train_digits)
-    # 3. train
-    model, history, hardware, seconds, training_notes = _fit(
-        train_digits, split.train, split.validation, config, run_dir
-    )
-    card = build_model_card(version, int(model.count_params()), sources, split, config)
-    card["splits"]["train_augmented"] = len(train_digits)
-    card["training"] = describe_training(history, seconds, hardware)
-    card["training"].update(training_notes)
-    if config.initial_weights:
-        # A fine-tuned model is reproducible only with the recipes of the runs it started from.
-        card["fine_tuned_from"] = [
-            read_model_card(checkpoint.parent) or {"checkpoint": str(checkpoint.parent)}
-            for checkpoint in config.initial_weights
-        ]
-    write_model_card(run_dir, card)
-    if not _has_tensorflow():
-        logger.warning(
-            "TensorFlow is not installed: export with `python -m training.export %s`", run_dir / "best.keras"
-        )
-        return card
-    # 4. export, 5. evaluate the exported artefact
-    return _export_and_evaluate(model, card, run_dir, test_sets, config)
+    return version, run_dir
 
 
-def _fit(
-    train_digits: DigitSet,
-    original_digits: DigitSet,
-    validation: DigitSet,
-    config: TrainConfig,
-    run_dir: Path,
-):
+def _build_model(config: TrainConfig) -> tuple[keras.Model, str]:
+    """The compiled model, built where it trains (a strategy scope for several GPUs), holding random
+    weights or a fine-tune's start; and a description of that hardware."""
     import keras
 
     from training.model import build_model
-    from training.plots import save_training_curves
-    from training.train import compile_model, describe_hardware, train
+    from training.train import compile_model, describe_hardware
+    from training.weights import load_initial_weights
 
     hardware, scope = describe_hardware()
     logger.info("training on %s", hardware)
@@ -121,52 +121,20 @@ def _fit(
     with scope:
         model = build_model(dense_l2=config.dense_l2)
         if config.initial_weights:
-            _load_initial_weights(model, config.initial_weights)
+            load_initial_weights(model, config.initial_weights)
         compile_model(model, config)
-    started_at = time.perf_counter()
-    history, training_notes = train(
-        model, train_digits, original_digits, validation, config, run_dir / "best.keras"
-    )
-    seconds = time.perf_counter() - started_at
-    save_training_curves(run_dir / "training_curves.png", history.history)
-    return model, history.history, hardware, seconds, training_notes
-
-
-def _load_initial_weights(model, checkpoint_paths: tuple[Path, ...]) -> None:
-    """Sets the model's weights to those of one checkpoint, or to the mean of several checkpoints'.
-
-    Every weight is averaged, batch-norm moving statistics included: they start out as the mean of
-    the checkpoints' statistics and the first training epoch re-estimates them for the averaged weights.
-    """
-    import keras
-    import numpy as np
-
-    checkpoint_weights = []
-    for path in checkpoint_paths:
-        try:
-            weights = keras.saving.load_model(path, compile=False).get_weights()
-            model.set_weights(weights)  # checks every shape against this architecture
-        except (ValueError, OSError) as error:
-            raise InitialWeightsError(
-                f"--initial-weights {path}: not a checkpoint of this model ({error})"
-            ) from error
-        checkpoint_weights.append(weights)
-    model.set_weights(
-        [
-            np.mean(np.stack(same_weight), axis=0).astype(same_weight[0].dtype)
-            for same_weight in zip(*checkpoint_weights, strict=True)
-        ]
-    )
-    logger.info(
-        "fine-tuning from the %s of %s",
-        "weights" if len(checkpoint_paths) == 1 else f"mean weights of {len(checkpoint_paths)} checkpoints",
-        ", ".join(str(path) for path in checkpoint_paths),
-    )
+    return model, hardware
 
 
 def _export_and_evaluate(
-    model, card: dict[str, Any], run_dir: Path, test_sets: list[DigitSet], config: TrainConfig
+    model: keras.Model, card: dict[str, Any], run_dir: Path, test_sets: list[DigitSet], config: TrainConfig
 ) -> dict[str, Any]:
+    """Exports the SavedModel and scores it on every test set, where TensorFlow is installed."""
+    if not _has_tensorflow():
+        logger.warning(
+            "TensorFlow is not installed: export with `python -m training.export %s`", run_dir / "best.keras"
+        )
+        return card
     from training.evaluate import format_table, load_serving_function, save_evaluation_plots, score_dataset
     from training.export import describe_environment, export_savedmodel
 

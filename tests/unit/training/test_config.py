@@ -1,12 +1,15 @@
-"""Flags become a validated TrainConfig whose defaults are the issue's recipe."""
+"""Flags become a validated TrainConfig whose defaults are the issue's recipe; the CLI is generated from
+TrainConfig, so each option has one flag, and the flag's default and help are the field's."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
+from pydantic import BaseModel
+from pydantic.fields import FieldInfo
 
-from training.config import TrainConfig, parse_args
+from training.config import TrainConfig, build_parser, parse_args
 
 pytestmark = pytest.mark.unit
 
@@ -56,3 +59,123 @@ def test_out_of_range_values_exit_with_status_2(flags, capsys):
 def test_config_is_saved_and_restored_through_json():
     config = parse_args(["--label-smoothing", "0.1"])
     assert TrainConfig.model_validate(config.model_dump(mode="json")) == config
+
+
+def leaf_fields(model_class: type[BaseModel], prefix: str = "") -> dict[str, FieldInfo]:
+    """Every option of the model, nested models walked: {"static_augment.copies_per_image": field}."""
+    fields: dict[str, FieldInfo] = {}
+    for name, field in model_class.model_fields.items():
+        if isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel):
+            fields.update(leaf_fields(field.annotation, f"{prefix}{name}."))
+        else:
+            fields[f"{prefix}{name}"] = field
+    return fields
+
+
+def test_every_option_has_exactly_one_flag_with_the_fields_default_and_description():
+    parser = build_parser()
+    options = leaf_fields(TrainConfig)
+    flags = [action for action in parser._actions if action.dest != "help"]
+
+    assert sorted(action.dest for action in flags) == sorted(options)
+    for action in flags:
+        field = options[action.dest]
+        assert len(action.option_strings) >= 1, action.dest
+        assert action.default == field.get_default(), action.dest
+        assert field.description and field.description.replace("%", "%%") in action.help, action.dest
+
+
+def test_no_flags_give_exactly_the_default_config():
+    assert parse_args([]) == TrainConfig()
+
+
+@pytest.mark.parametrize(
+    ("flags", "option", "expected"),
+    [
+        (["--dataset", "usps", "--dataset", "folder=/d"], "datasets", ("usps", "folder=/d")),
+        (["--data-dir", "/data"], "cache_dir", Path("/data")),
+        (["--cache-dir", "/cache"], "cache_dir", Path("/cache")),
+        (["--output-dir", "out"], "output_dir", Path("out")),
+        (["--runs-dir", "r"], "runs_dir", Path("r")),
+        (["--version", "7"], "version", 7),
+        (["--epochs", "12"], "epochs", 12),
+        (["--batch-size", "64"], "batch_size", 64),
+        (["--learning-rate", "2.5e-4"], "learning_rate", 2.5e-4),
+        (["--label-smoothing", "0.1"], "label_smoothing", 0.1),
+        (["--seed", "3"], "seed", 3),
+        (["--average-last-epochs", "6"], "average_last_epochs", 6),
+        (["--augment-seed", "13"], "augment_seed", 13),
+        (["--no-download"], "allow_download", False),
+        (["--quick"], "quick", True),
+    ],
+)
+def test_each_documented_flag_sets_its_option(flags, option, expected):
+    assert getattr(parse_args(flags), option) == expected
+    assert getattr(parse_args([]), option) != expected
+
+
+@pytest.mark.parametrize(
+    ("flag", "section", "option"),
+    [
+        ("--no-elastic", "static_augment", "enable_elastic"),
+        ("--no-noise", "static_augment", "enable_noise"),
+        ("--no-coarse-dropout", "static_augment", "enable_coarse_dropout"),
+        ("--no-brightness-contrast", "static_augment", "enable_brightness_contrast"),
+        ("--no-inversion", "static_augment", "enable_inversion"),
+        ("--no-rotation", "realtime_augment", "enable_rotation"),
+        ("--no-shift", "realtime_augment", "enable_shift"),
+        ("--no-zoom", "realtime_augment", "enable_zoom"),
+    ],
+)
+def test_each_no_flag_turns_off_its_augmentation_alone(flag, section, option):
+    config = parse_args([flag])
+    changed = {
+        f"{name}.{key}"
+        for name in ("static_augment", "realtime_augment")
+        for key, value in getattr(config, name)
+        if value != getattr(getattr(TrainConfig(), name), key)
+    }
+    assert changed == {f"{section}.{option}"} and getattr(getattr(config, section), option) is False
+
+
+def test_static_copies_sets_the_copies_per_image():
+    assert parse_args(["--static-copies", "4"]).static_augment.copies_per_image == 4
+
+
+def test_a_given_repeatable_flag_replaces_the_default_instead_of_adding_to_it():
+    assert parse_args(["--dataset", "mnist"]).datasets == ("mnist",)
+
+
+def test_quick_overrides_the_epochs_even_out_of_range_and_keeps_zero_copies():
+    config = parse_args(["--quick", "--epochs", "0", "--static-copies", "0"])
+    assert config.epochs == 1 and config.static_augment.copies_per_image == 0
+
+
+@pytest.mark.parametrize(
+    ("flags", "message", "field_name"),
+    [
+        (["--epochs", "0"], "--epochs: Input should be greater than or equal to 1", "epochs:"),
+        (["--learning-rate", "-1"], "--learning-rate: Input should be greater than 0", "learning_rate"),
+        (
+            ["--dataset", "mnist", "--dataset", "mnist"],
+            "--dataset: dataset given more than once: mnist",
+            "datasets",
+        ),
+        (
+            ["--static-copies", "11"],
+            "--static-copies: Input should be less than or equal to 10",
+            "copies_per",
+        ),
+        (["--version", "0"], "--version: Input should be greater than or equal to 1", "version:"),
+        (["--epochs", "many"], "--epochs: Input should be a valid integer", "epochs:"),
+        (["--data-dir"], "--data-dir/--cache-dir: expected one argument", "cache_dir"),
+    ],
+)
+def test_a_bad_value_exits_2_with_one_line_naming_the_flag(flags, message, field_name, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        parse_args(flags)
+
+    error = capsys.readouterr().err
+    assert exit_info.value.code == 2
+    assert error.count("\n") == 1 and message in error
+    assert field_name not in error.replace(message, "") and "validation error" not in error

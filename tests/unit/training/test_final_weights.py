@@ -1,5 +1,6 @@
-"""Which weights a run ends with: batch-norm statistics from clean images only if they validate better,
-and a fine-tune never ends worse on validation than the weights it started from."""
+"""Which weights a run ends with: of the best epoch, the average of the last epochs and a fine-tune's
+start, each with its own batch-norm statistics or with statistics from clean images, the one with the
+lowest validation loss; so a fine-tune never ends worse on validation than the weights it started from."""
 
 from __future__ import annotations
 
@@ -8,9 +9,27 @@ import numpy as np
 import pytest
 
 from tests.unit.training.tiny_keras import Batches, fitted_tiny_model
-from training.train import _keep_the_start_if_better, _recalibrate_if_better
+from training.averaging import WeightAveraging
+from training.train import TrainingBatches
+from training.weights import Candidate, WeightChoice, choose_final_weights, score_weights
 
 pytestmark = pytest.mark.unit
+
+
+def batches_of(clean: Batches, validation: Batches | None = None) -> TrainingBatches:
+    return TrainingBatches(training=clean, clean=clean, validation=validation or clean)
+
+
+def trainable(model: keras.Model) -> list[np.ndarray]:
+    return [keras.ops.convert_to_numpy(variable).copy() for variable in model.trainable_weights]
+
+
+def all_equal(first: list[np.ndarray], second: list[np.ndarray]) -> bool:
+    return all(np.array_equal(a, b) for a, b in zip(first, second, strict=True))
+
+
+def zero_weights(model: keras.Model) -> None:
+    model.set_weights([np.zeros_like(weights) for weights in model.get_weights()])
 
 
 @pytest.fixture
@@ -29,40 +48,119 @@ def model_and_clean_batches() -> tuple[keras.Model, Batches]:
 def test_statistics_from_clean_images_are_adopted_when_they_validate_better(model_and_clean_batches):
     model, clean = model_and_clean_batches
 
-    outcome = _recalibrate_if_better(model, clean, clean)
+    outcome = score_weights(model, "best_epoch", batches_of(clean))
 
-    assert outcome["adopted"] is True
-    assert outcome["val_loss_recalibrated"] < outcome["val_loss_trained_statistics"]
-    assert outcome["val_loss"] == pytest.approx(float(model.evaluate(clean, verbose=0)), abs=1e-5)
+    assert outcome.has_clean_statistics is True
+    assert outcome.val_loss_clean_statistics < outcome.val_loss_own_statistics
+    assert outcome.val_loss == pytest.approx(float(model.evaluate(clean, verbose=0)), abs=1e-5)
+    assert all_equal(model.get_weights(), outcome.weights)
 
 
 def test_statistics_are_left_alone_when_the_new_ones_validate_worse(model_and_clean_batches):
     model, clean = model_and_clean_batches
-    _recalibrate_if_better(model, clean, clean)  # good statistics now
+    score_weights(model, "best_epoch", batches_of(clean))  # good statistics now
     before = [weights.copy() for weights in model.get_weights()]
     unlike_validation = Batches(clean.inputs * 3.0 - 2.0, clean.targets, batch_size=64)
 
-    outcome = _recalibrate_if_better(model, unlike_validation, clean)
+    outcome = score_weights(model, "best_epoch", batches_of(unlike_validation, validation=clean))
 
-    assert outcome["adopted"] is False and outcome["val_loss"] == outcome["val_loss_trained_statistics"]
-    assert all(np.array_equal(a, b) for a, b in zip(model.get_weights(), before, strict=True))
+    assert outcome.has_clean_statistics is False and outcome.val_loss == outcome.val_loss_own_statistics
+    assert all_equal(model.get_weights(), before) and all_equal(outcome.weights, before)
 
 
 def test_the_start_is_restored_when_fine_tuning_made_validation_worse(model_and_clean_batches):
-    model, _ = model_and_clean_batches
-    start = [weights.copy() for weights in model.get_weights()]
-    model.set_weights([np.zeros_like(weights) for weights in start])
+    model, clean = model_and_clean_batches
+    start = score_weights(model, "start", batches_of(clean))
+    zero_weights(model)  # fine-tuning ruined it
 
-    assert _keep_the_start_if_better(model, start, {"val_loss_start": 0.1, "val_loss_end": 0.2}) is True
+    choice = choose_final_weights(model, None, start, batches_of(clean))
 
-    assert all(np.array_equal(a, b) for a, b in zip(model.get_weights(), start, strict=True))
+    assert choice.winner.name == "start"
+    assert all_equal(model.get_weights(), start.weights)
 
 
 def test_the_fine_tuned_weights_stay_when_they_validate_better(model_and_clean_batches):
-    model, _ = model_and_clean_batches
+    model, clean = model_and_clean_batches
     fine_tuned = [weights.copy() for weights in model.get_weights()]
-    start = [np.zeros_like(weights) for weights in fine_tuned]
+    fine_tuned_trainable = trainable(model)
+    zero_weights(model)
+    start = score_weights(model, "start", batches_of(clean))
+    model.set_weights(fine_tuned)
 
-    assert _keep_the_start_if_better(model, start, {"val_loss_start": 0.2, "val_loss_end": 0.1}) is False
+    choice = choose_final_weights(model, None, start, batches_of(clean))
 
-    assert all(np.array_equal(a, b) for a, b in zip(model.get_weights(), fine_tuned, strict=True))
+    assert choice.winner.name == "best_epoch"
+    assert all_equal(trainable(model), fine_tuned_trainable)
+
+
+@pytest.fixture
+def trained_model_and_batches() -> tuple[keras.Model, Batches]:
+    model, batches = fitted_tiny_model(sample_count=64, batch_size=32)
+    # Precondition: clearly better than the uniform guess (log 2 = 0.69) that all-zero weights give.
+    assert model.evaluate(batches, verbose=0) < 0.3
+    return model, batches
+
+
+def average_of(weights: list[np.ndarray], epochs: int = 1) -> WeightAveraging:
+    averaging = WeightAveraging(start_epoch=1)
+    averaging.epochs_averaged = epochs
+    averaging.averaged_weights = weights
+    return averaging
+
+
+def test_average_is_rejected_when_it_validates_worse_and_the_best_weights_stay(trained_model_and_batches):
+    model, batches = trained_model_and_batches
+    best = trainable(model)
+    zeros = [np.zeros_like(weights) for weights in best]
+
+    choice = choose_final_weights(model, average_of(zeros), None, batches_of(batches))
+
+    best_epoch, averaged = choice.candidates
+    assert choice.winner is best_epoch and averaged.val_loss > best_epoch.val_loss
+    assert all_equal(trainable(model), best)
+
+
+def test_average_is_adopted_when_it_validates_better(trained_model_and_batches):
+    model, batches = trained_model_and_batches
+    good = trainable(model)
+    for variable in model.trainable_weights:
+        variable.assign(np.zeros(variable.shape, dtype="float32"))
+
+    choice = choose_final_weights(model, average_of(good, epochs=3), None, batches_of(batches))
+
+    assert choice.winner.name == "averaged" and choice.epochs_averaged == 3
+    assert all_equal(trainable(model), good)
+
+
+def candidate(name: str, own: float, clean: float) -> Candidate:
+    return Candidate(name, [np.full(2, own)], own, clean)
+
+
+def test_the_lowest_loss_wins_over_every_candidate_and_either_statistics():
+    choice = WeightChoice(
+        (
+            candidate("best_epoch", 0.30, 0.25),
+            candidate("averaged", 0.27, 0.28),
+            candidate("start", 0.26, 0.2),
+        ),
+        epochs_averaged=4,
+    )
+
+    assert choice.winner.name == "start" and choice.winner.has_clean_statistics
+    assert choice.to_card() == {
+        "adopted": "start",
+        "adopted_clean_statistics": True,
+        "val_loss": 0.2,
+        "epochs_averaged": 4,
+        "candidates": {
+            "best_epoch": {"val_loss_own_statistics": 0.3, "val_loss_clean_statistics": 0.25},
+            "averaged": {"val_loss_own_statistics": 0.27, "val_loss_clean_statistics": 0.28},
+            "start": {"val_loss_own_statistics": 0.26, "val_loss_clean_statistics": 0.2},
+        },
+    }
+
+
+def test_a_tie_keeps_the_best_epoch_with_its_own_statistics():
+    choice = WeightChoice((candidate("best_epoch", 0.2, 0.2), candidate("start", 0.2, 0.2)))
+
+    assert choice.winner.name == "best_epoch" and not choice.winner.has_clean_statistics

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from training.model import build_model
-from training.run import InitialWeightsError, _load_initial_weights
+from training.weights import InitialWeightsError, load_initial_weights, require_initial_weights
 
 pytestmark = pytest.mark.unit
 
@@ -27,7 +27,7 @@ def test_one_checkpoint_gives_its_weights_exactly(tmp_path: Path):
     expected = save_checkpoint(tmp_path / "a.keras", seed=1)
     model = build_model()
 
-    _load_initial_weights(model, (tmp_path / "a.keras",))
+    load_initial_weights(model, (tmp_path / "a.keras",))
 
     for loaded, saved in zip(model.get_weights(), expected, strict=True):
         np.testing.assert_array_equal(loaded, saved)
@@ -39,7 +39,7 @@ def test_several_checkpoints_give_the_mean_of_every_weight(tmp_path: Path):
     third = save_checkpoint(tmp_path / "c.keras", seed=3)
     model = build_model()
 
-    _load_initial_weights(model, (tmp_path / "a.keras", tmp_path / "b.keras", tmp_path / "c.keras"))
+    load_initial_weights(model, (tmp_path / "a.keras", tmp_path / "b.keras", tmp_path / "c.keras"))
 
     for loaded, *saved in zip(model.get_weights(), first, second, third, strict=True):
         assert loaded.dtype == saved[0].dtype
@@ -51,11 +51,18 @@ def test_a_checkpoint_of_another_architecture_is_refused_by_name(tmp_path: Path)
     keras.Model(inputs, keras.layers.Dense(10)(keras.layers.Flatten()(inputs))).save(tmp_path / "other.keras")
 
     with pytest.raises(InitialWeightsError, match=r"other\.keras: not a checkpoint of this model"):
-        _load_initial_weights(build_model(), (tmp_path / "other.keras",))
+        load_initial_weights(build_model(), (tmp_path / "other.keras",))
 
 
 def test_a_file_that_is_no_checkpoint_is_refused_by_name(tmp_path: Path):
     (tmp_path / "notes.keras").write_text("not a zip archive")
 
     with pytest.raises(InitialWeightsError, match=r"notes\.keras: not a checkpoint of this model"):
-        _load_initial_weights(build_model(), (tmp_path / "notes.keras",))
+        load_initial_weights(build_model(), (tmp_path / "notes.keras",))
+
+
+def test_a_missing_checkpoint_is_refused_by_name(tmp_path: Path):
+    (tmp_path / "a.keras").write_text("present")
+
+    with pytest.raises(InitialWeightsError, match=r"--initial-weights .*b\.keras does not exist"):
+        require_initial_weights((tmp_path / "a.keras", tmp_path / "b.keras"))

@@ -1,0 +1,200 @@
+"""Candidate weights -> the one set a run keeps, the lowest validation loss; and a fine-tune's start.
+
+The candidates are the best epoch's weights (early stopping restores them), the mean of the last
+epochs' weights (with `--average-last-epochs`, see training/averaging.py) and, when fine-tuning, the
+weights the run started from, scored before training: a fine-tune never ends worse on validation than
+where it began. Each candidate is validated twice, with the batch-norm statistics it comes with and
+with statistics re-estimated on the un-augmented training images. The layers learn their statistics
+from augmented batches (inverted, noisy, cut images among them), while the service feeds them clean,
+normalized digits (measured: val_loss 0.0266 -> 0.0252 for the shipped model 3). Every choice is made
+on the validation loss, never on a test set.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:
+    import keras
+
+    from training.averaging import WeightAveraging
+    from training.train import TrainingBatches
+
+logger = logging.getLogger(__name__)
+
+
+class InitialWeightsError(Exception):
+    """--initial-weights names a missing file or a checkpoint of another architecture."""
+
+
+def require_initial_weights(checkpoint_paths: Sequence[Path]) -> None:
+    """Raises InitialWeightsError for a checkpoint that is not a file; cheap enough to run first."""
+    for path in checkpoint_paths:
+        if not path.is_file():
+            raise InitialWeightsError(f"--initial-weights {path} does not exist")
+
+
+def load_initial_weights(model: keras.Model, checkpoint_paths: Sequence[Path]) -> None:
+    """Sets the model's weights to those of one checkpoint, or to the mean of several checkpoints'.
+
+    Every weight is averaged, batch-norm moving statistics included: they start out as the mean of
+    the checkpoints' statistics, and the start is then also scored with clean statistics.
+
+    Raises:
+        InitialWeightsError: a checkpoint is no Keras file or holds another architecture.
+    """
+    import keras
+
+    checkpoint_weights = []
+    for path in checkpoint_paths:
+        try:
+            weights = keras.saving.load_model(path, compile=False).get_weights()
+            model.set_weights(weights)  # checks every shape against this architecture
+        except (ValueError, OSError) as error:
+            raise InitialWeightsError(
+                f"--initial-weights {path}: not a checkpoint of this model ({error})"
+            ) from error
+        checkpoint_weights.append(weights)
+    model.set_weights(
+        [
+            np.mean(np.stack(same_weight), axis=0).astype(same_weight[0].dtype)
+            for same_weight in zip(*checkpoint_weights, strict=True)
+        ]
+    )
+    logger.info(
+        "fine-tuning from the %s of %s",
+        "weights" if len(checkpoint_paths) == 1 else f"mean weights of {len(checkpoint_paths)} checkpoints",
+        ", ".join(str(path) for path in checkpoint_paths),
+    )
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One candidate for the final weights, validated with either batch-norm statistics."""
+
+    name: str  # "best_epoch", "averaged" or "start"
+    weights: list[np.ndarray]  # every weight of the model, with the statistics that validated better
+    # With the statistics the weights came with (averaged weights have none: theirs are re-estimated).
+    val_loss_own_statistics: float
+    val_loss_clean_statistics: float
+
+    @property
+    def has_clean_statistics(self) -> bool:
+        """Whether the clean statistics validated better; on a tie the weights keep their own."""
+        return self.val_loss_clean_statistics < self.val_loss_own_statistics
+
+    @property
+    def val_loss(self) -> float:
+        return min(self.val_loss_own_statistics, self.val_loss_clean_statistics)
+
+
+@dataclass(frozen=True)
+class WeightChoice:
+    """The candidates a run compared and the winner: the lowest validation loss, the first on a tie.
+
+    Candidates come in the order best epoch, average, start, so that a change from the best epoch is
+    adopted only when it validates strictly better.
+    """
+
+    candidates: tuple[Candidate, ...]
+    epochs_averaged: int = 0
+
+    @property
+    def winner(self) -> Candidate:
+        return min(self.candidates, key=lambda candidate: candidate.val_loss)
+
+    def to_card(self) -> dict[str, Any]:
+        """The model card's record: what won, and each candidate's loss with either statistics."""
+        return {
+            "adopted": self.winner.name,
+            "adopted_clean_statistics": self.winner.has_clean_statistics,
+            "val_loss": round(self.winner.val_loss, 5),
+            "epochs_averaged": self.epochs_averaged,
+            "candidates": {
+                candidate.name: {
+                    "val_loss_own_statistics": round(candidate.val_loss_own_statistics, 5),
+                    "val_loss_clean_statistics": round(candidate.val_loss_clean_statistics, 5),
+                }
+                for candidate in self.candidates
+            },
+        }
+
+
+def validation_loss(model: keras.Model, validation_batches: keras.utils.PyDataset) -> float:
+    """The loss Keras reports as val_loss (cross-entropy plus the weight penalties) on these batches."""
+    return float(model.evaluate(validation_batches, verbose=0, return_dict=True)["loss"])
+
+
+def score_weights(model: keras.Model, name: str, batches: TrainingBatches) -> Candidate:
+    """Validates the model's weights with their own and with clean batch-norm statistics, re-estimated
+    on every un-augmented training batch (`batches.clean`); the model keeps the better of the two."""
+    from training.averaging import recalibrate_batch_norm
+
+    own_weights = model.get_weights()
+    own_loss = validation_loss(model, batches.validation)
+    recalibrate_batch_norm(model, batches.clean, len(batches.clean))
+    clean_loss = validation_loss(model, batches.validation)
+    candidate = Candidate(name, model.get_weights(), own_loss, clean_loss)
+    if not candidate.has_clean_statistics:
+        candidate = Candidate(name, own_weights, own_loss, clean_loss)
+        model.set_weights(own_weights)
+    logger.info(
+        "%s weights: val_loss %.4f with their batch-norm statistics, %.4f with statistics from "
+        "un-augmented images",
+        name,
+        own_loss,
+        clean_loss,
+    )
+    return candidate
+
+
+def score_start(model: keras.Model, batches: TrainingBatches) -> Candidate:
+    """Scores the weights a fine-tune starts from, which it then trains from (with the better statistics)."""
+    start = score_weights(model, "start", batches)
+    logger.info("fine-tuning starts at val_loss %.4f", start.val_loss)
+    return start
+
+
+def choose_final_weights(
+    model: keras.Model,
+    averaging: WeightAveraging | None,
+    start: Candidate | None,
+    batches: TrainingBatches,
+) -> WeightChoice:
+    """Sets the model to whichever candidate validates best, each with either batch-norm statistics.
+
+    Args:
+        model: compiled, holding the best epoch's weights (as early stopping leaves it).
+        averaging: the running mean of the last epochs' weights; None without weight averaging.
+        start: a fine-tune's starting weights, scored before training by `score_start`; else None.
+        batches: `clean` (to re-estimate statistics on) and `validation` (to compare on).
+
+    Returns:
+        The candidates, their validation losses and the winner, which the model now holds.
+    """
+    from training.averaging import swap_in_average
+
+    candidates = [score_weights(model, "best_epoch", batches)]
+    epochs_averaged = 0
+    if averaging is not None and averaging.averaged_weights is not None:
+        swap_in_average(model, averaging, batches.clean)
+        candidates.append(score_weights(model, "averaged", batches))
+        epochs_averaged = averaging.epochs_averaged
+    if start is not None:
+        candidates.append(start)
+    choice = WeightChoice(tuple(candidates), epochs_averaged)
+    model.set_weights(choice.winner.weights)
+    logger.info(
+        "final weights: %s%s, val_loss %.4f (%s)",
+        choice.winner.name,
+        " with clean batch-norm statistics" if choice.winner.has_clean_statistics else "",
+        choice.winner.val_loss,
+        ", ".join(f"{candidate.name} {candidate.val_loss:.4f}" for candidate in candidates),
+    )
+    return choice
