@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 
 from testkit.shared_data import MNIST_FOLDER, SHARED_DATA_DIR, read_mnist
-from testkit.shared_data import REPO_ROOT as REPO_ROOT  # re-exported: test modules import it from here
 
 
 @pytest.fixture(scope="session")

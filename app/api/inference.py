@@ -43,7 +43,12 @@ async def request_deadline(timeout_seconds: float) -> AsyncIterator[None]:
         ) from error
 
 
-def _decode_and_preprocess(data: bytes, max_image_pixels: int, metrics: Metrics) -> PreprocessedDigit:
+def decode_and_preprocess(data: bytes, max_image_pixels: int, metrics: Metrics) -> PreprocessedDigit:
+    """Upload bytes -> the canonical digit, timed as one stage (blocking: run it on the decode pool).
+
+    Raises:
+        DigitServeError: the 400, 413, 415 or 422 of the decode and preprocess stages.
+    """
     started_seconds = time.perf_counter()
     try:
         return preprocess_image(decode_image(data, max_image_pixels=max_image_pixels))
@@ -52,7 +57,7 @@ def _decode_and_preprocess(data: bytes, max_image_pixels: int, metrics: Metrics)
 
 
 def _render_model_view(data: bytes, max_image_pixels: int, metrics: Metrics) -> tuple[bytes, bool]:
-    digit = _decode_and_preprocess(data, max_image_pixels, metrics)
+    digit = decode_and_preprocess(data, max_image_pixels, metrics)
     return encode_png(digit.canonical), digit.is_inverted
 
 
@@ -77,7 +82,7 @@ async def prepare_upload(state: ServiceState, data: bytes) -> PreprocessedDigit:
         DigitServeError: the 400, 413, 415 or 422 of the decode and preprocess stages.
     """
     return await state.decode_pool.run(
-        _decode_and_preprocess, data, state.settings.image_max_pixels, state.metrics
+        decode_and_preprocess, data, state.settings.image_max_pixels, state.metrics
     )
 
 

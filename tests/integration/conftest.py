@@ -7,8 +7,10 @@ CPU cores). Each test that needs the service starts its own app with its own set
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+import io
+import logging
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,8 +21,8 @@ from asgi_lifespan import LifespanManager
 
 from app.api.deps import ServiceState
 from app.main import create_app
+from app.observability.logging import configure_logging
 from app.settings import Settings
-from testkit.images import encode_png as encode_png  # re-exported: test modules import it from here
 from testkit.model_fixture import export_fixture_model
 
 # The first 4 test images of each digit: 40 images, every class, chosen by position, not by result.
@@ -82,3 +84,16 @@ async def service(make_settings: Callable[..., Settings]) -> AsyncIterator[Runni
     """The service with default settings (batching on: up to 32 images, 5 ms wait)."""
     async with run_service(make_settings()) as running:
         yield running
+
+
+@contextmanager
+def service_log_lines() -> Iterator[io.StringIO]:
+    """Redirects the service's log handler into a buffer for the duration."""
+    configure_logging("INFO")
+    handler = next(h for h in logging.getLogger("app").handlers if h.get_name() == "digitserve")
+    stream = io.StringIO()
+    previous_stream = handler.setStream(stream)
+    try:
+        yield stream
+    finally:
+        handler.setStream(previous_stream)

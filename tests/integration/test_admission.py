@@ -15,8 +15,9 @@ import numpy as np
 import pytest
 
 from app.api import inference
-from tests.integration.conftest import encode_png, run_service
-from tests.integration.test_request_id import service_log_lines
+from testkit.images import encode_png
+from tests.integration.conftest import run_service, service_log_lines
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -40,19 +41,13 @@ class DecodeGate:
 
 
 def gate_decoding(monkeypatch, *, is_blocked: bool) -> DecodeGate:
-    gate = DecodeGate(inference._decode_and_preprocess, is_blocked=is_blocked)
-    monkeypatch.setattr(inference, "_decode_and_preprocess", gate)
+    gate = DecodeGate(inference.decode_and_preprocess, is_blocked=is_blocked)
+    monkeypatch.setattr(inference, "decode_and_preprocess", gate)
     return gate
 
 
 def post_digit(service, image: np.ndarray):
     return service.client.post("/predict", files={"file": ("digit.png", encode_png(image))})
-
-
-async def wait_for(condition, timeout_seconds: float = 5.0) -> None:
-    async with asyncio.timeout(timeout_seconds):
-        while not condition():
-            await asyncio.sleep(0.005)
 
 
 async def test_images_being_decoded_hold_their_room_and_the_excess_is_refused_undecoded(
@@ -63,7 +58,7 @@ async def test_images_being_decoded_hold_their_room_and_the_excess_is_refused_un
     async with run_service(settings) as service:
         gate = gate_decoding(monkeypatch, is_blocked=True)
         admitted = [asyncio.ensure_future(post_digit(service, image)) for image in images[:2]]
-        await wait_for(lambda: gate.calls == 2)
+        await wait_until(lambda: gate.calls == 2)
         refused = await post_digit(service, images[2])
         refused_batch = await service.client.post(
             "/predict/batch", files=[("files", ("a.png", encode_png(images[3])))]
@@ -89,11 +84,11 @@ async def test_a_batch_request_takes_room_for_each_of_its_files(
         gate = gate_decoding(monkeypatch, is_blocked=True)
         files = [("files", (f"{i}.png", encode_png(image))) for i, image in enumerate(images[:3])]
         batch = asyncio.ensure_future(service.client.post("/predict/batch", files=files))
-        await wait_for(lambda: gate.calls >= 1)
-        await wait_for(lambda: service.state.batcher.reserved_images == 3)
+        await wait_until(lambda: gate.calls >= 1)
+        await wait_until(lambda: service.state.batcher.reserved_images == 3)
         two_more = await service.client.post("/predict/batch", files=files[:2])
         one_more = asyncio.ensure_future(post_digit(service, images[5]))
-        await wait_for(lambda: service.state.batcher.reserved_images == 4)
+        await wait_until(lambda: service.state.batcher.reserved_images == 4)
         gate.release.set()
         answered = await asyncio.gather(batch, one_more)
     assert two_more.status_code == 503
@@ -108,7 +103,7 @@ async def test_queue_full_refusals_are_all_counted_but_logged_at_most_once_a_sec
     async with run_service(make_settings(queue_max_size=1, batch_max_files=1, batch_max_size=1)) as service:
         gate = gate_decoding(monkeypatch, is_blocked=True)
         admitted = asyncio.ensure_future(post_digit(service, images[0]))
-        await wait_for(lambda: gate.calls == 1)
+        await wait_until(lambda: gate.calls == 1)
         started_seconds = time.monotonic()
         with service_log_lines() as stream:
             refused = [await post_digit(service, image) for image in images[1:21]]
@@ -140,7 +135,7 @@ async def test_with_no_room_at_all_uploads_are_refused_unread_and_other_routes_s
     async with run_service(make_settings(queue_max_size=1, batch_max_files=1, batch_max_size=1)) as service:
         gate = gate_decoding(monkeypatch, is_blocked=True)
         admitted = asyncio.ensure_future(post_digit(service, images[0]))
-        await wait_for(lambda: gate.calls == 1)
+        await wait_until(lambda: gate.calls == 1)
         refused = await service.client.post(
             "/predict", content=upload_chunks(), headers={"content-type": "multipart/form-data; boundary=b"}
         )
@@ -169,7 +164,7 @@ async def test_preprocess_decodes_only_with_room_in_the_queue_and_is_refused_unr
         explaining = asyncio.ensure_future(
             service.client.post("/preprocess", files={"file": ("d.png", encode_png(images[0]))})
         )
-        await wait_for(lambda: gate.calls == 1)
+        await wait_until(lambda: gate.calls == 1)
         held = service.state.batcher.reserved_images
         refused_prediction = await post_digit(service, images[1])
         refused_explanation = await service.client.post(

@@ -11,7 +11,8 @@ import zlib
 import numpy as np
 import pytest
 
-from tests.integration.conftest import encode_png, run_service
+from testkit.images import encode_png
+from tests.integration.conftest import run_service
 
 pytestmark = pytest.mark.integration
 

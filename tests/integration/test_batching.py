@@ -16,7 +16,9 @@ import pytest
 from app.pipeline.decode import decode_image
 from app.pipeline.preprocess import preprocess_image
 from digits.contract import to_model_input
-from tests.integration.conftest import encode_png, run_service
+from testkit.images import encode_png
+from tests.integration.conftest import run_service
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -48,13 +50,6 @@ def spy_on_model(service, monkeypatch, **options) -> ModelSpy:
     spy = ModelSpy(service.state.model, **options)
     monkeypatch.setattr(service.state.model, "predict_batch", spy)
     return spy
-
-
-async def wait_until(condition, timeout_seconds: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout_seconds
-    while not condition():
-        assert time.monotonic() < deadline, "condition not reached in time"
-        await asyncio.sleep(0.005)
 
 
 def post_png(service, image: np.ndarray):

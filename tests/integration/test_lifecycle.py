@@ -14,7 +14,8 @@ from app.main import create_app
 from digits.errors import ModelLoadError
 from digits.model import DigitModel
 from digits.model_store import resolve_version_dir
-from tests.integration.conftest import STARTUP_TIMEOUT_SECONDS, encode_png
+from testkit.images import encode_png
+from tests.integration.conftest import STARTUP_TIMEOUT_SECONDS
 
 pytestmark = pytest.mark.integration
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tests.integration.conftest import encode_png
+from testkit.images import encode_png
 
 pytestmark = pytest.mark.integration
 

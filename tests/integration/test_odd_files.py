@@ -17,6 +17,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from testkit.images import encode_with_pillow
+
 # Pillow warns about the bomb's header before the service refuses it: expected here.
 pytestmark = [
     pytest.mark.integration,
@@ -35,20 +37,14 @@ def one_on_paper(size: int = 112) -> np.ndarray:
     return image
 
 
-def save(image: Image.Image, image_format: str, **options) -> bytes:
-    buffer = io.BytesIO()
-    image.save(buffer, format=image_format, **options)
-    return buffer.getvalue()
-
-
 def gray_png(array: np.ndarray) -> bytes:
-    return save(Image.fromarray(array), "PNG")
+    return encode_with_pillow(Image.fromarray(array), "PNG")
 
 
 def png_16_bit() -> bytes:
     image = Image.fromarray(one_on_paper().astype(np.uint16) * 257)
     assert image.mode == "I;16"
-    return save(image, "PNG")
+    return encode_with_pillow(image, "PNG")
 
 
 def palette_png_with_transparency() -> bytes:
@@ -57,7 +53,7 @@ def palette_png_with_transparency() -> bytes:
     indices = np.where(one_on_paper() == INK, 1, 0).astype(np.uint8)
     image = Image.fromarray(indices, mode="P")
     image.putpalette([0, 0, 0, 0, 0, 0] + [0] * 762)
-    return save(image, "PNG", transparency=0)
+    return encode_with_pillow(image, "PNG", transparency=0)
 
 
 def rgb_one() -> Image.Image:
@@ -65,18 +61,18 @@ def rgb_one() -> Image.Image:
 
 
 def truncated_jpeg() -> bytes:
-    complete = save(rgb_one(), "JPEG", quality=90)
+    complete = encode_with_pillow(rgb_one(), "JPEG", quality=90)
     return complete[: len(complete) // 2]
 
 
 def animated_gif() -> bytes:
     frames = [Image.fromarray(one_on_paper()).convert("P"), Image.new("P", (112, 112), 255)]
-    return save(frames[0], "GIF", save_all=True, append_images=frames[1:], duration=100, loop=0)
+    return encode_with_pillow(frames[0], "GIF", save_all=True, append_images=frames[1:], duration=100, loop=0)
 
 
 def multi_page_tiff() -> bytes:
     pages = [Image.fromarray(one_on_paper()), Image.new("L", (40, 40), 0)]
-    return save(pages[0], "TIFF", save_all=True, append_images=pages[1:])
+    return encode_with_pillow(pages[0], "TIFF", save_all=True, append_images=pages[1:])
 
 
 def png_bomb(width: int = 10_000, height: int = 10_000) -> bytes:
@@ -114,8 +110,12 @@ ODD_FILES: dict[str, tuple[Callable[[], bytes], int, str | None]] = {
     "all-black": (lambda: gray_png(np.full((64, 64), INK, np.uint8)), 422, "no_digit_found"),
     "16-bit-png": (png_16_bit, 200, None),
     "palette-png-transparency": (palette_png_with_transparency, 200, None),
-    "cmyk-jpeg": (lambda: save(rgb_one().convert("CMYK"), "JPEG", quality=90), 200, None),
-    "progressive-jpeg": (lambda: save(rgb_one(), "JPEG", quality=90, progressive=True), 200, None),
+    "cmyk-jpeg": (lambda: encode_with_pillow(rgb_one().convert("CMYK"), "JPEG", quality=90), 200, None),
+    "progressive-jpeg": (
+        lambda: encode_with_pillow(rgb_one(), "JPEG", quality=90, progressive=True),
+        200,
+        None,
+    ),
     "truncated-jpeg": (truncated_jpeg, 400, "undecodable_image"),
     "animated-gif": (animated_gif, 200, None),
     "multi-page-tiff": (multi_page_tiff, 200, None),

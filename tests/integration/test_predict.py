@@ -16,8 +16,8 @@ from app.pipeline.decode import decode_image
 from app.pipeline.preprocess import preprocess_image
 from digits.contract import to_model_input
 from digits.model import DigitModel
-from tests.integration.conftest import encode_png
-from tests.photo_like import encode_jpeg, render_photo_like
+from testkit.images import encode_jpeg, encode_png
+from testkit.photo_like import render_photo_like
 
 pytestmark = pytest.mark.integration
 

@@ -2,33 +2,15 @@
 
 from __future__ import annotations
 
-import io
-import logging
 import re
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 import pytest
 
-from app.observability.logging import configure_logging
-from tests.integration.conftest import run_service
+from tests.integration.conftest import run_service, service_log_lines
 
 pytestmark = pytest.mark.integration
 
 GENERATED_ID = re.compile(r"[0-9a-f]{32}")
-
-
-@contextmanager
-def service_log_lines() -> Iterator[io.StringIO]:
-    """Redirects the service's log handler into a buffer for the duration."""
-    configure_logging("INFO")
-    handler = next(h for h in logging.getLogger("app").handlers if h.get_name() == "digitserve")
-    stream = io.StringIO()
-    previous_stream = handler.setStream(stream)
-    try:
-        yield stream
-    finally:
-        handler.setStream(previous_stream)
 
 
 @pytest.mark.parametrize("incoming", ["0af7651916cd43dd8448eb211c80319c", "trace-42.b:7", "a" * 128])

@@ -93,8 +93,8 @@ async def test_uploads_are_decoded_by_at_most_decode_threads_at_a_time(
     make_settings, monkeypatch, mnist_test_samples
 ):
     images, _ = mnist_test_samples
-    probe = ConcurrencyProbe(inference._decode_and_preprocess)
-    monkeypatch.setattr(inference, "_decode_and_preprocess", probe)
+    probe = ConcurrencyProbe(inference.decode_and_preprocess)
+    monkeypatch.setattr(inference, "decode_and_preprocess", probe)
     async with run_service(make_settings(decode_threads=2)) as service:
         uploads = [("files", (f"{index}.png", encode_png(image))) for index, image in enumerate(images[:8])]
         single = [service.client.post("/predict", files={"file": ("d.png", encode_png(images[0]))})]

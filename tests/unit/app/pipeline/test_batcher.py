@@ -16,6 +16,7 @@ import pytest
 from app.pipeline import batcher as batcher_module
 from app.pipeline.batcher import BatcherConfig, MicroBatcher
 from digits.errors import ModelError, QueueFullError, ServiceNotReadyError
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.unit
 
@@ -64,13 +65,6 @@ async def started(model: FakeModel, **limits) -> MicroBatcher:
     batcher = MicroBatcher(model, config)
     batcher.start()
     return batcher
-
-
-async def wait_until(condition, timeout_seconds: float = 2.0) -> None:
-    deadline = time.monotonic() + timeout_seconds
-    while not condition():
-        assert time.monotonic() < deadline, "condition not reached in time"
-        await asyncio.sleep(0.001)
 
 
 async def test_concurrent_submits_share_model_calls_and_each_gets_its_own_row():

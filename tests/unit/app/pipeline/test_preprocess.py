@@ -20,7 +20,8 @@ import pytest
 from app.pipeline.decode import decode_image
 from app.pipeline.preprocess import PreprocessedDigit, encode_png, preprocess_image
 from digits.errors import NoDigitFoundError
-from tests.photo_like import encode_jpeg, render_photo_like
+from testkit.images import encode_jpeg
+from testkit.photo_like import render_photo_like
 
 pytestmark = pytest.mark.unit
 
