@@ -23,12 +23,14 @@ class Settings(BaseSettings):
     """The service's configuration, read from `DIGITSERVE_<FIELD>` environment variables.
 
     Attributes:
-        model_dir: folder of integer-numbered model versions, TF-Serving style (`<model_dir>/1/`).
+        model_dir: folder of integer-numbered model versions, TF-Serving style (`<model_dir>/1/`), or
+            one version folder itself.
         model_version: the version folder to serve; None serves the highest integer version found.
         batch_max_size: most images in one model call (a power of 2; 1 turns batching off).
         batch_max_wait_ms: longest time the first queued image waits for others to join its batch
             (it does not wait when no other image is queued or being decoded).
-        queue_max_size: most images waiting for the model; beyond it requests get 503 + Retry-After.
+        queue_max_size: most images waiting for the model or being decoded for it (or for
+            `/preprocess`); beyond it requests get 503 + Retry-After.
         queue_retry_after_seconds: the Retry-After value sent with a queue-full 503.
         request_timeout_seconds: deadline of one request, decode to response; past it, 504.
         upload_max_bytes: largest request body accepted (413 above, refused early by Content-Length).

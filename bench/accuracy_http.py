@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from bench.machine import load_average, machine_description
+from digits.contract import to_model_inputs
 from digits.model import DigitModel
 from testkit.http_load import build_multipart_request, run_load
 from testkit.images import encode_png
@@ -30,9 +31,9 @@ DIRECT_BATCH_SIZE = 500
 
 
 def direct_predictions(model_dir: Path, images: np.ndarray) -> np.ndarray:
-    """The model's own digits for raw MNIST images (N, 28, 28) uint8: pixel / 255, nothing else."""
+    """The model's own digits for raw MNIST images (N, 28, 28) uint8: the model input, nothing else."""
     model = DigitModel.load(model_dir)
-    inputs = images.astype(np.float32)[..., np.newaxis] / 255.0
+    inputs = to_model_inputs(images)
     chunks = [
         model.predict_batch(inputs[start : start + DIRECT_BATCH_SIZE])
         for start in range(0, len(inputs), DIRECT_BATCH_SIZE)

@@ -1,7 +1,7 @@
 """Domain errors: each failure of reading a digit has one stable snake_case `code`, and no transport.
 
 The pipeline, the model loader and the training loaders raise these without knowing about HTTP; the
-service's API maps each code to its HTTP status in one table (`app.api.error_handlers`), and training
+service's API maps each code to its HTTP status in one table (`app.api.errors`), and training
 turns them into CLI messages (a folder dataset with an unreadable file).
 """
 

@@ -9,10 +9,10 @@ benchmark's smoke runs.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-from digits.model_store import MODEL_CARD_FILE_NAME
+from digits.contract import to_model_inputs
+from digits.model_store import write_model_card
 from testkit.shared_data import MNIST_TRAIN_10K_FOLDER, read_mnist
 
 FIXTURE_VERSION = "1"
@@ -44,9 +44,9 @@ def export_fixture_model(shared_data_dir: Path, models_dir: Path, epochs: int = 
         if isinstance(layer, keras.layers.BatchNormalization):
             layer.momentum = 0.9
     model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-    model.fit(images.astype("float32")[..., None] / 255.0, labels, batch_size=64, epochs=epochs, verbose=0)
+    model.fit(to_model_inputs(images), labels, batch_size=64, epochs=epochs, verbose=0)
     version_dir = models_dir / FIXTURE_VERSION
     model.export(str(version_dir), format="tf_saved_model", verbose=False)
     card = {"version": FIXTURE_VERSION, "name": "integration-test fixture", "epochs": epochs}
-    (version_dir / MODEL_CARD_FILE_NAME).write_text(json.dumps(card, indent=2))
+    write_model_card(version_dir, card)
     return version_dir

@@ -57,16 +57,12 @@ def recalibrate_batch_norm(model: keras.Model, batches: keras.utils.PyDataset, m
             layer.momentum = momentum
 
 
-def swap_in_average(
-    model: keras.Model, averaging: WeightAveraging, recalibration_batches: keras.utils.PyDataset
-) -> None:
-    """Sets the model's trainable weights to their average, and its batch-norm statistics to fresh ones.
+def swap_in_average(model: keras.Model, averaging: WeightAveraging) -> None:
+    """Sets the model's trainable weights to their average; the batch-norm statistics stay the last
+    epoch's, stale for the average: `training.weights.score_weights` re-estimates them on clean batches.
 
     Args:
         averaging: holds `averaged_weights`, one array per trainable weight of the model.
-        recalibration_batches: training batches to re-estimate the statistics on, all of them
-            (un-augmented batches come unshuffled: a first few could hold one source only).
     """
     for variable, average in zip(model.trainable_weights, averaging.averaged_weights, strict=True):
         variable.assign(average)
-    recalibrate_batch_norm(model, recalibration_batches, len(recalibration_batches))

@@ -19,7 +19,7 @@ import numpy as np
 
 from digits.contract import NUM_CLASSES, to_model_inputs
 from digits.errors import ModelLoadError
-from digits.model_store import read_model_card, resolve_version_dir
+from digits.model_store import MODEL_CARD_FILE_NAME, read_model_card, resolve_version_dir
 from training.config import DEFAULT_CACHE_DIR
 from training.datasets import DatasetError, DigitSet
 from training.plots import save_confusion_matrices, save_digit_grid
@@ -122,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
         version_dir = resolve_version_dir(args.model_dir)
         specs = args.dataset or _dataset_specs_from_card(version_dir)
         if not specs:
-            raise DatasetError(f"no --dataset given and {version_dir}/model_card.json names none")
+            raise DatasetError(f"no --dataset given and {version_dir / MODEL_CARD_FILE_NAME} names none")
         sources = [
             load_source(parse_dataset_spec(spec), args.cache_dir, allow_download=not args.no_download)
             for spec in specs
@@ -134,7 +134,11 @@ def main(argv: list[str] | None = None) -> int:
     if not test_sets:
         print("error: none of the datasets has a test split", file=sys.stderr)
         return 2
-    serve = load_serving_function(version_dir)
+    try:
+        serve = load_serving_function(version_dir)
+    except ModelLoadError as error:  # a folder with a broken or foreign saved_model.pb
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     print(f"model: {version_dir}")
     print(format_table([score_dataset(serve, digits) for digits in test_sets]))
     return 0

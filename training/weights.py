@@ -183,7 +183,7 @@ def choose_final_weights(
     candidates = [score_weights(model, "best_epoch", batches)]
     epochs_averaged = 0
     if averaging is not None and averaging.averaged_weights is not None:
-        swap_in_average(model, averaging, batches.clean)
+        swap_in_average(model, averaging)
         candidates.append(score_weights(model, "averaged", batches))
         epochs_averaged = averaging.epochs_averaged
     if start is not None:

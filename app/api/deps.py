@@ -1,9 +1,9 @@
 """Request -> the service's state (settings, metrics, model, batcher), as `Annotated` dependencies.
 
 The lifespan in `app.main` builds one `ServiceState` and yields it as lifespan state; Starlette copies
-that state into every request. Routes receive it through `ServiceDep` (refuses with 503 until the
-model is warmed up) or `StateDep` (any time the lifespan has started). The dependencies are `async`
-only because FastAPI runs plain functions in a thread pool: a thread hop per request for a lookup.
+that state into every request. Routes receive it through `ServiceDep` (built on `get_state`), which
+refuses with 503 until the model is warmed up. The dependencies are `async` only because FastAPI runs
+plain functions in a thread pool: a thread hop per request for a lookup.
 """
 
 from __future__ import annotations
@@ -74,5 +74,4 @@ async def get_ready_state(state: Annotated[ServiceState, Depends(get_state)]) ->
     return state
 
 
-StateDep = Annotated[ServiceState, Depends(get_state)]
 ServiceDep = Annotated[ServiceState, Depends(get_ready_state)]

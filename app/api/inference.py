@@ -64,12 +64,13 @@ def _render_model_view(data: bytes, max_image_pixels: int, metrics: Metrics) -> 
 async def render_model_view(state: ServiceState, data: bytes) -> tuple[bytes, bool]:
     """Returns the PNG of what the model would see for an upload, and whether it was inverted.
 
-    The decoding is admitted like a prediction's: it holds room for one image while it runs.
+    The decoding is admitted like a prediction's: it holds room for one image while it runs (room
+    no batch waits for, since no image follows it to the model).
 
     Raises:
         DigitServeError: the 400, 413, 415 or 422 of the decode and preprocess stages; a full queue (503).
     """
-    with state.batcher.reserve(1):
+    with state.batcher.reserve(1, is_for_model=False):
         return await state.decode_pool.run(
             _render_model_view, data, state.settings.image_max_pixels, state.metrics
         )

@@ -82,8 +82,13 @@ def resolve_route_template(routes: Sequence[BaseRoute], scope: Scope) -> str:
 
 
 def route_template(scope: Scope) -> str:
-    """The route template `RouteMatchMiddleware` found for this request ("unmatched" if none)."""
-    return scope.get(ROUTE_TEMPLATE_SCOPE_KEY, UNMATCHED_ROUTE)
+    """The route template `RouteMatchMiddleware` found for this request ("unmatched" if none).
+
+    Raises:
+        KeyError: no route-matching layer wraps the caller: a layer that decides by route (the API
+            key's) must fail loudly rather than let every request through.
+    """
+    return scope[ROUTE_TEMPLATE_SCOPE_KEY]
 
 
 class RouteMatchMiddleware:

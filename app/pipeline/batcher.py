@@ -101,17 +101,17 @@ class MicroBatcher:
         """The refusal of a full queue (503), with the configured Retry-After."""
         return self._room.full_error()
 
-    def reserve(self, image_count: int) -> AbstractContextManager[Reservation]:
+    def reserve(self, image_count: int, *, is_for_model: bool = True) -> AbstractContextManager[Reservation]:
         """Holds room for `image_count` images while the caller prepares them (`with` block).
 
-        While room is reserved, a forming batch waits (up to `batch_max_wait_ms`) for those images.
-        The reservation's `submit`/`submit_many` turn held room into queue entries; room still held
-        when the block ends is released.
+        While room is reserved for images for the model, a forming batch waits (up to
+        `batch_max_wait_ms`) for them. The reservation's `submit`/`submit_many` turn held room into
+        queue entries; room still held when the block ends is released.
 
         Raises:
             QueueFullError: the queue lacks room for `image_count` images (raised at once).
         """
-        return self._room.reserve(image_count, self)
+        return self._room.reserve(image_count, self, is_for_model=is_for_model)
 
     def start(self) -> None:
         """Starts the worker task on the running event loop."""
@@ -207,7 +207,7 @@ class MicroBatcher:
         try:
             async with asyncio.timeout_at(deadline):
                 while len(batch) < self._config.batch_max_size:
-                    if self._queue.empty() and not self._room.reserved_images:
+                    if self._queue.empty() and not self._room.images_on_their_way:
                         break  # no image on its way: waiting would only delay those taken
                     batch.append(await self._queue.get())
         except TimeoutError:

@@ -14,6 +14,8 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import ParamSpec, TypeVar
 
+from digits.errors import ServiceNotReadyError
+
 Parameters = ParamSpec("Parameters")
 Result = TypeVar("Result")
 
@@ -28,6 +30,7 @@ class DecodePool:
     def __init__(self, thread_count: int) -> None:
         self.thread_count = thread_count
         self._executor = ThreadPoolExecutor(thread_count, thread_name_prefix="digitserve-decode")
+        self._is_shut_down = False
 
     async def run(
         self, function: Callable[Parameters, Result], *args: Parameters.args, **kwargs: Parameters.kwargs
@@ -36,11 +39,17 @@ class DecodePool:
 
         The caller's context variables (its request ID, for log lines) go with it, as with
         `asyncio.to_thread`.
+
+        Raises:
+            ServiceNotReadyError: the pool has been shut down (the service is stopping).
         """
+        if self._is_shut_down:
+            raise ServiceNotReadyError("the service is shutting down; retry another instance")
         context = contextvars.copy_context()
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, lambda: context.run(function, *args, **kwargs))
 
     def shutdown(self) -> None:
-        """Stops the threads once their current work ends; work not started yet is cancelled."""
-        self._executor.shutdown(wait=False, cancel_futures=True)
+        """Takes no new work; work already handed over finishes on its threads, not awaited here."""
+        self._is_shut_down = True
+        self._executor.shutdown(wait=False)

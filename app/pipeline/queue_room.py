@@ -3,7 +3,9 @@
 Room is counted in images: those queued for the model plus those reserved by requests still decoding
 them may not exceed the queue's size. A request reserves room before it decodes its uploads, and its
 images then take that room through the `Reservation`, so an admitted request is never refused after
-its decoding, and a refusal costs no decoding (503 + Retry-After at once).
+its decoding, and a refusal costs no decoding (503 + Retry-After at once). Reserved images that will
+reach the model are also "on their way": a forming batch waits for them (`/preprocess` decodes
+without a model call, so its room is held but not waited for).
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ class QueueRoom:
         self._queue = queue
         self._retry_after_seconds = retry_after_seconds
         self.reserved_images = 0
+        self.images_on_their_way = 0
 
     def has_room(self, image_count: int = 1) -> bool:
         """Whether `image_count` more images fit beside those queued and those with room reserved."""
@@ -51,33 +54,57 @@ class QueueRoom:
         )
 
     @contextmanager
-    def reserve(self, image_count: int, submitter: Submitter) -> Iterator[Reservation]:
+    def reserve(
+        self, image_count: int, submitter: Submitter, *, is_for_model: bool = True
+    ) -> Iterator[Reservation]:
         """Holds room for `image_count` images until they are submitted or the block ends.
+
+        Args:
+            image_count: images the caller prepares.
+            submitter: where the reservation submits them.
+            is_for_model: whether the images will be submitted (a forming batch waits for them).
 
         Raises:
             QueueFullError: no room for `image_count` images (raised at once, nothing held).
         """
         if not self.has_room(image_count):
             raise self.full_error()
-        reservation = Reservation(self, submitter, image_count)
-        self.reserved_images += image_count
+        reservation = Reservation(self, submitter, image_count, is_for_model=is_for_model)
+        self._hold(image_count, is_for_model)
         try:
             yield reservation
         finally:
-            self.release(reservation.give_up())
+            self.release(reservation.give_up(), is_for_model=is_for_model)
 
-    def release(self, image_count: int) -> None:
-        """Gives back room reserved for `image_count` images."""
-        self.reserved_images -= image_count
+    def _hold(self, image_count: int, is_for_model: bool) -> None:
+        self.reserved_images += image_count
+        self.images_on_their_way += image_count if is_for_model else 0
+
+    def release(self, image_count: int, *, is_for_model: bool) -> None:
+        """Gives back room reserved for `image_count` images (only a `Reservation` calls this).
+
+        Raises:
+            ValueError: more room given back than is held (a programming error).
+        """
+        if image_count > self.reserved_images:
+            raise ValueError(f"{image_count} images released; room is held for {self.reserved_images}")
+        self._hold(-image_count, is_for_model)
 
 
 class Reservation:
-    """Room held in the queue for images being prepared (from `MicroBatcher.reserve`)."""
+    """Room held in the queue for images being prepared (from `MicroBatcher.reserve`).
 
-    def __init__(self, room: QueueRoom, submitter: Submitter, image_count: int) -> None:
+    Its images are submitted once, together: room held for uploads that failed to decode goes back
+    at that moment, so that no batch waits for them and no other request is refused for them.
+    """
+
+    def __init__(
+        self, room: QueueRoom, submitter: Submitter, image_count: int, *, is_for_model: bool
+    ) -> None:
         self._room = room
         self._submitter = submitter
         self._held_images = image_count
+        self._is_for_model = is_for_model
 
     def give_up(self) -> int:
         """Stops holding the room left and returns how many images it was for."""
@@ -95,9 +122,8 @@ class Reservation:
         return await self._submitter.submit_many(images)
 
     def _take(self, image_count: int) -> None:
-        # The room goes back to the count and the images take it before the next await: between
-        # the two, no other request can run.
+        # All the room goes back to the count and the images take theirs before the next await:
+        # between the two, no other request can run.
         if image_count > self._held_images:
             raise ValueError(f"{image_count} images submitted into room reserved for {self._held_images}")
-        self._held_images -= image_count
-        self._room.release(image_count)
+        self._room.release(self.give_up(), is_for_model=self._is_for_model)

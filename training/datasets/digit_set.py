@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from digits.contract import IMAGE_SHAPE, NUM_CLASSES
+
 
 class DatasetError(Exception):
     """A dataset cannot be loaded: missing, corrupt or inconsistent files, or an unknown name.
@@ -31,13 +33,13 @@ class DigitSet:
     labels: np.ndarray
 
     def __post_init__(self) -> None:
-        if self.images.ndim != 3 or self.images.shape[1:] != (28, 28) or self.images.dtype != np.uint8:
+        if self.images.ndim != 3 or self.images.shape[1:] != IMAGE_SHAPE[:2] or self.images.dtype != np.uint8:
             raise ValueError(
                 f"{self.name}: images must be (N, 28, 28) uint8, got {self.images.shape} {self.images.dtype}"
             )
         if self.labels.shape != (len(self.images),):
             raise ValueError(f"{self.name}: {len(self.images)} images, labels of shape {self.labels.shape}")
-        if self.labels.size and (self.labels.min() < 0 or self.labels.max() > 9):
+        if self.labels.size and (self.labels.min() < 0 or self.labels.max() >= NUM_CLASSES):
             raise ValueError(f"{self.name}: labels must be in 0..9")
 
     def __len__(self) -> int:

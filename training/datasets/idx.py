@@ -16,6 +16,7 @@ from typing import BinaryIO
 
 import numpy as np
 
+from digits.contract import IMAGE_SHAPE, NUM_CLASSES
 from training.datasets.digit_set import DatasetError, DigitSet
 
 GZIP_MAGIC = b"\x1f\x8b"
@@ -103,7 +104,7 @@ def read_idx_pair(images_path: Path, labels_path: Path, name: str) -> DigitSet:
     """
     images = read_idx(images_path)
     labels = read_idx(labels_path)
-    if images.ndim != 3 or images.shape[1:] != (28, 28):
+    if images.ndim != 3 or images.shape[1:] != IMAGE_SHAPE[:2]:
         raise DatasetError(f"{name}: {images_path} holds shape {images.shape}, expected (N, 28, 28) images")
     if labels.ndim != 1:
         raise DatasetError(f"{name}: {labels_path} holds shape {labels.shape}, expected (N,) labels")
@@ -111,7 +112,7 @@ def read_idx_pair(images_path: Path, labels_path: Path, name: str) -> DigitSet:
         raise DatasetError(
             f"{name}: {images_path} holds {len(images)} images but {labels_path} holds {len(labels)} labels"
         )
-    if labels.size and labels.max() > 9:
+    if labels.size and labels.max() >= NUM_CLASSES:
         raise DatasetError(f"{name}: {labels_path} holds label {labels.max()}, expected digits 0..9")
     return DigitSet(name=name, images=images, labels=labels.astype(np.int64))
 

@@ -36,16 +36,15 @@ def test_recalibration_sets_moving_statistics_to_the_data_mean():
     assert model.get_layer("bn").momentum == 0.99  # restored afterwards
 
 
-def test_swapping_in_the_average_sets_the_trainable_weights_and_fresh_statistics():
+def test_swapping_in_the_average_sets_the_trainable_weights_and_leaves_the_statistics():
     model = tiny_model()
-    inputs = np.random.default_rng(0).normal(5.0, 2.0, size=(256, 4)).astype("float32")
-    batches = Batches(inputs, np.eye(2, dtype="float32")[np.zeros(256, dtype=int)], batch_size=32)
+    statistics_before = model.get_layer("bn").moving_mean.numpy().copy()
     averaging = WeightAveraging(start_epoch=1)
     averaging.averaged_weights = [np.full(v.shape, 0.5, dtype="float32") for v in model.trainable_weights]
 
-    swap_in_average(model, averaging, batches)
+    swap_in_average(model, averaging)
 
     for variable in model.trainable_weights:
         assert np.array_equal(keras.ops.convert_to_numpy(variable), np.full(variable.shape, 0.5))
-    dense_outputs = keras.Model(model.input, model.get_layer("dense").output)(inputs).numpy()
-    assert np.allclose(model.get_layer("bn").moving_mean.numpy(), dense_outputs.mean(axis=0), atol=0.05)
+    # Re-estimating them is the weight choice's job, scored both ways (test_final_weights.py).
+    assert np.array_equal(model.get_layer("bn").moving_mean.numpy(), statistics_before)

@@ -69,5 +69,7 @@ async def test_a_request_is_matched_against_the_routes_once_at_most():
     assert CountingRoute.match_count == 1
 
 
-def test_a_scope_no_layer_matched_reads_as_unmatched():
-    assert route_template({"type": "http", "path": "/predict"}) == "unmatched"
+def test_a_layer_outside_the_route_match_fails_loudly_instead_of_seeing_no_route():
+    # An API-key layer that saw "unmatched" would let every request through unchecked.
+    with pytest.raises(KeyError):
+        route_template({"type": "http", "path": "/predict"})

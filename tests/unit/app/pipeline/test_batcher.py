@@ -117,13 +117,13 @@ async def test_a_request_of_several_images_does_not_wait_after_its_last_image():
 async def test_the_batch_waits_for_images_whose_room_is_reserved():
     model = FakeModel()
     batcher = await started(model, batch_max_wait_ms=MINUTE_MS)
-    with batcher.reserve(3) as reservation:
 
-        async def decoded_later(number: int) -> np.ndarray:
-            await asyncio.sleep(0.02 * number)  # still being decoded, as in the service
+    async def decoded_later(number: int) -> np.ndarray:  # one request, as the service runs it
+        with batcher.reserve(1) as reservation:
+            await asyncio.sleep(0.02 * number)  # still being decoded
             return await reservation.submit(image(number))
 
-        outputs = await asyncio.gather(*(decoded_later(n) for n in range(3)))
+    outputs = await asyncio.gather(*(decoded_later(n) for n in range(3)))
     await batcher.stop()
     assert [output[0] for output in outputs] == [0, 1, 2]
     assert model.batch_sizes == [3]
@@ -132,11 +132,34 @@ async def test_the_batch_waits_for_images_whose_room_is_reserved():
 async def test_a_batch_stops_waiting_for_reserved_images_after_batch_max_wait_ms():
     model = FakeModel()
     batcher = await started(model, batch_max_wait_ms=50.0)
-    with batcher.reserve(2) as reservation:  # the second image never comes (its upload was bad)
+    with batcher.reserve(1), batcher.reserve(1) as reservation:  # the other request never submits
         output = await asyncio.wait_for(reservation.submit(image(1)), LIVENESS_TIMEOUT_SECONDS)
     await batcher.stop()
     assert output.tolist() == [1, 2]
     assert model.batch_sizes == [1]
+
+
+async def test_room_for_uploads_that_failed_goes_back_when_the_others_are_submitted():
+    model = FakeModel()
+    batcher = await started(model, batch_max_wait_ms=MINUTE_MS, queue_max_size=4)
+    with batcher.reserve(3) as reservation:  # one of the three uploads could not be decoded
+        submitted = asyncio.ensure_future(reservation.submit_many([image(1), image(2)]))
+        await asyncio.sleep(0)
+        assert batcher.reserved_images == 0 and batcher.has_room(2)
+        outputs = await asyncio.wait_for(submitted, LIVENESS_TIMEOUT_SECONDS)  # no wait for the third
+    await batcher.stop()
+    assert [output[0] for output in outputs] == [1, 2]
+    assert model.batch_sizes == [2]
+
+
+async def test_room_held_for_work_without_a_model_call_takes_room_but_is_not_waited_for():
+    model = FakeModel()
+    batcher = await started(model, batch_max_wait_ms=MINUTE_MS, queue_max_size=2)
+    with batcher.reserve(1, is_for_model=False):  # a /preprocess decoding
+        assert not batcher.has_room(2)
+        output = await asyncio.wait_for(batcher.submit(image(3)), LIVENESS_TIMEOUT_SECONDS)
+    await batcher.stop()
+    assert output[0] == 3 and model.batch_sizes == [1]
 
 
 async def test_images_that_waited_through_a_model_call_leave_without_a_second_wait(monkeypatch):
