@@ -35,6 +35,10 @@ class Settings(BaseSettings):
         request_timeout_seconds: deadline of one request, decode to response; past it, 504.
         upload_max_bytes: largest request body accepted (413 above, refused early by Content-Length).
         image_max_pixels: largest decoded image (width x height); guards against decompression bombs.
+        image_max_decoded_bytes: most bytes one upload may take once decoded, counting its bytes per
+            pixel (16-bit, RGBA, float...) and the copies made while converting it to grayscale.
+        image_max_aspect_ratio: longest side over shortest side; a 1 x 40,000,000 strip is no digit.
+        jpeg_max_scans: most scans a (progressive) JPEG may hold; each scan is a pass over the image.
         batch_max_files: most files in one `POST /predict/batch` request (413 above).
         tf_intra_op_threads: threads TensorFlow splits one operation between; 0 lets TensorFlow
             choose (`TF_NUM_INTRAOP_THREADS`, else one per core of the host, not of the container).
@@ -49,6 +53,17 @@ class Settings(BaseSettings):
         api_keys: keys accepted on the prediction endpoints (`X-API-Key` or `Authorization: Bearer`);
             comma-separated in the environment; empty turns authentication off.
         metrics_require_api_key: `GET /metrics` asks for an API key too (needs `api_keys`).
+        http_max_header_bytes: largest request head (request line and headers); 431 above.
+        http_header_timeout_seconds: longest time a connection may take to send a request head; then
+            it is closed (slow or idle clients cannot hold connections open).
+        http_keep_alive_timeout_seconds: how long an idle keep-alive connection is kept between requests.
+        http_max_connections: most connections and requests at once; beyond it, 503.
+        upload_idle_timeout_seconds: longest pause while a request body is arriving; then 408.
+        upload_timeout_seconds: longest time to receive a whole request body; then 408.
+        upload_spool_max_bytes: most request-body bytes held (in memory or temp files) by all the
+            requests being received at once; beyond it, 503 + Retry-After.
+        readiness_stall_seconds: `/readyz` answers 503 when images have waited this long without any
+            model call finishing (a stalled replica leaves the load balancer's rotation).
     """
 
     # hide_input_in_errors: a refused value is never echoed, since it may be an API key.
@@ -87,6 +102,19 @@ class Settings(BaseSettings):
     # NoDecode: the environment holds "key1,key2", not the JSON list pydantic-settings would expect.
     api_keys: Annotated[frozenset[SecretStr], NoDecode] = frozenset()
     metrics_require_api_key: bool = False
+    # The decode budget: what one upload may cost, known from its header before a pixel is decoded.
+    image_max_decoded_bytes: int = Field(default=128 * MEBIBYTE_BYTES, gt=0)
+    image_max_aspect_ratio: float = Field(default=32.0, ge=1.0)
+    jpeg_max_scans: int = Field(default=24, ge=1, le=10_000)
+    # Connections: what one client may hold, and for how long.
+    http_max_header_bytes: int = Field(default=16 * 1024, ge=1024, le=MEBIBYTE_BYTES)
+    http_header_timeout_seconds: float = Field(default=10.0, gt=0.0, le=600.0)
+    http_keep_alive_timeout_seconds: int = Field(default=5, ge=1, le=600)
+    http_max_connections: int = Field(default=256, ge=1, le=65536)
+    upload_idle_timeout_seconds: float = Field(default=10.0, gt=0.0, le=600.0)
+    upload_timeout_seconds: float = Field(default=60.0, gt=0.0, le=3600.0)
+    upload_spool_max_bytes: int = Field(default=256 * MEBIBYTE_BYTES, gt=0)
+    readiness_stall_seconds: float = Field(default=30.0, gt=0.0, le=3600.0)
 
     @field_validator("log_level", mode="before")
     @classmethod
@@ -129,6 +157,15 @@ class Settings(BaseSettings):
     def _require_keys_to_restrict_metrics(self) -> Settings:
         if self.metrics_require_api_key and not self.api_keys:
             raise ValueError("metrics_require_api_key needs at least one key in api_keys")
+        return self
+
+    @model_validator(mode="after")
+    def _require_spool_fits_one_upload(self) -> Settings:
+        if self.upload_spool_max_bytes < self.upload_max_bytes:
+            raise ValueError(
+                f"upload_spool_max_bytes ({self.upload_spool_max_bytes}) must be at least "
+                f"upload_max_bytes ({self.upload_max_bytes}), or no upload of the largest size could arrive"
+            )
         return self
 
     @model_validator(mode="after")

@@ -20,6 +20,14 @@ def test_defaults_describe_the_documented_service():
     assert (settings.batch_max_files, settings.request_timeout_seconds) == (64, 10.0)
     assert (settings.tf_intra_op_threads, settings.tf_inter_op_threads, settings.opencv_threads) == (1, 1, 1)
     assert settings.decode_threads == 2
+    assert (settings.image_max_decoded_bytes, settings.image_max_aspect_ratio) == (128 * 1024 * 1024, 32.0)
+    assert (settings.http_max_header_bytes, settings.http_max_connections) == (16 * 1024, 256)
+    assert (settings.upload_idle_timeout_seconds, settings.upload_timeout_seconds) == (10.0, 60.0)
+
+
+def test_the_upload_spool_must_hold_one_upload_of_the_largest_size():
+    with pytest.raises(ValidationError, match="upload_spool_max_bytes"):
+        Settings(upload_max_bytes=10_000_000, upload_spool_max_bytes=1_000_000)
 
 
 def test_values_are_read_from_prefixed_environment_variables(monkeypatch):
