@@ -127,3 +127,9 @@ class ModelLoadError(DigitServeError):
     """The model folder is missing, holds no version, or is not the expected SavedModel (at start-up)."""
 
     code = "model_load_failed"
+
+
+class ClientDisconnectedError(DigitServeError):
+    """The client closed the connection before its answer was ready; its remaining work was dropped."""
+
+    code = "client_disconnected"

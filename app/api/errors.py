@@ -31,6 +31,8 @@ HTTP_STATUS_BY_ERROR_CODE: dict[str, int] = {
     errors.QueueFullError.code: 503,
     errors.ServiceNotReadyError.code: 503,
     errors.RequestTimeoutError.code: 504,
+    # 499 (nginx's convention): nobody reads it, but logs and metrics tell a dropped request apart.
+    errors.ClientDisconnectedError.code: 499,
 }
 
 

@@ -100,7 +100,7 @@ class Metrics:
         self.model_inference_duration.observe(inference_seconds)
 
     def set_queue_depth(self, depth: int) -> None:
-        """Records the number of images waiting for the model."""
+        """Records the room in use: images waiting for the model plus units held by uploads being decoded."""
         self.batch_queue_depth.set(depth)
 
     def set_model_info(self, version: str, sha256: str) -> None:
@@ -145,7 +145,9 @@ def _build_pipeline_metrics(registry: CollectorRegistry, batch_max_size: int) ->
             namespace=NAMESPACE, registry=registry, buckets=INFERENCE_BUCKETS_SECONDS,
         ),
         "batch_queue_depth": Gauge(
-            "batch_queue_depth", "Images waiting in the batching queue.",
+            "batch_queue_depth",
+            "Room in use in the batching queue: images waiting for the model plus units held by uploads "
+            "being decoded (a large image holds several).",
             namespace=NAMESPACE, registry=registry,
         ),
         "predictions": Counter(

@@ -73,7 +73,7 @@ class MicroBatcher:
         self._config = config
         self._observer = observer or NullObserver()
         self._queue: asyncio.Queue[QueuedImage] = asyncio.Queue(maxsize=config.queue_max_size)
-        self._room = QueueRoom(self._queue, config.queue_retry_after_seconds)
+        self._room = QueueRoom(self._queue, config.queue_retry_after_seconds, self._observer.set_queue_depth)
         self._in_flight: list[QueuedImage] = []
         self._worker: asyncio.Task[None] | None = None
         self._model_thread: ThreadPoolExecutor | None = None
@@ -89,24 +89,25 @@ class MicroBatcher:
         return self._queue.qsize()
 
     @property
-    def reserved_images(self) -> int:
-        """Number of images whose room is held by requests still preparing them (see `reserve`)."""
-        return self._room.reserved_images
+    def reserved_units(self) -> int:
+        """Units of queue room held by requests still preparing their uploads (see `reserve`)."""
+        return self._room.reserved_units
 
-    def has_room(self, image_count: int = 1) -> bool:
-        """Whether `image_count` more images fit beside those queued and those with room reserved."""
-        return self._room.has_room(image_count)
+    def has_room(self, unit_count: int = 1) -> bool:
+        """Whether `unit_count` more units fit beside the images queued and the units held."""
+        return self._room.has_room(unit_count)
 
     def queue_full_error(self) -> QueueFullError:
         """The refusal of a full queue (503), with the configured Retry-After."""
         return self._room.full_error()
 
     def reserve(self, image_count: int, *, is_for_model: bool = True) -> AbstractContextManager[Reservation]:
-        """Holds room for `image_count` images while the caller prepares them (`with` block).
+        """Holds a unit of room for each of `image_count` uploads while the caller prepares them.
 
-        While room is reserved for images for the model, a forming batch waits (up to
-        `batch_max_wait_ms`) for them. The reservation's `submit`/`submit_many` turn held room into
-        queue entries; room still held when the block ends is released.
+        A `with` block. While room is reserved for images for the model, a forming batch waits (up to
+        `batch_max_wait_ms`) for them. The reservation's `add_cost` holds more room for costly
+        uploads; its `submit`/`submit_many` turn held room into queue entries; room still held when
+        the block ends is released.
 
         Raises:
             QueueFullError: the queue lacks room for `image_count` images (raised at once).
@@ -175,7 +176,7 @@ class MicroBatcher:
         queued = [QueuedImage(image=image, future=loop.create_future()) for image in images]
         for item in queued:
             self._queue.put_nowait(item)
-        self._observer.set_queue_depth(self._queue.qsize())
+        self._observer.set_queue_depth(self._room.used_units)
         return [item.future for item in queued]
 
     async def _run(self) -> None:
@@ -212,7 +213,7 @@ class MicroBatcher:
                     batch.append(await self._queue.get())
         except TimeoutError:
             pass
-        self._observer.set_queue_depth(self._queue.qsize())
+        self._observer.set_queue_depth(self._room.used_units)
         # A request that timed out or disconnected while queued does not cost a model slot.
         self._in_flight = [item for item in batch if not item.future.done()]
         return self._in_flight

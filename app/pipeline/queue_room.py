@@ -1,17 +1,20 @@
-"""Batching queue + reservations -> whether an image fits: the one owner of the queue's capacity.
+"""Batching queue + reservations -> whether an upload fits: the one owner of the queue's capacity.
 
-Room is counted in images: those queued for the model plus those reserved by requests still decoding
-them may not exceed the queue's size. A request reserves room before it decodes its uploads, and its
-images then take that room through the `Reservation`, so an admitted request is never refused after
-its decoding, and a refusal costs no decoding (503 + Retry-After at once). Reserved images that will
-reach the model are also "on their way": a forming batch waits for them (`/preprocess` decodes
-without a model call, so its room is held but not waited for).
+Room is counted in units: each image queued for the model takes one, and each upload being prepared
+holds one at the door plus, once its header is read, one per `cost_unit_pixels` of decoding work
+(`Reservation.add_cost`), so a 40-megapixel upload holds the room of many small ones while it is
+decoded. Queued images and held units together may not exceed the queue's size. A request reserves
+room before it decodes its uploads, and its images then take that room through the `Reservation`,
+so an admitted request is never refused after its decoding, and a refusal costs no decoding (503 +
+Retry-After at once). Reserved images that will reach the model are also "on their way": a forming
+batch waits for them (`/preprocess` decodes without a model call, so its room is held but not
+waited for).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Protocol
 
@@ -32,24 +35,33 @@ class QueueRoom:
     """Counts the room of a bounded queue, reservations included.
 
     Args:
-        queue: the batching queue; its `maxsize` is the capacity in images.
+        queue: the batching queue; its `maxsize` is the capacity in units.
         retry_after_seconds: the Retry-After sent with a refusal.
+        on_change: called with the room in use (`used_units`) after each change of the reservations.
     """
 
-    def __init__(self, queue: asyncio.Queue, retry_after_seconds: int) -> None:
+    def __init__(
+        self, queue: asyncio.Queue, retry_after_seconds: int, on_change: Callable[[int], None]
+    ) -> None:
         self._queue = queue
         self._retry_after_seconds = retry_after_seconds
-        self.reserved_images = 0
+        self._on_change = on_change
+        self.reserved_units = 0
         self.images_on_their_way = 0
 
-    def has_room(self, image_count: int = 1) -> bool:
-        """Whether `image_count` more images fit beside those queued and those with room reserved."""
-        return image_count <= self._queue.maxsize - self._queue.qsize() - self.reserved_images
+    @property
+    def used_units(self) -> int:
+        """Room in use: images queued plus units held by uploads being prepared."""
+        return self._queue.qsize() + self.reserved_units
+
+    def has_room(self, unit_count: int = 1) -> bool:
+        """Whether `unit_count` more units fit beside those queued and those held."""
+        return unit_count <= self._queue.maxsize - self.used_units
 
     def full_error(self) -> QueueFullError:
         """The refusal of a full queue (503), with the configured Retry-After."""
         return QueueFullError(
-            f"the prediction queue is full ({self._queue.maxsize} images); retry later",
+            f"the prediction queue is full ({self._queue.maxsize} units of work); retry later",
             retry_after_seconds=self._retry_after_seconds,
         )
 
@@ -57,73 +69,76 @@ class QueueRoom:
     def reserve(
         self, image_count: int, submitter: Submitter, *, is_for_model: bool = True
     ) -> Iterator[Reservation]:
-        """Holds room for `image_count` images until they are submitted or the block ends.
+        """Holds one unit for each of `image_count` uploads until they are submitted or the block ends.
 
         Args:
-            image_count: images the caller prepares.
-            submitter: where the reservation submits them.
+            image_count: uploads the caller prepares.
+            submitter: where the reservation submits their images.
             is_for_model: whether the images will be submitted (a forming batch waits for them).
 
         Raises:
-            QueueFullError: no room for `image_count` images (raised at once, nothing held).
+            QueueFullError: no room for `image_count` units (raised at once, nothing held).
         """
-        if not self.has_room(image_count):
-            raise self.full_error()
-        reservation = Reservation(self, submitter, image_count, is_for_model=is_for_model)
-        self._hold(image_count, is_for_model)
+        waited_images = image_count if is_for_model else 0
+        reservation = Reservation(self, submitter, waited_images)
+        reservation.add_cost(image_count)
+        self._change(0, waited_images)
         try:
             yield reservation
         finally:
-            self.release(reservation.give_up(), is_for_model=is_for_model)
+            reservation.give_up()
 
-    def _hold(self, image_count: int, is_for_model: bool) -> None:
-        self.reserved_images += image_count
-        self.images_on_their_way += image_count if is_for_model else 0
-
-    def release(self, image_count: int, *, is_for_model: bool) -> None:
-        """Gives back room reserved for `image_count` images (only a `Reservation` calls this).
-
-        Raises:
-            ValueError: more room given back than is held (a programming error).
-        """
-        if image_count > self.reserved_images:
-            raise ValueError(f"{image_count} images released; room is held for {self.reserved_images}")
-        self._hold(-image_count, is_for_model)
+    def _change(self, unit_change: int, image_change: int) -> None:
+        self.reserved_units += unit_change
+        self.images_on_their_way += image_change
+        if self.reserved_units < 0 or self.images_on_their_way < 0:
+            raise ValueError("more room given back than was held")  # a programming error
+        self._on_change(self.used_units)
 
 
 class Reservation:
-    """Room held in the queue for images being prepared (from `MicroBatcher.reserve`).
+    """Room held in the queue for uploads being prepared (from `MicroBatcher.reserve`).
 
     Its images are submitted once, together: room held for uploads that failed to decode goes back
     at that moment, so that no batch waits for them and no other request is refused for them.
     """
 
-    def __init__(
-        self, room: QueueRoom, submitter: Submitter, image_count: int, *, is_for_model: bool
-    ) -> None:
+    def __init__(self, room: QueueRoom, submitter: Submitter, waited_images: int) -> None:
         self._room = room
         self._submitter = submitter
-        self._held_images = image_count
-        self._is_for_model = is_for_model
+        self._held_units = 0
+        self._waited_images = waited_images
 
-    def give_up(self) -> int:
-        """Stops holding the room left and returns how many images it was for."""
-        held, self._held_images = self._held_images, 0
-        return held
+    def add_cost(self, unit_count: int) -> None:
+        """Holds `unit_count` more units, e.g. for a large image once its header is read.
+
+        Raises:
+            QueueFullError: no room for them (nothing more is held; what was held stays held).
+        """
+        if not self._room.has_room(unit_count):
+            raise self._room.full_error()
+        self._held_units += unit_count
+        self._room._change(unit_count, 0)
+
+    def give_up(self) -> None:
+        """Gives back all the room held (at submission, or when the request ends without one)."""
+        held_units, waited_images = self._held_units, self._waited_images
+        self._held_units = self._waited_images = 0
+        if held_units or waited_images:
+            self._room._change(-held_units, -waited_images)
 
     async def submit(self, image: np.ndarray) -> np.ndarray:
-        """`MicroBatcher.submit` into room held here (ValueError when none is left)."""
-        self._take(1)
+        """`MicroBatcher.submit` into room held here (ValueError when none was reserved for it)."""
+        if not self._waited_images:
+            raise ValueError("an image submitted into room reserved for none")
+        self.give_up()
         return await self._submitter.submit(image)
 
     async def submit_many(self, images: Sequence[np.ndarray]) -> list[np.ndarray]:
-        """`MicroBatcher.submit_many` into room held here (ValueError when too little is left)."""
-        self._take(len(images))
+        """`MicroBatcher.submit_many` into room held here (ValueError for more images than reserved)."""
+        if len(images) > self._waited_images:
+            raise ValueError(f"{len(images)} images submitted into room reserved for {self._waited_images}")
+        # The room goes back and the images take theirs before the next await: between the two, no
+        # other request can run, and a request's images never need more room than it held.
+        self.give_up()
         return await self._submitter.submit_many(images)
-
-    def _take(self, image_count: int) -> None:
-        # All the room goes back to the count and the images take theirs before the next await:
-        # between the two, no other request can run.
-        if image_count > self._held_images:
-            raise ValueError(f"{image_count} images submitted into room reserved for {self._held_images}")
-        self._room.release(self.give_up(), is_for_model=self._is_for_model)

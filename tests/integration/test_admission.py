@@ -73,7 +73,7 @@ async def test_images_being_decoded_hold_their_room_and_the_excess_is_refused_un
     assert decoded_before_release == 2  # the refused requests were never decoded
     assert [response.status_code for response in answered] == [200, 200]
     assert after.status_code == 200
-    assert service.state.batcher.reserved_images == 0
+    assert service.state.batcher.reserved_units == 0
 
 
 async def test_a_batch_request_takes_room_for_each_of_its_files(
@@ -85,10 +85,10 @@ async def test_a_batch_request_takes_room_for_each_of_its_files(
         files = [("files", (f"{i}.png", encode_png(image))) for i, image in enumerate(images[:3])]
         batch = asyncio.ensure_future(service.client.post("/predict/batch", files=files))
         await wait_until(lambda: gate.calls >= 1)
-        await wait_until(lambda: service.state.batcher.reserved_images == 3)
+        await wait_until(lambda: service.state.batcher.reserved_units == 3)
         two_more = await service.client.post("/predict/batch", files=files[:2])
         one_more = asyncio.ensure_future(post_digit(service, images[5]))
-        await wait_until(lambda: service.state.batcher.reserved_images == 4)
+        await wait_until(lambda: service.state.batcher.reserved_units == 4)
         gate.release.set()
         answered = await asyncio.gather(batch, one_more)
     assert two_more.status_code == 503
@@ -165,7 +165,7 @@ async def test_preprocess_decodes_only_with_room_in_the_queue_and_is_refused_unr
             service.client.post("/preprocess", files={"file": ("d.png", encode_png(images[0]))})
         )
         await wait_until(lambda: gate.calls == 1)
-        held = service.state.batcher.reserved_images
+        held = service.state.batcher.reserved_units
         refused_prediction = await post_digit(service, images[1])
         refused_explanation = await service.client.post(
             "/preprocess", files={"file": ("d.png", encode_png(images[2]))}
@@ -179,4 +179,4 @@ async def test_preprocess_decodes_only_with_room_in_the_queue_and_is_refused_unr
     assert refused_explanation.status_code == 503 and refused_explanation.headers["retry-after"] == "1"
     assert decoded_before_release == 1  # neither refusal was decoded
     assert explained.status_code == 200 and explained.headers["content-type"] == "image/png"
-    assert after.status_code == 200 and service.state.batcher.reserved_images == 0
+    assert after.status_code == 200 and service.state.batcher.reserved_units == 0

@@ -129,7 +129,7 @@ async def test_the_batch_waits_for_images_whose_room_is_reserved():
     assert model.batch_sizes == [3]
 
 
-async def test_a_batch_stops_waiting_for_reserved_images_after_batch_max_wait_ms():
+async def test_a_batch_stops_waiting_for_reserved_units_after_batch_max_wait_ms():
     model = FakeModel()
     batcher = await started(model, batch_max_wait_ms=50.0)
     with batcher.reserve(1), batcher.reserve(1) as reservation:  # the other request never submits
@@ -145,7 +145,7 @@ async def test_room_for_uploads_that_failed_goes_back_when_the_others_are_submit
     with batcher.reserve(3) as reservation:  # one of the three uploads could not be decoded
         submitted = asyncio.ensure_future(reservation.submit_many([image(1), image(2)]))
         await asyncio.sleep(0)
-        assert batcher.reserved_images == 0 and batcher.has_room(2)
+        assert batcher.reserved_units == 0 and batcher.has_room(2)
         outputs = await asyncio.wait_for(submitted, LIVENESS_TIMEOUT_SECONDS)  # no wait for the third
     await batcher.stop()
     assert [output[0] for output in outputs] == [1, 2]
@@ -323,13 +323,13 @@ async def test_observer_sees_every_batch_and_the_queue_depth():
 async def test_reserved_room_counts_against_the_queue_and_is_refused_at_once_when_taken():
     batcher = await started(FakeModel(), queue_max_size=4, queue_retry_after_seconds=3)
     with batcher.reserve(3):
-        assert batcher.reserved_images == 3
+        assert batcher.reserved_units == 3
         assert batcher.has_room(1) and not batcher.has_room(2)
         with pytest.raises(QueueFullError) as refused:
             with batcher.reserve(2):
                 pass
         assert refused.value.retry_after_seconds == 3
-        assert batcher.reserved_images == 3  # the refused reservation held nothing
+        assert batcher.reserved_units == 3  # the refused reservation held nothing
     await batcher.stop()
 
 
@@ -338,7 +338,7 @@ async def test_room_held_is_released_when_the_block_ends_even_on_error():
     with pytest.raises(RuntimeError):
         with batcher.reserve(2):
             raise RuntimeError("the upload could not be read")
-    assert batcher.reserved_images == 0 and batcher.has_room(2)
+    assert batcher.reserved_units == 0 and batcher.has_room(2)
     await batcher.stop()
 
 
@@ -353,7 +353,7 @@ async def test_a_reservation_is_never_refused_for_the_room_it_holds():
             await batcher.submit(image(9))  # a request without room: refused
         submitted = asyncio.ensure_future(reservation.submit_many([image(1), image(2)]))
         await wait_until(lambda: batcher.queue_depth == 2)
-        assert batcher.reserved_images == 0  # the room became queue entries
+        assert batcher.reserved_units == 0  # the room became queue entries
         model.release.set()
         outputs = await asyncio.gather(in_flight, submitted)
     await batcher.stop()
@@ -365,5 +365,41 @@ async def test_submitting_more_images_than_reserved_is_a_programming_error():
     with batcher.reserve(1) as reservation:
         with pytest.raises(ValueError, match="room reserved for 1"):
             await reservation.submit_many([image(1), image(2)])
-    assert batcher.reserved_images == 0
+    assert batcher.reserved_units == 0
     await batcher.stop()
+
+
+async def test_a_costly_upload_holds_more_room_and_is_refused_when_it_does_not_fit():
+    batcher = await started(FakeModel(), queue_max_size=8)
+    with batcher.reserve(1) as large:
+        large.add_cost(5)  # e.g. a 40-megapixel upload, once its header is read
+        assert batcher.reserved_units == 6 and not batcher.has_room(3)
+        with batcher.reserve(1) as another_large:
+            with pytest.raises(QueueFullError):
+                another_large.add_cost(5)
+            assert batcher.reserved_units == 7  # its door unit stays held until its block ends
+        output = await large.submit(image(4))
+    assert batcher.reserved_units == 0 and output[0] == 4
+    await batcher.stop()
+
+
+async def test_the_queue_depth_seen_by_the_observer_counts_room_held_by_uploads_being_decoded():
+    class DepthRecorder:
+        def __init__(self) -> None:
+            self.depths: list[int] = []
+
+        def observe_batch(self, queue_wait_seconds, inference_seconds) -> None:
+            list(queue_wait_seconds)
+
+        def set_queue_depth(self, depth: int) -> None:
+            self.depths.append(depth)
+
+    recorder = DepthRecorder()
+    batcher = MicroBatcher(FakeModel(), BatcherConfig(queue_max_size=64), recorder)
+    batcher.start()
+    with batcher.reserve(2) as reservation:
+        reservation.add_cost(10)
+        assert recorder.depths[-1] == 12  # nothing queued yet, but 12 units of work admitted
+        await reservation.submit_many([image(1), image(2)])
+    await batcher.stop()
+    assert recorder.depths[-1] == 0
