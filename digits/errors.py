@@ -133,3 +133,10 @@ class ClientDisconnectedError(DigitServeError):
     """The client closed the connection before its answer was ready; its remaining work was dropped."""
 
     code = "client_disconnected"
+
+
+class ImageTooComplexError(DigitServeError):
+    """Decoding the image would cost more work than one upload may (too many JPEG scans, past the
+    decode time budget); the image's fault, not the service's."""
+
+    code = "image_too_complex"

@@ -19,6 +19,7 @@ HTTP_STATUS_BY_ERROR_CODE: dict[str, int] = {
     errors.PayloadTooLargeError.code: 413,
     errors.ImageTooLargeError.code: 413,
     errors.TooManyFilesError.code: 413,
+    errors.ImageTooComplexError.code: 413,
     # 415: a format the service does not read
     errors.UnsupportedImageTypeError.code: 415,
     # 422: a well-formed request the service cannot act on

@@ -1,0 +1,87 @@
+"""Decode workers: real processes that can be stopped, each task within a time and memory budget."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+
+import pytest
+
+from app.pipeline.decode_workers import DecodeBudget, DecodePool
+from digits.errors import ImageTooComplexError, NoDigitFoundError, ServiceNotReadyError
+from testkit.worker_tasks import allocate, pid_after, refuse_the_image
+
+pytestmark = pytest.mark.integration
+
+MEBIBYTE_BYTES = 1024 * 1024
+LIVENESS_TIMEOUT_SECONDS = 30.0
+
+
+def is_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+@pytest.fixture
+async def pool():
+    decode_pool = DecodePool(DecodeBudget(worker_count=2, task_timeout_seconds=1.0))
+    yield decode_pool
+    await decode_pool.shutdown()
+
+
+async def test_a_task_runs_in_another_process_and_domain_errors_come_back_as_they_are(pool):
+    assert await pool.run(pid_after, 0) != os.getpid()
+    with pytest.raises(NoDigitFoundError, match="blank page"):
+        await pool.run(refuse_the_image, "blank page")
+
+
+async def test_no_more_tasks_run_at_once_than_there_are_workers(pool):
+    pids = await asyncio.gather(*(pool.run(pid_after, 0.2) for _ in range(6)))
+    assert len(set(pids)) == 2
+
+
+async def test_a_task_past_its_time_budget_is_killed_and_answered_and_the_pool_goes_on(pool):
+    worker_pid = await pool.run(pid_after, 0)
+    with pytest.raises(ImageTooComplexError, match="longer than 1 s"):
+        await asyncio.wait_for(pool.run(pid_after, 60), LIVENESS_TIMEOUT_SECONDS)
+    pids = await asyncio.wait_for(
+        asyncio.gather(*(pool.run(pid_after, 0.05) for _ in range(4))), LIVENESS_TIMEOUT_SECONDS
+    )
+    assert all(pid != worker_pid or is_alive(pid) for pid in pids)
+
+
+async def test_cancelling_the_caller_kills_the_running_task(pool):
+    await pool.run(pid_after, 0)  # both workers up
+    running = asyncio.ensure_future(pool.run(pid_after, 60))
+    await asyncio.sleep(0.3)
+    running.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await running
+    # The pool replaces the killed worker: two tasks at once still find two workers.
+    pids = await asyncio.wait_for(
+        asyncio.gather(pool.run(pid_after, 0.2), pool.run(pid_after, 0.2)), LIVENESS_TIMEOUT_SECONDS
+    )
+    assert len(set(pids)) == 2
+
+
+async def test_a_task_over_the_memory_budget_fails_inside_its_worker_not_the_machine():
+    budget = DecodeBudget(
+        worker_count=1, task_timeout_seconds=10.0, worker_memory_max_bytes=1024 * MEBIBYTE_BYTES
+    )
+    decode_pool = DecodePool(budget)
+    try:
+        with pytest.raises(MemoryError):
+            await decode_pool.run(allocate, 2048 * MEBIBYTE_BYTES)
+        assert await decode_pool.run(allocate, 16 * MEBIBYTE_BYTES) > 0  # the worker serves on
+    finally:
+        await decode_pool.shutdown()
+
+
+async def test_a_stopped_pool_answers_not_ready():
+    decode_pool = DecodePool(DecodeBudget(worker_count=1))
+    await decode_pool.shutdown()
+    with pytest.raises(ServiceNotReadyError):
+        await decode_pool.run(pid_after, 0)
