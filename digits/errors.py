@@ -140,3 +140,52 @@ class ImageTooComplexError(DigitServeError):
     decode time budget); the image's fault, not the service's."""
 
     code = "image_too_complex"
+
+
+class ImageTooElongatedError(DigitServeError):
+    """One side of the image is many times the other (a 1 x 40,000,000 strip): too thin to hold a digit,
+    and costly to decode row by row."""
+
+    code = "image_too_elongated"
+
+
+# --- the connection and the transfer of the upload ---
+
+
+class RequestHeaderTooLargeError(DigitServeError):
+    """The request head (request line and header fields) is over the size or the field-count limit."""
+
+    code = "request_header_too_large"
+
+
+class RequestHeaderTimeoutError(DigitServeError):
+    """The request head did not arrive in full within the time a client has to send one."""
+
+    code = "request_header_timeout"
+
+
+class UploadTimeoutError(DigitServeError):
+    """The request body stopped arriving for too long, or took longer than the whole-body deadline."""
+
+    code = "upload_timeout"
+
+
+class TooManyConnectionsError(DigitServeError):
+    """The server holds as many connections as it may; the client should retry after a moment."""
+
+    code = "too_many_connections"
+    retry_after_seconds = 1
+
+
+class UploadCapacityExhaustedError(DigitServeError):
+    """The uploads being received hold all the bytes the server may spool; retry after a moment."""
+
+    code = "upload_capacity_exhausted"
+    retry_after_seconds = 1
+
+
+class TempSpaceFullError(DigitServeError):
+    """The temporary folder that large uploads are spooled to is full (no space left on the device)."""
+
+    code = "temp_space_full"
+    retry_after_seconds = 1

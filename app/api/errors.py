@@ -15,6 +15,9 @@ HTTP_STATUS_BY_ERROR_CODE: dict[str, int] = {
     errors.UndecodableImageError.code: 400,
     # 401: access control
     errors.UnauthorizedError.code: 401,
+    # 408: the client took too long to send its request (the connection is then closed)
+    errors.RequestHeaderTimeoutError.code: 408,
+    errors.UploadTimeoutError.code: 408,
     # 413: too big
     errors.PayloadTooLargeError.code: 413,
     errors.ImageTooLargeError.code: 413,
@@ -25,12 +28,18 @@ HTTP_STATUS_BY_ERROR_CODE: dict[str, int] = {
     # 422: a well-formed request the service cannot act on
     errors.InvalidRequestError.code: 422,
     errors.NoDigitFoundError.code: 422,
+    errors.ImageTooElongatedError.code: 422,
+    # 431: a request head over the size or field-count limit
+    errors.RequestHeaderTooLargeError.code: 431,
     # 5xx: the service, not the client
     errors.DigitServeError.code: 500,
     errors.ModelError.code: 500,
     errors.ModelLoadError.code: 500,
     errors.QueueFullError.code: 503,
     errors.ServiceNotReadyError.code: 503,
+    errors.TooManyConnectionsError.code: 503,
+    errors.UploadCapacityExhaustedError.code: 503,
+    errors.TempSpaceFullError.code: 503,
     errors.RequestTimeoutError.code: 504,
     # 499 (nginx's convention): nobody reads it, but logs and metrics tell a dropped request apart.
     errors.ClientDisconnectedError.code: 499,

@@ -101,9 +101,14 @@ UPLOAD_INPUT_ERRORS = (
     errors.UndecodableImageError,
     errors.PayloadTooLargeError,
     errors.ImageTooLargeError,
+    errors.ImageTooComplexError,
+    errors.ImageTooElongatedError,
     errors.UnsupportedImageTypeError,
     errors.NoDigitFoundError,
     errors.InvalidRequestError,
+    errors.UploadTimeoutError,
+    errors.UploadCapacityExhaustedError,
+    errors.TempSpaceFullError,
 )
 
 

@@ -1,55 +1,112 @@
-"""Blocking image work (decode, preprocess) -> awaited off the event loop, on threads the service owns.
+"""Blocking image work (decode, preprocess) -> awaited off the event loop, in worker processes that can
+be stopped: past its time budget, or once its client has gone, a task's worker is killed and replaced.
 
-Pillow and OpenCV hold the GIL for part of their work and block for all of it: run on the event loop,
-one upload would stall every other request. The pool is the service's own (created and shut down by
-the lifespan, like the batcher's model thread), not the event loop's default executor, so that
-starting an app never changes process-wide state another app or library relies on.
+A thread cannot be stopped once a decoder is inside C code: a hostile upload would keep it busy (and
+its memory held) for as long as the decoder likes. A process can be killed, and its memory goes back
+to the system with it. Each worker also runs under an address-space limit, so a decode that would
+outgrow its memory budget fails with MemoryError (a 413) instead of taking the machine's memory.
+
+Workers are forked from a fork server that has already imported the image libraries: the service
+process itself runs TensorFlow's threads and must not fork, and a replacement worker is ready in
+milliseconds instead of the half second an import of OpenCV takes. The pool is the service's own
+(created and shut down by the lifespan, like the batcher's model thread).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextvars
+import logging
+import multiprocessing
+import resource
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FuturesTimeoutError
+from dataclasses import dataclass
 from typing import ParamSpec, TypeVar
 
-from digits.errors import ServiceNotReadyError
+from pebble import ProcessExpired, ProcessPool
+
+from digits.errors import ImageTooComplexError, ImageTooLargeError, ServiceNotReadyError
+
+logger = logging.getLogger(__name__)
 
 Parameters = ParamSpec("Parameters")
 Result = TypeVar("Result")
+# Imported once by the fork server, so that every worker starts with them loaded.
+PRELOADED_MODULES = ["app.pipeline.decode", "app.pipeline.preprocess", "app.pipeline.prepare"]
+
+
+@dataclass(frozen=True)
+class DecodeBudget:
+    """What one task may cost a worker (see `app.settings.Settings` for the meaning of each)."""
+
+    worker_count: int = 2
+    task_timeout_seconds: float = 5.0
+    worker_memory_max_bytes: int = 1536 * 1024 * 1024
+    opencv_threads: int = 1
+    tasks_per_worker: int = 1000
+
+
+def _start_worker(memory_max_bytes: int, opencv_threads: int) -> None:
+    """Runs in each new worker: its memory limit, and OpenCV's thread count (per process)."""
+    import cv2
+
+    resource.setrlimit(resource.RLIMIT_AS, (memory_max_bytes, memory_max_bytes))
+    cv2.setNumThreads(opencv_threads or -1)
 
 
 class DecodePool:
-    """A fixed number of worker threads for the decode and preprocess stages.
+    """Worker processes for the decode and preprocess stages.
 
     Args:
-        thread_count: most uploads prepared at the same time.
+        budget: the number of workers and what one task may cost.
     """
 
-    def __init__(self, thread_count: int) -> None:
-        self.thread_count = thread_count
-        self._executor = ThreadPoolExecutor(thread_count, thread_name_prefix="digitserve-decode")
+    def __init__(self, budget: DecodeBudget) -> None:
+        self.budget = budget
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload(PRELOADED_MODULES)
+        self._pool = ProcessPool(
+            max_workers=budget.worker_count,
+            # Recycling returns to the system what a worker's allocator keeps after large images.
+            max_tasks=budget.tasks_per_worker,
+            initializer=_start_worker,
+            initargs=(budget.worker_memory_max_bytes, budget.opencv_threads),
+            context=context,
+        )
         self._is_shut_down = False
 
     async def run(
         self, function: Callable[Parameters, Result], *args: Parameters.args, **kwargs: Parameters.kwargs
     ) -> Result:
-        """Runs `function(*args, **kwargs)` on a worker thread and returns its result.
+        """Runs `function(*args, **kwargs)` in a worker and returns its result.
 
-        The caller's context variables (its request ID, for log lines) go with it, as with
-        `asyncio.to_thread`.
+        `function` must be importable by name (a module-level function) and its arguments picklable.
+        Cancelling the awaiting task (a disconnect, a request deadline) kills a running task's worker.
 
         Raises:
+            ImageTooComplexError: the task ran past `task_timeout_seconds`; its worker was killed.
+            ImageTooLargeError: the worker died during the task (e.g. out of its memory budget).
             ServiceNotReadyError: the pool has been shut down (the service is stopping).
+            Exception: whatever `function` raised (domain errors pass through as they are).
         """
         if self._is_shut_down:
             raise ServiceNotReadyError("the service is shutting down; retry another instance")
-        context = contextvars.copy_context()
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, lambda: context.run(function, *args, **kwargs))
+        future = self._pool.schedule(function, args, kwargs, timeout=self.budget.task_timeout_seconds)
+        try:
+            return await asyncio.wrap_future(future)
+        except FuturesTimeoutError as error:
+            raise ImageTooComplexError(
+                f"the image took longer than {self.budget.task_timeout_seconds:g} s to decode; "
+                "send a smaller or simpler image"
+            ) from error
+        except ProcessExpired as error:
+            logger.warning("decode worker died", extra={"fields": {"exit_code": error.exitcode}})
+            raise ImageTooLargeError(
+                "the image needs more memory to decode than one upload may use; send a smaller image"
+            ) from error
 
-    def shutdown(self) -> None:
-        """Takes no new work; work already handed over finishes on its threads, not awaited here."""
+    async def shutdown(self) -> None:
+        """Takes no new work, stops the workers (tasks still running are dropped) and waits for them."""
         self._is_shut_down = True
-        self._executor.shutdown(wait=False)
+        self._pool.stop()
+        await asyncio.to_thread(self._pool.join)

@@ -10,8 +10,9 @@ import zlib
 
 import numpy as np
 import pytest
+from PIL import Image
 
-from testkit.images import encode_png
+from testkit.images import encode_png, encode_with_pillow
 from tests.integration.conftest import run_service
 
 pytestmark = pytest.mark.integration
@@ -70,6 +71,23 @@ async def test_decompression_bomb_is_refused_by_the_pixel_limit(make_settings):
     async with run_service(make_settings(image_max_pixels=10_000_000)) as service:
         response = await service.client.post("/predict", files={"file": ("bomb.png", bomb)})
     assert_error(response, 413, "image_too_large")
+
+
+async def test_the_decode_limits_come_from_the_settings(make_settings):
+    settings = make_settings(
+        image_max_decoded_bytes=1024 * 1024, image_max_aspect_ratio=2.0, jpeg_max_scans=5
+    )
+    rgba = Image.new("RGBA", (1000, 1000), "white")  # about 7 MB to decode and convert
+    progressive = Image.new("RGB", (64, 64))  # saved with libjpeg's 10 scans
+    uploads = {
+        "rgba": (encode_with_pillow(rgba, "PNG"), 413, "image_too_large"),
+        "wide": (encode_png(np.full((30, 90), 255, dtype=np.uint8)), 422, "image_too_elongated"),
+        "progressive": (encode_with_pillow(progressive, "JPEG", progressive=True), 413, "image_too_complex"),
+    }
+    async with run_service(settings) as service:
+        for data, status_code, code in uploads.values():
+            response = await service.client.post("/predict", files={"file": ("upload", data)})
+            assert_error(response, status_code, code)
 
 
 async def test_missing_file_field_is_422_invalid_request(service):

@@ -1,8 +1,10 @@
 """A corpus of odd uploads, each built here, each with the one status (and code) the service must answer.
 
 Readable oddities (16-bit samples, palettes with transparency, CMYK, progressive JPEG, animations,
-multi-page TIFF) must be read, and read right: each holds the same "1". The rest must be refused with
-their documented 4xx, never a 500, and a hostile multipart body must be refused without parsing it all.
+multi-page TIFF, a large photo read at reduced size) must be read, and read right: each holds the same
+"1". The rest must be refused with their documented 4xx, never a 500: among them the availability
+issue's bombs at full size (a scan bomb, a 1 x 40,000,000 strip, a 40-megapixel RGBA PNG) and JPEGs
+whose data stops short. A hostile multipart body must be refused without parsing it all.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from testkit.hostile_images import jpeg_segments, progressive_scan_bomb, strip_png
 from testkit.images import encode_with_pillow
 
 # Pillow warns about the bomb's header before the service refuses it: expected here.
@@ -65,6 +68,17 @@ def truncated_jpeg() -> bytes:
     return complete[: len(complete) // 2]
 
 
+def truncated_jpeg_with_end_marker() -> bytes:
+    return truncated_jpeg() + b"\xff\xd9"
+
+
+def jpeg_claiming_6000x6000() -> bytes:
+    """A 112x112 JPEG (about 1.5 kB) whose frame header was patched to say 6000x6000."""
+    data = encode_with_pillow(rgb_one(), "JPEG", quality=90)
+    frame_start = next(start for marker, start, _ in jpeg_segments(data) if marker == 0xC0)
+    return data[: frame_start + 5] + struct.pack(">HH", 6000, 6000) + data[frame_start + 9 :]
+
+
 def animated_gif() -> bytes:
     frames = [Image.fromarray(one_on_paper()).convert("P"), Image.new("P", (112, 112), 255)]
     return encode_with_pillow(frames[0], "GIF", save_all=True, append_images=frames[1:], duration=100, loop=0)
@@ -104,8 +118,8 @@ SVG = (
 ODD_FILES: dict[str, tuple[Callable[[], bytes], int, str | None]] = {
     "0-byte": (lambda: b"", 400, "empty_file"),
     "1x1": (lambda: gray_png(np.zeros((1, 1), np.uint8)), 422, "no_digit_found"),
-    "1x100000": (lambda: gray_png(np.full((100_000, 1), PAPER, np.uint8)), 422, "no_digit_found"),
-    "100000x1-line": (lambda: gray_png(np.zeros((1, 100_000), np.uint8)), 422, "no_digit_found"),
+    "1x100000": (lambda: gray_png(np.full((100_000, 1), PAPER, np.uint8)), 422, "image_too_elongated"),
+    "100000x1-line": (lambda: gray_png(np.zeros((1, 100_000), np.uint8)), 422, "image_too_elongated"),
     "all-white": (lambda: gray_png(np.full((64, 64), PAPER, np.uint8)), 422, "no_digit_found"),
     "all-black": (lambda: gray_png(np.full((64, 64), INK, np.uint8)), 422, "no_digit_found"),
     "16-bit-png": (png_16_bit, 200, None),
@@ -117,10 +131,20 @@ ODD_FILES: dict[str, tuple[Callable[[], bytes], int, str | None]] = {
         None,
     ),
     "truncated-jpeg": (truncated_jpeg, 400, "undecodable_image"),
+    "truncated-jpeg-end-marker-appended": (truncated_jpeg_with_end_marker, 400, "undecodable_image"),
+    "jpeg-frame-patched-to-6000x6000": (jpeg_claiming_6000x6000, 400, "undecodable_image"),
+    "large-jpeg-read-reduced": (
+        lambda: encode_with_pillow(Image.fromarray(one_on_paper(2800)), "JPEG", quality=90),
+        200,
+        None,
+    ),
     "animated-gif": (animated_gif, 200, None),
     "multi-page-tiff": (multi_page_tiff, 200, None),
     "svg": (lambda: SVG, 415, "unsupported_image_type"),
     "png-decompression-bomb": (png_bomb, 413, "image_too_large"),
+    "jpeg-scan-bomb-6000x6000": (lambda: progressive_scan_bomb(6000, 2000), 413, "image_too_complex"),
+    "png-rgba-strip-1x40000000": (lambda: strip_png(1, 40_000_000, 4), 422, "image_too_elongated"),
+    "png-rgba-6324x6324": (lambda: strip_png(6324, 6324, 4), 413, "image_too_large"),
     "zip-renamed-png": (zip_named_png, 415, "unsupported_image_type"),
     "text-as-image-png": (lambda: b"the digit seven\n", 415, "unsupported_image_type"),
 }

@@ -8,6 +8,7 @@ colour channel or a misread alpha channel all show up as a different array.
 from __future__ import annotations
 
 import io
+import re
 import struct
 import zipfile
 import zlib
@@ -15,15 +16,21 @@ import zlib
 import cv2
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageOps
 
 from app.pipeline.decode import decode_image
+from app.pipeline.image_header import DecodeLimits
+from app.pipeline.preprocess import preprocess_image
 from digits.errors import (
+    DigitServeError,
     EmptyUploadError,
+    ImageTooComplexError,
+    ImageTooElongatedError,
     ImageTooLargeError,
     UndecodableImageError,
     UnsupportedImageTypeError,
 )
+from testkit.hostile_images import jpeg_segments, progressive_scan_bomb, strip_png
 from testkit.images import encode_with_opencv, encode_with_pillow
 
 pytestmark = pytest.mark.unit
@@ -306,3 +313,164 @@ def test_decode_reads_an_image_exactly_at_the_pixel_limit():
     assert decoded.shape == (200, 300) and not decoded.any()
     with pytest.raises(ImageTooLargeError):
         decode_image(make_zero_png(300, 200), max_image_pixels=59_999)
+
+
+# --- what the header must refuse before decoding ---
+
+
+def test_decode_refuses_a_progressive_jpeg_scan_bomb():
+    # The issue's bomb (the smallest scan repeated 2,000 times) on a smaller page: a pass per scan.
+    with pytest.raises(ImageTooComplexError, match="more than 24 scans"):
+        decode_image(progressive_scan_bomb(side_pixels=256, repeats=2000))
+
+
+def test_decode_refuses_a_thin_strip_as_too_elongated_to_hold_a_digit():
+    with pytest.raises(ImageTooElongatedError, match="1x400000"):
+        decode_image(strip_png(1, 400_000, 4))
+
+
+def test_decode_refuses_what_would_take_more_memory_than_allowed():
+    data = encode_with_pillow(Image.new("RGBA", (1000, 1000)), "PNG")
+    with pytest.raises(ImageTooLargeError, match="the limit is 2 MiB"):
+        decode_image(data, DecodeLimits(max_decoded_bytes=2 * 1024 * 1024))
+
+
+# --- JPEGs: decoded reduced, and never from data that stops short ---
+
+
+def draw_seven(height: int, width: int) -> np.ndarray:
+    """A photo-like "7": a thick dark stroke on noisy, unevenly lit grey paper, (height, width) uint8."""
+    rng = np.random.default_rng(7)
+    paper = np.linspace(215, 235, width, dtype=np.float32)[None, :].repeat(height, axis=0)
+    page = np.clip(paper + rng.normal(0, 4, (height, width)), 0, 255).astype(np.uint8)
+    corner = (int(width * 0.35), int(height * 0.25))
+    top_right, foot = (int(width * 0.65), corner[1]), (int(width * 0.45), int(height * 0.8))
+    cv2.polylines(page, [np.array([corner, top_right, foot])], False, 40, thickness=height // 25)
+    return page
+
+
+def test_decode_reads_a_large_jpeg_at_reduced_size_into_the_same_digit():
+    data = encode_with_opencv(draw_seven(1600, 2100), ".jpg", [cv2.IMWRITE_JPEG_QUALITY, 90])
+    reduced = decode_image(data)
+    full_size = np.asarray(Image.open(io.BytesIO(data)).convert("L"))
+    assert reduced.shape == (800, 1050)  # DCT scaling by 2: a quarter of the pixels decoded
+    digit, reference = preprocess_image(reduced).canonical, preprocess_image(full_size).canonical
+    assert np.mean(np.abs(digit.astype(int) - reference.astype(int))) < 2.0
+    assert np.count_nonzero((digit > 0) != (reference > 0)) <= 0.03 * np.count_nonzero(reference)
+
+
+def patch_frame_size(data: bytes, width: int, height: int) -> bytes:
+    frame_start = next(start for marker, start, _ in jpeg_segments(data) if marker in (0xC0, 0xC2))
+    return data[: frame_start + 5] + struct.pack(">HH", height, width) + data[frame_start + 9 :]
+
+
+def one_on_paper_jpeg(mode: str, is_progressive: bool) -> bytes:
+    page = np.full((112, 112), 255, dtype=np.uint8)
+    page[24:88, 48:64] = 0
+    page[24:32, 40:48] = 0
+    return encode_with_pillow(
+        Image.fromarray(page).convert(mode), "JPEG", quality=90, progressive=is_progressive
+    )
+
+
+JPEG_KINDS = {
+    "baseline-colour": ("RGB", False),
+    "baseline-grey": ("L", False),
+    "progressive-colour": ("RGB", True),
+    "progressive-grey": ("L", True),
+}
+
+
+@pytest.mark.parametrize("kind", JPEG_KINDS)
+def test_decode_refuses_a_small_jpeg_whose_frame_claims_6000x6000(kind):
+    data = one_on_paper_jpeg(*JPEG_KINDS[kind])
+    assert len(data) < 1500 and decode_image(data).shape == (112, 112)
+    with pytest.raises(UndecodableImageError, match="6000x6000"):
+        decode_image(patch_frame_size(data, 6000, 6000))
+
+
+def cuts_through_the_image_data(data: bytes) -> list[int]:
+    """Offsets at 10%, 50% and 90% of each scan's entropy-coded data (if it holds 8 bytes or more),
+    and at each segment after the first scan: a progressive JPEG cut there is a valid, coarser image
+    to a decoder."""
+    cuts, first_scan_end = [], None
+    for marker, start, end in jpeg_segments(data):
+        if first_scan_end is not None and marker != 0xD9:
+            cuts.append(start)
+        if marker == 0xDA:
+            data_start = start + 2 + struct.unpack(">H", data[start + 2 : start + 4])[0]
+            if end - data_start >= 8:
+                cuts += [data_start + (end - data_start) * percent // 100 for percent in (10, 50, 90)]
+            first_scan_end = first_scan_end or end
+    return cuts
+
+
+@pytest.mark.parametrize("kind", JPEG_KINDS)
+def test_decode_refuses_a_jpeg_cut_short_with_an_end_marker_appended(kind):
+    # libjpeg fills what a scan lacks with grey, and only warns: never a digit from such a file.
+    data = one_on_paper_jpeg(*JPEG_KINDS[kind])
+    for cut in cuts_through_the_image_data(data):
+        with pytest.raises(UndecodableImageError):
+            decode_image(data[:cut] + b"\xff\xd9")
+
+
+@pytest.mark.parametrize("kind", JPEG_KINDS)
+def test_decode_reads_a_jpeg_with_bytes_after_its_end_marker(kind):
+    data = one_on_paper_jpeg(*JPEG_KINDS[kind])
+    trailer = b"camera trailer \x00\xff\x01" * 10  # some cameras append data after EOI
+    np.testing.assert_array_equal(decode_image(data + trailer), decode_image(data))
+
+
+def test_decode_reads_a_jpeg_with_restart_markers():
+    data = encode_with_pillow(
+        Image.fromarray(PAGE).convert("RGB"), "JPEG", quality=95, restart_marker_blocks=1
+    )
+    assert max_difference(decode_image(data), PAGE) <= JPEG_TOLERANCE_LEVELS
+
+
+def test_decode_refuses_a_jpeg_without_its_end_marker():
+    data = one_on_paper_jpeg("RGB", False)
+    with pytest.raises(UndecodableImageError, match="truncated"):
+        decode_image(data[:-2])
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_decode_turns_every_exif_orientation_upright_as_pillow_does(orientation):
+    exif = Image.Exif()
+    exif[EXIF_ORIENTATION_TAG] = orientation
+    data = encode_with_pillow(Image.fromarray(PAGE), "PNG", exif=exif.tobytes())
+    upright = np.asarray(ImageOps.exif_transpose(Image.open(io.BytesIO(data))))
+    np.testing.assert_array_equal(decode_image(data), upright)
+
+
+# --- details name the problem, never a library's internals ---
+
+LIBRARY_INTERNALS = re.compile(r"0x[0-9a-fA-F]{6,}|<.*object at|Error\b|PIL|Pillow|BytesIO|\bI;16|errno")
+
+
+@pytest.mark.filterwarnings("ignore:Corrupt EXIF data:UserWarning")
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"\x89PNG\r\n\x1a\n" + b"\x00 not really a png " * 20,
+        LOSSLESS["png-pillow"][:60],
+        LOSSLESS["tiff-pillow"][:40],
+        LOSSLESS["gif-pillow"][:30] + bytes(30),
+        b"GIF89a" + bytes(20),
+        b"RIFF\x10\x00\x00\x00WEBPVP8 " + bytes(30),
+        encode_with_pillow(Image.fromarray(PAGE).convert("RGB"), "JPEG")[:300],
+    ],
+    ids=[
+        "png-garbage",
+        "png-truncated",
+        "tiff-truncated",
+        "gif-zeroed",
+        "gif-header",
+        "webp-garbage",
+        "jpeg-cut",
+    ],
+)
+def test_decode_details_name_the_problem_in_plain_words(data):
+    with pytest.raises(DigitServeError) as refused:
+        decode_image(data)
+    assert not LIBRARY_INTERNALS.search(refused.value.detail), refused.value.detail

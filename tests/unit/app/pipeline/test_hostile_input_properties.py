@@ -6,12 +6,15 @@ foreign one: PDF, ZIP, SVG, JPEG 2000) and continue with garbage; damaged images
 real uploads have (16-bit PNG, palette PNG with a transparent index, CMYK JPEG, RGBA PNG, animated
 GIF, multi-page TIFF, WebP), whose decoded pixels then go through preprocess, as in the service;
 and arrays that are not (H, W) uint8. The contract: decode returns a (H, W) uint8 C-contiguous image
-or raises one of its four domain errors (400, 413, 415); preprocess returns a (28, 28) uint8 digit or
+or raises one of its domain errors (400, 413, 415, 422), whose detail names the problem in plain words
+(no object address, class name or library message); preprocess returns a (28, 28) uint8 digit or
 raises `NoDigitFoundError` (422), or `ValueError` for a non-image array (a programming error);
 anything else (an `OSError` from a codec, an OpenCV assertion) would be a 500 in the service.
 """
 
 from __future__ import annotations
+
+import re
 
 import numpy as np
 import pytest
@@ -23,7 +26,10 @@ from PIL import Image
 from app.pipeline.decode import decode_image
 from app.pipeline.preprocess import preprocess_image
 from digits.errors import (
+    DigitServeError,
     EmptyUploadError,
+    ImageTooComplexError,
+    ImageTooElongatedError,
     ImageTooLargeError,
     NoDigitFoundError,
     UndecodableImageError,
@@ -39,7 +45,16 @@ pytestmark = [
     pytest.mark.filterwarnings("ignore::UserWarning:PIL.TiffImagePlugin"),
 ]
 
-DECODE_ERRORS = (EmptyUploadError, UndecodableImageError, UnsupportedImageTypeError, ImageTooLargeError)
+DECODE_ERRORS = (
+    EmptyUploadError,
+    UndecodableImageError,
+    UnsupportedImageTypeError,
+    ImageTooLargeError,
+    ImageTooElongatedError,
+    ImageTooComplexError,
+)
+# What a library's message leaks: object addresses and reprs, exception class names, Pillow itself.
+LIBRARY_INTERNALS = re.compile(r"0x[0-9a-fA-F]{6,}|<.*object at|Error\b|PIL|Pillow|BytesIO|Traceback")
 # Small enough that a header claiming a huge image is refused before a byte of it is decoded.
 MAX_IMAGE_PIXELS = 4_000_000
 SIGNATURES = [b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"GIF89a", b"GIF87a", b"II*\x00", b"MM\x00*", b"BM"]
@@ -70,11 +85,17 @@ def seed_images() -> list[bytes]:
 SEEDS = seed_images()
 
 
+def assert_plain_detail(error: DigitServeError) -> None:
+    assert not LIBRARY_INTERNALS.search(error.detail), error.detail
+    assert len(error.detail) > 10 and error.detail.isprintable()
+
+
 def assert_pipeline_contract(data: bytes) -> None:
     """Decode, and preprocess what decodes: each returns its documented output or raises its errors."""
     try:
         gray = decode_image(data, max_image_pixels=MAX_IMAGE_PIXELS)
-    except DECODE_ERRORS:
+    except DECODE_ERRORS as error:
+        assert_plain_detail(error)
         return
     assert gray.ndim == 2 and gray.dtype == np.uint8 and gray.flags.c_contiguous
     assert 0 < gray.size <= MAX_IMAGE_PIXELS
@@ -112,3 +133,12 @@ def test_every_seed_image_decodes():
 def test_preprocess_refuses_arrays_that_are_not_2d_uint8_with_value_error(array):
     with pytest.raises(ValueError, match="2-D uint8"):
         preprocess_image(array)
+
+
+@HOSTILE
+@given(data=st.one_of(st.binary(max_size=2048), mutated_files(SEEDS, max_mutations=3, max_run_bytes=32)))
+def test_every_refusal_names_the_problem_without_library_internals(data):
+    try:
+        decode_image(data, max_image_pixels=MAX_IMAGE_PIXELS)
+    except DigitServeError as error:
+        assert_plain_detail(error)

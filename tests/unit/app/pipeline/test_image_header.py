@@ -1,0 +1,172 @@
+"""inspect_image tells what an upload is and what decoding it will cost, from its header alone.
+
+It refuses what must not be decoded, in every format the service reads: more pixels than allowed, a
+strip too thin to hold a digit, more memory than one upload may take (counting bytes per pixel, the
+decoder's buffers and the conversion's copies, not just width x height), a JPEG of too many scans.
+The bombs of the availability issue are built here at a hundredth of their size, with limits to match.
+"""
+
+from __future__ import annotations
+
+import struct
+import zlib
+
+import pytest
+from PIL import Image
+
+from app.pipeline.decode import decode_image
+from app.pipeline.image_header import DecodeLimits, inspect_image, jpeg_scale_denominator
+from app.settings import Settings
+from digits.errors import (
+    ImageTooComplexError,
+    ImageTooElongatedError,
+    ImageTooLargeError,
+    UndecodableImageError,
+)
+from testkit.hostile_images import progressive_scan_bomb, strip_png
+from testkit.images import encode_with_pillow
+
+pytestmark = pytest.mark.unit
+
+FORMATS = ["PNG", "JPEG", "GIF", "TIFF", "BMP", "WEBP"]
+MEBIBYTE_BYTES = 1024 * 1024
+
+
+def blank(image_format: str, size: tuple[int, int], mode: str = "RGB") -> bytes:
+    return encode_with_pillow(Image.new(mode, size, "white"), image_format)
+
+
+def webp_header(width: int, height: int) -> bytes:
+    """The first 30 bytes of an extended WebP claiming a width x height canvas, and nothing after."""
+    sizes = (width - 1).to_bytes(3, "little") + (height - 1).to_bytes(3, "little")
+    return b"RIFF" + struct.pack("<I", 22) + b"WEBPVP8X" + struct.pack("<I", 10) + bytes(4) + sizes
+
+
+def test_the_header_gives_format_size_and_decoded_bytes():
+    header = inspect_image(blank("PNG", (300, 200), "L"), DecodeLimits())
+    assert (header.image_format, header.width_pixels, header.height_pixels) == ("PNG", 300, 200)
+    # an 8-bit grey image, and its read-out into numpy: a few bytes a pixel
+    assert 300 * 200 < header.decoded_bytes < 4 * 300 * 200
+
+
+@pytest.mark.parametrize("image_format", FORMATS)
+def test_every_format_is_refused_past_the_pixel_limit(image_format):
+    data = blank(image_format, (1000, 1000))
+    assert inspect_image(data, DecodeLimits(max_pixels=1_000_000)).width_pixels == 1000
+    with pytest.raises(ImageTooLargeError, match="1000x1000 = 1,000,000 pixels; the limit is 999,999"):
+        inspect_image(data, DecodeLimits(max_pixels=999_999))
+
+
+@pytest.mark.parametrize("image_format", FORMATS)
+def test_every_format_is_refused_past_the_decoded_bytes_limit(image_format):
+    data = blank(image_format, (1000, 1000))
+    assert inspect_image(data, DecodeLimits()).decoded_bytes < DecodeLimits().max_decoded_bytes
+    with pytest.raises(ImageTooLargeError, match=r"1000x1000 .*the limit is 1 MiB") as refused:
+        inspect_image(data, DecodeLimits(max_decoded_bytes=MEBIBYTE_BYTES))
+    assert ("WebP" if image_format == "WEBP" else image_format) in refused.value.detail
+
+
+@pytest.mark.parametrize("image_format", FORMATS)
+def test_every_format_is_refused_past_the_aspect_ratio_limit(image_format):
+    assert inspect_image(blank(image_format, (320, 10)), DecodeLimits()).width_pixels == 320  # 32:1
+    for size in [(330, 10), (10, 330)]:
+        with pytest.raises(ImageTooElongatedError, match=r"\d+x\d+ pixels: one side is more than 32 times"):
+            inspect_image(blank(image_format, size), DecodeLimits())
+
+
+@pytest.mark.parametrize(
+    ("build", "is_accepted"),
+    [
+        (lambda: blank("PNG", (1000, 1000), "L"), True),
+        (lambda: blank("PNG", (1000, 1000), "P"), True),
+        # a transparent palette index makes an RGBA copy: 4 bytes a pixel more
+        (lambda: encode_with_pillow(Image.new("P", (1000, 1000)), "PNG", transparency=0), False),
+        (lambda: blank("PNG", (1000, 1000), "RGBA"), False),
+        (lambda: encode_with_pillow(Image.new("I;16", (1000, 1000)), "PNG"), False),
+        (lambda: encode_with_pillow(Image.new("F", (1000, 1000)), "TIFF", compression="tiff_deflate"), False),
+    ],
+    ids=["grey-png", "palette-png", "palette-png-transparent", "rgba-png", "16-bit-png", "float-tiff"],
+)
+def test_bytes_per_pixel_and_conversion_copies_count_not_just_the_pixel_count(build, is_accepted):
+    # 1,000,000 pixels each: far under a 40-megapixel limit, yet 3 to 16 MB to decode.
+    limits = DecodeLimits(max_decoded_bytes=5 * MEBIBYTE_BYTES)
+    if is_accepted:
+        assert inspect_image(build(), limits).decoded_bytes <= limits.max_decoded_bytes
+    else:
+        with pytest.raises(ImageTooLargeError, match="would take about"):
+            inspect_image(build(), limits)
+
+
+def test_a_strips_row_pointers_count_so_a_thin_rgba_strip_is_refused():
+    # The issue's 1 x 40,000,000 RGBA PNG at a hundredth: Pillow keeps 8 bytes a row per copy.
+    limits = DecodeLimits(max_decoded_bytes=8 * MEBIBYTE_BYTES, max_aspect_ratio=1e9)
+    assert inspect_image(strip_png(1, 400_000, 1), limits).decoded_bytes < 8 * MEBIBYTE_BYTES
+    with pytest.raises(ImageTooLargeError, match="1x400000 RGB with alpha PNG"):
+        inspect_image(strip_png(1, 400_000, 4), limits)
+    with pytest.raises(ImageTooElongatedError):
+        inspect_image(strip_png(1, 400_000, 4), DecodeLimits())
+
+
+def test_a_scan_bomb_is_refused_from_its_markers():
+    with pytest.raises(ImageTooComplexError, match="more than 24 scans"):
+        inspect_image(progressive_scan_bomb(side_pixels=64, repeats=2000), DecodeLimits())
+
+
+def test_a_jpeg_at_the_scan_limit_is_accepted_and_one_over_it_refused():
+    progressive = encode_with_pillow(Image.new("RGB", (64, 64)), "JPEG", progressive=True)  # 10 scans
+    assert inspect_image(progressive, DecodeLimits(jpeg_max_scans=10)).image_format == "JPEG"
+    with pytest.raises(ImageTooComplexError, match="more than 9 scans"):
+        inspect_image(progressive, DecodeLimits(jpeg_max_scans=9))
+
+
+@pytest.mark.parametrize(
+    ("size", "denominator"),
+    [((1000, 800), 1), ((2047, 2047), 1), ((2048, 100), 2), ((4096, 3072), 4), ((9000, 9000), 8)],
+)
+def test_jpegs_are_decoded_reduced_but_never_below_the_working_size(size, denominator):
+    assert jpeg_scale_denominator(*size) == denominator
+
+
+def test_a_large_jpegs_estimate_is_that_of_its_reduced_grey_decode():
+    header = inspect_image(blank("JPEG", (4096, 3072)), DecodeLimits())
+    assert header.scale_denominator == 4 and header.decoded_size == (1024, 768)
+    assert header.decoded_bytes < 4096 * 3072  # less than one byte per stored pixel
+
+
+def test_a_progressive_jpegs_estimate_holds_its_full_size_coefficients():
+    data = encode_with_pillow(Image.new("RGB", (4096, 3072)), "JPEG", progressive=True)
+    # 4:2:0 keeps 1.5 blocks of 64 16-bit coefficients per 64 pixels, whatever the DCT scaling
+    assert inspect_image(data, DecodeLimits()).decoded_bytes > 3 * 4096 * 3072
+
+
+def test_a_webps_size_is_checked_before_its_decoder_allocates_canvases():
+    # Only a header: nothing after it parses, so a 413 shows the size was refused first.
+    with pytest.raises(ImageTooLargeError, match="10000x10000"):
+        inspect_image(webp_header(10_000, 10_000), DecodeLimits())
+    with pytest.raises(ImageTooLargeError, match="6000x6000 .* WebP"):
+        inspect_image(webp_header(6000, 6000), DecodeLimits())  # 36 Mpx: canvases of 432 MB
+    with pytest.raises(UndecodableImageError):
+        inspect_image(webp_header(100, 100), DecodeLimits())
+
+
+def png_with_garbage_pixel_data(width: int, height: int) -> bytes:
+    """A valid PNG header and an IDAT chunk (with a correct CRC) holding no zlib stream."""
+
+    def chunk(kind: bytes, payload: bytes) -> bytes:
+        checksum = struct.pack(">I", zlib.crc32(kind + payload))
+        return struct.pack(">I", len(payload)) + kind + payload + checksum
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    idat = chunk(b"IDAT", b"\x00 garbage, not a zlib stream")
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + idat + chunk(b"IEND", b"")
+
+
+def test_inspecting_decodes_no_pixel():
+    data = png_with_garbage_pixel_data(40, 50)
+    assert inspect_image(data, DecodeLimits()).height_pixels == 50
+    with pytest.raises(UndecodableImageError):
+        decode_image(data)
+
+
+def test_the_default_limits_are_the_settings_defaults():
+    assert DecodeLimits.from_settings(Settings()) == DecodeLimits()
