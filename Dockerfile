@@ -61,11 +61,13 @@ EXPOSE 8000
 # the model's warm-up, during which failed checks do not count.
 HEALTHCHECK --interval=10s --timeout=3s --start-period=60s --retries=3 \
     CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=2)"]
-# Exec form: uvicorn is PID 1 and gets SIGTERM from `docker stop` itself. It then stops accepting,
-# lets in-flight requests finish for up to 20 s, and runs the lifespan shutdown; compose and
-# Kubernetes give it 30 s before SIGKILL.
+# `python -m app` runs uvicorn with the options built from the settings (app/server.py): the
+# connection limits (head size and time, body pace, keep-alive, connections at once) and a 20 s
+# drain, the same as `make serve` and the tests. Exec form: Python is PID 1 and gets SIGTERM from
+# `docker stop` itself; uvicorn then stops accepting, lets in-flight requests finish for up to 20 s,
+# and runs the lifespan shutdown; compose and Kubernetes give it 30 s before SIGKILL.
 STOPSIGNAL SIGTERM
-CMD ["uvicorn", "app.main:app", "--host", "0.0.0.0", "--port", "8000", "--timeout-graceful-shutdown", "20"]
+CMD ["python", "-m", "app", "--host", "0.0.0.0", "--port", "8000"]
 
 # ---------------------------------------------------------------------------------------------------
 FROM build AS build-train

@@ -15,8 +15,10 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install --quiet -e '.[train,dev]'
 	touch $@
 
+# `python -m app`: uvicorn with the settings' connection limits and a 20 s drain (app/server.py), as in
+# the image, compose and Kubernetes.
 serve: $(VENV)/.installed
-	$(BIN)/uvicorn app.main:app --host $(HOST) --port $(PORT) --timeout-graceful-shutdown 20
+	$(BIN)/python -m app --host $(HOST) --port $(PORT)
 
 test: $(VENV)/.installed
 	$(BIN)/ruff check .

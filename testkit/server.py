@@ -1,8 +1,10 @@
-"""The real service as a subprocess: `uvicorn app.main:app`, one worker, on a free 127.0.0.1 port.
+"""The real service as a subprocess: `python -m app`, as in production, on a free 127.0.0.1 port.
 
 The benchmark runs each configuration in a process of its own, so that two runs share nothing but
 the machine; the fault and browser tests need a real socket and a real process (signals, slow
-clients, CPU and memory accounting) that the in-process ASGI client cannot give.
+clients, CPU and memory accounting) that the in-process ASGI client cannot give. It is started by the
+production command, so that it runs with the same uvicorn options (`app.server`): the connection
+limits, one worker, the graceful drain.
 """
 
 from __future__ import annotations
@@ -103,13 +105,14 @@ class RunningServer:
 def running_service(
     port: int, environment: dict[str, str], log_path: Path, extra_arguments: Sequence[str] = ()
 ) -> Iterator[RunningServer]:
-    """Runs `uvicorn app.main:app` on 127.0.0.1:`port` with DIGITSERVE_* `environment` added.
+    """Runs `python -m app` on 127.0.0.1:`port` with DIGITSERVE_* `environment` added.
 
     Args:
         port: a free TCP port on the loopback interface (`free_port`).
         environment: DIGITSERVE_* variables of this configuration.
         log_path: where the service's stdout and stderr go.
-        extra_arguments: more uvicorn options; they win over the defaults (`--access-log`).
+        extra_arguments: more `python -m app` options (uvicorn's names: `--access-log`, `--log-level`,
+            `--timeout-graceful-shutdown`); they win over the defaults.
 
     Yields:
         The running server, once `/readyz` answers 200. On exit it gets SIGTERM, and SIGKILL if it
@@ -118,8 +121,8 @@ def running_service(
     Raises:
         RuntimeError: the service exited or was not ready in time (see `wait_until_ready`).
     """
-    command = [sys.executable, "-m", "uvicorn", "app.main:app", "--host", LOOPBACK_HOST, "--port", str(port)]
-    command += ["--workers", "1", "--no-access-log", "--log-level", "warning", *extra_arguments]
+    command = [sys.executable, "-m", "app", "--host", LOOPBACK_HOST, "--port", str(port)]
+    command += ["--no-access-log", "--log-level", "warning", *extra_arguments]
     process_environment = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **environment}
     base_url = f"http://{LOOPBACK_HOST}:{port}"
     with log_path.open("w") as log:

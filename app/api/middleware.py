@@ -1,8 +1,8 @@
 """Pure ASGI middlewares around every request: the route it goes to, request IDs, RED metrics with a
-catch-all 500, the body limit.
+catch-all 500. The body limits are `app.api.body_limits`.
 
-Pure ASGI (not `BaseHTTPMiddleware`) so that they see the raw `receive` stream: the body limit must
-count bytes as they arrive, before the multipart parser buffers them to disk.
+Pure ASGI (not `BaseHTTPMiddleware`): no task and no body buffering per request, and the layers
+inside them see the raw `receive` stream.
 """
 
 from __future__ import annotations
@@ -17,10 +17,9 @@ from starlette.datastructures import MutableHeaders
 from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.api.error_handlers import build_error_response, render_domain_error
+from app.api.error_handlers import build_error_response
 from app.observability.logging import request_id_context
 from app.observability.metrics import UNMATCHED_ROUTE, Metrics
-from digits.errors import PayloadTooLargeError
 
 logger = logging.getLogger(__name__)
 
@@ -163,43 +162,3 @@ class RequestMetricsMiddleware:
             await response(scope, receive, send)
         finally:
             self.metrics.observe_request(route, method, status_code, time.perf_counter() - started_seconds)
-
-
-class BodySizeLimitMiddleware:
-    """Refuses request bodies over `upload_max_bytes` with 413 `payload_too_large`.
-
-    A declared Content-Length over the limit is refused here, before a byte of the body is read. A
-    chunked body (no Content-Length) is counted as it streams in: once over the limit, the next read
-    raises `PayloadTooLargeError`, which the app's error handlers answer with the same 413.
-    """
-
-    def __init__(self, app: ASGIApp, upload_max_bytes: int, metrics: Metrics) -> None:
-        self.app = app
-        self.upload_max_bytes = upload_max_bytes
-        self.metrics = metrics
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        declared = dict(scope["headers"]).get(b"content-length", b"")
-        if declared.isdigit() and int(declared) > self.upload_max_bytes:
-            self.metrics.rejected_requests.labels(reason=PayloadTooLargeError.code).inc()
-            error = PayloadTooLargeError(
-                f"the request body is {int(declared)} bytes; the limit is {self.upload_max_bytes} bytes"
-            )
-            await render_domain_error(error)(scope, receive, send)
-            return
-        received_bytes = 0
-
-        async def receive_counted() -> Message:
-            nonlocal received_bytes
-            message = await receive()
-            received_bytes += len(message.get("body", b""))
-            if received_bytes > self.upload_max_bytes:
-                raise PayloadTooLargeError(
-                    f"the request body is over the limit of {self.upload_max_bytes} bytes"
-                )
-            return message
-
-        await self.app(scope, receive_counted, send)

@@ -40,11 +40,10 @@ def test_container_runs_as_non_root_with_a_healthcheck_on_healthz(running_stack)
     config = json.loads(running_stack.docker("inspect", "--format", "{{json .Config}}", container))
     assert any("/healthz" in part for part in config["Healthcheck"]["Test"])
     command = config["Cmd"]
-    assert command[:2] == ["uvicorn", "app.main:app"] and "--timeout-graceful-shutdown" in command
-    # uvicorn itself is PID 1 (exec form), so SIGTERM from `docker stop` reaches it.
+    assert command[:3] == ["python", "-m", "app"]  # the entry point that applies the connection limits
+    # The service itself is PID 1 (exec form), so SIGTERM from `docker stop` reaches it.
     pid_1_arguments = running_stack.docker("exec", container, "cat", "/proc/1/cmdline").split("\0")
-    assert any(argument.endswith("/uvicorn") for argument in pid_1_arguments[:2])
-    assert "app.main:app" in pid_1_arguments
+    assert pid_1_arguments[:3] == ["python", "-m", "app"]
 
 
 def test_image_serves_the_model_baked_in_from_models(running_stack):

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from app.server import GRACEFUL_SHUTDOWN_SECONDS
 from testkit.shared_data import REPO_ROOT
 
 pytestmark = pytest.mark.unit
@@ -65,10 +66,8 @@ def test_default_service_has_no_profile_and_serves_port_8000():
 
 
 def test_stop_grace_period_outlasts_uvicorns_graceful_drain():
-    dockerfile = (REPO_ROOT / "Dockerfile").read_text()
-    drain_seconds = int(re.search(r'"--timeout-graceful-shutdown",\s*"(\d+)"', dockerfile).group(1))
     grace = load(COMPOSE_FILE)["services"]["digitserve"]["stop_grace_period"]
-    assert seconds(grace) > drain_seconds
+    assert seconds(grace) > GRACEFUL_SHUTDOWN_SECONDS
 
 
 def test_monitoring_profile_mounts_the_repos_scrape_config():

@@ -8,7 +8,6 @@ kustomization can never silently render differently here than under `kubectl app
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +15,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from app.server import GRACEFUL_SHUTDOWN_SECONDS
 from testkit.shared_data import REPO_ROOT
 
 pytestmark = pytest.mark.unit
@@ -89,13 +89,6 @@ def api_container(deployment: dict[str, Any]) -> dict[str, Any]:
     return container
 
 
-def uvicorn_graceful_shutdown_seconds() -> int:
-    """Returns the `--timeout-graceful-shutdown` of the image's CMD."""
-    match = re.search(r'"--timeout-graceful-shutdown",\s*"(\d+)"', (REPO_ROOT / "Dockerfile").read_text())
-    assert match, "the Dockerfile's CMD must pass --timeout-graceful-shutdown to uvicorn"
-    return int(match.group(1))
-
-
 @pytest.mark.parametrize("kubernetes_version", KUBERNETES_VERSIONS)
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_every_rendered_resource_matches_the_kubernetes_schema(variant, kubernetes_version):
@@ -155,7 +148,7 @@ def test_pods_drain_before_sigkill_as_the_non_root_image_user(variant):
     pod_spec = resources_by_kind(variant)["Deployment"]["spec"]["template"]["spec"]
     container = pod_spec["containers"][0]
     pre_stop_seconds = int(container["lifecycle"]["preStop"]["exec"]["command"][-1])
-    drain_seconds = pre_stop_seconds + uvicorn_graceful_shutdown_seconds()
+    drain_seconds = pre_stop_seconds + GRACEFUL_SHUTDOWN_SECONDS
     assert pod_spec["terminationGracePeriodSeconds"] > drain_seconds
     assert pod_spec["securityContext"]["runAsNonRoot"] is True
     assert pod_spec["securityContext"]["runAsUser"] == IMAGE_UID
