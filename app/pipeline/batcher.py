@@ -77,6 +77,7 @@ class MicroBatcher:
         self._in_flight: list[QueuedImage] = []
         self._worker: asyncio.Task[None] | None = None
         self._model_thread: ThreadPoolExecutor | None = None
+        self._last_call_finished_seconds = time.perf_counter()
 
     @property
     def is_running(self) -> bool:
@@ -92,6 +93,16 @@ class MicroBatcher:
     def reserved_units(self) -> int:
         """Units of queue room held by requests still preparing their uploads (see `reserve`)."""
         return self._room.reserved_units
+
+    def stalled_seconds(self) -> float:
+        """How long the oldest waiting image has waited with no model call finishing meanwhile; 0 if none.
+
+        The progress clock of readiness: the batch being filled or in the model holds the oldest images.
+        """
+        if not self._in_flight:
+            return 0.0
+        since_seconds = max(self._in_flight[0].enqueued_at_seconds, self._last_call_finished_seconds)
+        return max(0.0, time.perf_counter() - since_seconds)
 
     def has_room(self, unit_count: int = 1) -> bool:
         """Whether `unit_count` more units fit beside the images queued and the units held."""
@@ -245,7 +256,10 @@ class MicroBatcher:
 
     def _stack_and_predict(self, images: list[np.ndarray]) -> np.ndarray:
         # Runs in the worker thread: the copy into one batch array is off the event loop too.
-        return self._predict_fn(np.stack(images))
+        try:
+            return self._predict_fn(np.stack(images))
+        finally:
+            self._last_call_finished_seconds = time.perf_counter()  # answered or raised: not stalled
 
     def _drain_queue(self) -> list[QueuedImage]:
         return [self._queue.get_nowait() for _ in range(self._queue.qsize())]

@@ -1,4 +1,12 @@
-"""GET /healthz (the process answers) and GET /readyz (the model is loaded and warmed up)."""
+"""GET /healthz (the process answers) and GET /readyz (the model is loaded, warmed up, and making progress).
+
+The two probes fail for different reasons on purpose. Readiness takes the replica out of the load
+balancer's rotation while it cannot serve predictions: before the warm-up, during the shutdown, and
+while images wait longer than `readiness_stall_seconds` with no model call finishing (a model call
+that hangs); it comes back by itself when calls finish again. Liveness fails only when the process
+no longer answers HTTP: a stalled or overloaded replica is not restarted, since a restart would drop
+its queue and, under overload, move the load to the replicas that are left.
+"""
 
 from __future__ import annotations
 
@@ -24,5 +32,15 @@ async def healthz() -> HealthResponse:
     responses=error_responses(errors.ServiceNotReadyError),
 )
 async def readyz(service: ServiceDep) -> ReadinessResponse:
-    """Answers 200 once the model is loaded and warmed up, 503 `not_ready` before that and during shutdown."""
+    """Answers 200 while the replica can serve predictions, else 503 `not_ready`.
+
+    Not ready before the warm-up ends, during the shutdown, and while images have waited longer than
+    `DIGITSERVE_READINESS_STALL_SECONDS` with no model call finishing (ready again once one does).
+    """
+    stalled_seconds = service.batcher.stalled_seconds()
+    if stalled_seconds > service.settings.readiness_stall_seconds:
+        raise errors.ServiceNotReadyError(
+            f"no model call has finished for {stalled_seconds:.1f} s while images wait (limit "
+            f"{service.settings.readiness_stall_seconds:g} s): the model has stalled; retry another replica"
+        )
     return ReadinessResponse(model_version=service.model.version)
