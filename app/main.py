@@ -13,26 +13,25 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-import cv2
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from prometheus_client import CollectorRegistry
 from starlette.routing import BaseRoute, Route
 
 from app.api.admission import QueueFullShedMiddleware
 from app.api.auth import ApiKeyMiddleware, ApiKeyVerifier, document_api_key_security
+from app.api.body_limits import BodySizeLimitMiddleware
 from app.api.deps import ServiceState
 from app.api.error_handlers import register_error_handlers
 from app.api.middleware import (
-    BodySizeLimitMiddleware,
     RequestIdMiddleware,
     RequestMetricsMiddleware,
     RouteMatchMiddleware,
 )
-from app.api.routes import health, metrics, predict, preprocess, web
+from app.api.routes import docs, health, metrics, predict, preprocess, web
 from app.observability.logging import configure_logging
 from app.observability.metrics import build_metrics
 from app.pipeline.batcher import BatcherConfig, MicroBatcher
-from app.pipeline.decode_pool import DecodePool
+from app.pipeline.decode_pool import DecodeBudget, DecodePool
 from app.settings import Settings
 from digits.model import DigitModel, configure_thread_pools
 
@@ -52,15 +51,13 @@ def warm_up_batch_sizes(batch_max_size: int) -> tuple[int, ...]:
 
 
 def configure_library_threads(settings: Settings) -> None:
-    """Sizes the thread pools that TensorFlow and OpenCV keep per process (one service per process).
+    """Sizes TensorFlow's thread pools, which it keeps per process (one service per process).
 
-    Runs in the lifespan, before any request: OpenCV's setting is not thread-safe, and TensorFlow
-    accepts sizes only before it starts. The service's own threads (decode pool, model thread) are
-    not process-wide: `ServiceState` owns them and the lifespan shuts them down.
+    Runs in the lifespan, before any request: TensorFlow accepts sizes only before it starts. The
+    service's own workers (the decode processes, each sizing OpenCV's pool, and the model thread) are
+    not process-wide: `ServiceState` owns them and the lifespan stops them.
     """
     configure_thread_pools(settings.tf_intra_op_threads, settings.tf_inter_op_threads)
-    # OpenCV reads a negative count as "its default"; 1 runs its functions sequentially.
-    cv2.setNumThreads(settings.opencv_threads or -1)
 
 
 @asynccontextmanager
@@ -88,7 +85,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, ServiceState]]:
         queue_retry_after_seconds=settings.queue_retry_after_seconds,
     )
     state.batcher = MicroBatcher(state.call_model, batcher_config, observer=state.metrics)
-    state.decode_pool = DecodePool(settings.decode_threads)
+    state.decode_pool = DecodePool(DecodeBudget.from_settings(settings))
+    await state.decode_pool.warm_up()
     state.batcher.start()
     state.is_ready = True
     logger.info("ready", extra={"fields": {"model_version": state.model.version}})
@@ -97,7 +95,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, ServiceState]]:
     finally:
         state.is_ready = False
         await state.batcher.stop()
-        state.decode_pool.shutdown()
+        await state.decode_pool.shutdown()
         logger.info("stopped")
 
 
@@ -117,10 +115,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description=API_DESCRIPTION,
         version="0.1.0",
         lifespan=lifespan,
+        # FastAPI's own pages load their scripts from a CDN; `docs.router` serves them from this app.
+        docs_url=None,
+        redoc_url=None,
     )
-    routers = (predict.router, preprocess.router, health.router, metrics.router, web.router)
+    upload_routers = (predict.router, preprocess.router)
+    routers = (*upload_routers, health.router, metrics.router, web.router, docs.router)
     for router in routers:
-        app.include_router(router)
+        # FastAPI would keep only the last of two `file` fields: every upload route refuses them.
+        dependencies = [Depends(predict.reject_repeated_file_field)] if router in upload_routers else None
+        app.include_router(router, dependencies=dependencies)
     # FastAPI keeps included routers as opaque entries; route matching needs the routes themselves.
     routes = [route for route in app.router.routes if isinstance(route, Route)]
     routes += [route for router in routers for route in router.routes]
@@ -154,7 +158,10 @@ def add_middlewares(app: FastAPI, settings: Settings, routes: list[BaseRoute]) -
     wraps the others, so that early 401s, 503s and 413s are counted too.
     """
     app.add_middleware(
-        BodySizeLimitMiddleware, upload_max_bytes=settings.upload_max_bytes, metrics=app.state.metrics
+        BodySizeLimitMiddleware,
+        upload_max_bytes=settings.upload_max_bytes,
+        metrics=app.state.metrics,
+        upload_spool_max_bytes=settings.upload_spool_max_bytes,
     )
     app.add_middleware(QueueFullShedMiddleware, shed_paths=image_route_paths(), metrics=app.state.metrics)
     if settings.api_keys:

@@ -45,8 +45,14 @@ class Settings(BaseSettings):
         tf_inter_op_threads: threads TensorFlow runs independent operations on; 0 lets it choose.
         opencv_threads: threads OpenCV splits one pre-processing operation between; 0 lets OpenCV
             choose (one per core).
-        decode_threads: worker threads that decode and pre-process uploads (the service's decode
-            pool); the model has a thread of its own.
+        decode_workers: worker processes that decode and pre-process uploads, one upload each at a
+            time; the model has a thread of its own in the service's process.
+        decode_timeout_seconds: longest time one upload may take to decode and pre-process; past it
+            its worker is killed and the upload answered 413 `image_too_complex`.
+        decode_worker_memory_max_bytes: address space of each decode worker; a decode that would need
+            more fails (413) inside its worker instead of taking the machine's memory.
+        image_cost_unit_bytes: an upload being decoded holds one unit of queue room per this many
+            bytes of decoding memory (at least one): large images count as many small ones.
         log_level: level of the service's logs.
         host: interface uvicorn binds to (used by `python -m app`, the Makefile and the container).
         port: TCP port uvicorn listens on.
@@ -91,11 +97,15 @@ class Settings(BaseSettings):
     # pool only adds a worker that spins between tasks (about a fifth of a core under load, measured
     # with gdb and /proc), while pre-processing is no faster with it (bench/RESULTS.md).
     opencv_threads: int = Field(default=1, ge=0, le=256)
-    # About one per core: a small upload holds the GIL for most of its pre-processing, so more
-    # threads only contend for it. Python's default pool (cores + 4: 6 here) measured on 2 cores with
-    # batching on, PNG, c=32: pre-processing 6.6-7.7 ms of wall time per upload and 467-548 req/s,
-    # against 1.4-1.7 ms and 586-645 req/s with 2 threads (bench/RESULTS.md).
-    decode_threads: int = Field(default=2, ge=1, le=256)
+    # About one per core: each worker decodes one upload at a time, on a core of its own.
+    decode_workers: int = Field(default=2, ge=1, le=256)
+    # A 12-megapixel phone JPEG decodes and pre-processes in about 0.2 s here, a 40-megapixel PNG in
+    # about 1 s: 3 s leaves room for a loaded machine and still answers a hostile upload quickly.
+    decode_timeout_seconds: float = Field(default=3.0, gt=0.0, le=600.0)
+    # A worker starts at about 0.5 GiB of address space (Python, NumPy, OpenCV, Pillow): 1.5 GiB leaves
+    # about 1 GiB for one decode, far above the 128 MiB decode budget's real use.
+    decode_worker_memory_max_bytes: int = Field(default=1536 * MEBIBYTE_BYTES, ge=512 * MEBIBYTE_BYTES)
+    image_cost_unit_bytes: int = Field(default=MEBIBYTE_BYTES, gt=0)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
@@ -114,7 +124,7 @@ class Settings(BaseSettings):
     upload_idle_timeout_seconds: float = Field(default=10.0, gt=0.0, le=600.0)
     upload_timeout_seconds: float = Field(default=60.0, gt=0.0, le=3600.0)
     upload_spool_max_bytes: int = Field(default=256 * MEBIBYTE_BYTES, gt=0)
-    readiness_stall_seconds: float = Field(default=30.0, gt=0.0, le=3600.0)
+    readiness_stall_seconds: float = Field(default=15.0, gt=0.0, le=3600.0)
 
     @field_validator("log_level", mode="before")
     @classmethod

@@ -33,7 +33,7 @@ class ServiceState:
         metrics: the app's metrics.
         model: the loaded model, None until loaded.
         batcher: the running batcher, None until started; it owns the queue's room.
-        decode_pool: the threads that decode and pre-process uploads, None until started.
+        decode_pool: the worker processes that decode and pre-process uploads, None until started.
         is_ready: True from the end of the warm-up to the start of the shutdown.
     """
 

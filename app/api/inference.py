@@ -1,29 +1,36 @@
 """Upload bytes -> `PredictionResponse`: the request path, stage by stage, shared by the routes.
 
-room reserved in the batcher's queue (503 + Retry-After at once when there is none) -> decode ->
-preprocess (on the decode pool, before queueing, so bad input never takes a batch slot) -> submit into
-the reserved room -> model in the batcher's thread -> postprocess -> response; all within
-`request_timeout_seconds` (504 past it).
+room reserved in the batcher's queue (503 + Retry-After at once when there is none) -> header read,
+and more room reserved for a costly image -> decode + preprocess (in a decode worker, before
+queueing, so bad input never takes a batch slot) -> submit into the reserved room -> model in the
+batcher's thread -> postprocess -> response; all within `request_timeout_seconds` (504 past it), and
+dropped as soon as the client disconnects.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
+from typing import TypeVar
 
 import numpy as np
+from starlette.types import Receive
 
 from app.api.deps import ServiceState
+from app.api.disconnect import cancelled_on_disconnect
 from app.api.errors import http_status
 from app.api.schemas import BatchItemErrorResponse, ErrorResponse, PredictionResponse
-from app.observability.metrics import Metrics
-from app.pipeline.decode import decode_image
+from app.pipeline import prepare
+from app.pipeline.image_header import DecodeLimits, inspect_image
 from app.pipeline.postprocess import postprocess_probabilities
-from app.pipeline.preprocess import PreprocessedDigit, encode_png, preprocess_image
+from app.pipeline.preprocess import PreprocessedDigit
+from app.pipeline.queue_room import Reservation
 from digits.contract import to_model_input
 from digits.errors import DigitServeError, RequestTimeoutError
+
+Result = TypeVar("Result")
 
 
 @asynccontextmanager
@@ -43,48 +50,55 @@ async def request_deadline(timeout_seconds: float) -> AsyncIterator[None]:
         ) from error
 
 
-def decode_and_preprocess(data: bytes, max_image_pixels: int, metrics: Metrics) -> PreprocessedDigit:
-    """Upload bytes -> the canonical digit, timed as one stage (blocking: run it on the decode pool).
+def decode_limits(state: ServiceState) -> DecodeLimits:
+    """What one upload may ask of the decoder, from the service's settings."""
+    return DecodeLimits.from_settings(state.settings)
+
+
+def admit_cost(state: ServiceState, reservation: Reservation, data: bytes) -> None:
+    """Reads an upload's header and holds the queue room its decoding will cost, beyond its door unit.
 
     Raises:
-        DigitServeError: the 400, 413, 415 or 422 of the decode and preprocess stages.
+        DigitServeError: the header's 400, 413, 415 or 422; a full queue (503) for a costly image.
     """
+    header = inspect_image(data, decode_limits(state))
+    reservation.add_cost(header.decoded_bytes // state.settings.image_cost_unit_bytes)
+
+
+async def run_decode_task(
+    state: ServiceState, task: Callable[[bytes, DecodeLimits], Result], data: bytes
+) -> Result:
+    """Runs a decode task on the decode workers, timed as the preprocess stage (waiting included)."""
     started_seconds = time.perf_counter()
     try:
-        return preprocess_image(decode_image(data, max_image_pixels=max_image_pixels))
+        return await state.decode_pool.run(task, data, decode_limits(state))
     finally:
-        metrics.preprocess_duration.observe(time.perf_counter() - started_seconds)
+        state.metrics.preprocess_duration.observe(time.perf_counter() - started_seconds)
 
 
-def _render_model_view(data: bytes, max_image_pixels: int, metrics: Metrics) -> tuple[bytes, bool]:
-    digit = decode_and_preprocess(data, max_image_pixels, metrics)
-    return encode_png(digit.canonical), digit.is_inverted
-
-
-async def render_model_view(state: ServiceState, data: bytes) -> tuple[bytes, bool]:
+async def render_model_view(state: ServiceState, data: bytes, receive: Receive) -> tuple[bytes, bool]:
     """Returns the PNG of what the model would see for an upload, and whether it was inverted.
 
-    The decoding is admitted like a prediction's: it holds room for one image while it runs (room
-    no batch waits for, since no image follows it to the model).
+    The decoding is admitted like a prediction's: it holds room while it runs (room no batch waits
+    for, since no image follows it to the model).
 
     Raises:
         DigitServeError: the 400, 413, 415 or 422 of the decode and preprocess stages; a full queue (503).
     """
-    with state.batcher.reserve(1, is_for_model=False):
-        return await state.decode_pool.run(
-            _render_model_view, data, state.settings.image_max_pixels, state.metrics
-        )
+    async with request_scope(state, receive):
+        with state.batcher.reserve(1, is_for_model=False) as reservation:
+            admit_cost(state, reservation, data)
+            return await run_decode_task(state, prepare.render_model_view, data)
 
 
-async def prepare_upload(state: ServiceState, data: bytes) -> PreprocessedDigit:
-    """Decodes and pre-processes one upload on the decode pool (Pillow and OpenCV would block the loop).
+async def prepare_upload(state: ServiceState, reservation: Reservation, data: bytes) -> PreprocessedDigit:
+    """Admits an upload's cost, then decodes and pre-processes it in a decode worker.
 
     Raises:
-        DigitServeError: the 400, 413, 415 or 422 of the decode and preprocess stages.
+        DigitServeError: the 400, 413, 415 or 422 of the decode and preprocess stages; a full queue (503).
     """
-    return await state.decode_pool.run(
-        decode_and_preprocess, data, state.settings.image_max_pixels, state.metrics
-    )
+    admit_cost(state, reservation, data)
+    return await run_decode_task(state, prepare.prepare_digit, data)
 
 
 def _to_response(
@@ -101,17 +115,30 @@ def _to_response(
     )
 
 
-async def predict_upload(state: ServiceState, data: bytes) -> PredictionResponse:
-    """Reads the digit in one uploaded image.
+@asynccontextmanager
+async def request_scope(state: ServiceState, receive: Receive) -> AsyncIterator[None]:
+    """Bounds one request's work: its deadline (504), and its client's connection (499 on disconnect)."""
+    async with cancelled_on_disconnect(receive), request_deadline(state.settings.request_timeout_seconds):
+        yield
+
+
+async def predict_upload(state: ServiceState, data: bytes, receive: Receive) -> PredictionResponse:
+    """Reads the digit in one uploaded image (`receive`: the request's, to notice a disconnect).
 
     Raises:
-        DigitServeError: bad input (4xx), a full queue (503), a model failure (500), a timeout (504).
+        DigitServeError: bad input (4xx), a full queue (503), a model failure (500), a timeout (504),
+            a disconnected client (499).
     """
-    async with request_deadline(state.settings.request_timeout_seconds):
+    async with request_scope(state, receive):
         with state.batcher.reserve(1) as reservation:
-            digit = await prepare_upload(state, data)
+            digit = await prepare_upload(state, reservation, data)
             probabilities = await reservation.submit(to_model_input(digit.canonical))
     return _to_response(state, digit, probabilities)
+
+
+def _is_input_error(error: BaseException) -> bool:
+    """Whether an upload's failure is its own (4xx, answered at its index) rather than the service's."""
+    return isinstance(error, DigitServeError) and http_status(error) < 500
 
 
 def _to_item_error(state: ServiceState, error: DigitServeError) -> BatchItemErrorResponse:
@@ -122,7 +149,7 @@ def _to_item_error(state: ServiceState, error: DigitServeError) -> BatchItemErro
 
 
 async def predict_uploads(
-    state: ServiceState, uploads: Sequence[bytes]
+    state: ServiceState, uploads: Sequence[bytes], receive: Receive
 ) -> list[PredictionResponse | BatchItemErrorResponse]:
     """Reads the digit in each uploaded image; an unreadable image yields an error at its index.
 
@@ -132,13 +159,13 @@ async def predict_uploads(
     Raises:
         DigitServeError: a full queue (503), a model failure (500), a timeout (504).
     """
-    async with request_deadline(state.settings.request_timeout_seconds):
+    async with request_scope(state, receive):
         with state.batcher.reserve(len(uploads)) as reservation:
             outcomes = await asyncio.gather(
-                *(prepare_upload(state, data) for data in uploads), return_exceptions=True
+                *(prepare_upload(state, reservation, data) for data in uploads), return_exceptions=True
             )
             for outcome in outcomes:
-                if isinstance(outcome, BaseException) and not isinstance(outcome, DigitServeError):
+                if isinstance(outcome, BaseException) and not _is_input_error(outcome):
                     raise outcome
             digits = [outcome for outcome in outcomes if isinstance(outcome, PreprocessedDigit)]
             model_inputs = [to_model_input(digit.canonical) for digit in digits]

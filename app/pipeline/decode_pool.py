@@ -17,11 +17,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import multiprocessing
+import os
 import resource
 from collections.abc import Callable
 from concurrent.futures import TimeoutError as FuturesTimeoutError
 from dataclasses import dataclass
-from typing import ParamSpec, TypeVar
+from typing import ParamSpec, Protocol, TypeVar
 
 from pebble import ProcessExpired, ProcessPool
 
@@ -37,13 +38,32 @@ PRELOADED_MODULES = ["app.pipeline.decode", "app.pipeline.preprocess", "app.pipe
 
 @dataclass(frozen=True)
 class DecodeBudget:
-    """What one task may cost a worker (see `app.settings.Settings` for the meaning of each)."""
+    """The workers and what one task may cost one (`app.settings.Settings` says what each means)."""
 
     worker_count: int = 2
-    task_timeout_seconds: float = 5.0
+    task_timeout_seconds: float = 3.0
     worker_memory_max_bytes: int = 1536 * 1024 * 1024
     opencv_threads: int = 1
     tasks_per_worker: int = 1000
+
+    @classmethod
+    def from_settings(cls, settings: DecodeBudgetSettings) -> DecodeBudget:
+        """The budget the service's settings (`decode_workers`...) give."""
+        return cls(
+            worker_count=settings.decode_workers,
+            task_timeout_seconds=settings.decode_timeout_seconds,
+            worker_memory_max_bytes=settings.decode_worker_memory_max_bytes,
+            opencv_threads=settings.opencv_threads,
+        )
+
+
+class DecodeBudgetSettings(Protocol):
+    """The decode workers' settings: `app.settings.Settings` has them (the pipeline never imports it)."""
+
+    decode_workers: int
+    decode_timeout_seconds: float
+    decode_worker_memory_max_bytes: int
+    opencv_threads: int
 
 
 def _start_worker(memory_max_bytes: int, opencv_threads: int) -> None:
@@ -104,6 +124,10 @@ class DecodePool:
             raise ImageTooLargeError(
                 "the image needs more memory to decode than one upload may use; send a smaller image"
             ) from error
+
+    async def warm_up(self) -> None:
+        """Starts every worker before the first request needs one (the fork server's imports, once)."""
+        await asyncio.gather(*(self.run(os.getpid) for _ in range(self.budget.worker_count)))
 
     async def shutdown(self) -> None:
         """Takes no new work, stops the workers (tasks still running are dropped) and waits for them."""

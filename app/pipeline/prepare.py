@@ -1,24 +1,25 @@
 """Upload bytes -> the canonical digit: the decode and preprocess stages as one task of a decode worker.
 
-Module-level functions, so that a worker process can import them by name (`app.pipeline.decode_workers`).
+Module-level functions, so that a worker process can import them by name (`app.pipeline.decode_pool`).
 """
 
 from __future__ import annotations
 
 from app.pipeline.decode import decode_image
+from app.pipeline.image_header import DecodeLimits
 from app.pipeline.preprocess import PreprocessedDigit, encode_png, preprocess_image
 
 
-def prepare_digit(data: bytes, max_image_pixels: int) -> PreprocessedDigit:
+def prepare_digit(data: bytes, limits: DecodeLimits) -> PreprocessedDigit:
     """Upload bytes -> the canonical (28, 28) uint8 digit and whether it was inverted.
 
     Raises:
         DigitServeError: the 400, 413, 415 or 422 of the decode and preprocess stages.
     """
-    return preprocess_image(decode_image(data, max_image_pixels=max_image_pixels))
+    return preprocess_image(decode_image(data, limits))
 
 
-def render_model_view(data: bytes, max_image_pixels: int) -> tuple[bytes, bool]:
+def render_model_view(data: bytes, limits: DecodeLimits) -> tuple[bytes, bool]:
     """Upload bytes -> the PNG of the digit the model would see, and whether it was inverted."""
-    digit = prepare_digit(data, max_image_pixels)
+    digit = prepare_digit(data, limits)
     return encode_png(digit.canonical), digit.is_inverted

@@ -23,6 +23,7 @@ from app.api.deps import ServiceState
 from app.main import create_app
 from app.observability.logging import configure_logging
 from app.settings import Settings
+from testkit.in_process_pool import InProcessDecodePool
 from testkit.model_fixture import export_fixture_model
 
 # The first 4 test images of each digit: 40 images, every class, chosen by position, not by result.
@@ -97,3 +98,10 @@ def service_log_lines() -> Iterator[io.StringIO]:
         yield stream
     finally:
         handler.setStream(previous_stream)
+
+
+async def decode_in_this_process(service: RunningService, worker_count: int = 2) -> None:
+    """Swaps the service's decode workers for threads of this process, for tests that hold or watch
+    the decode stage from here (a worker process would not see their monkeypatched functions)."""
+    await service.state.decode_pool.shutdown()
+    service.state.decode_pool = InProcessDecodePool(worker_count)

@@ -14,9 +14,9 @@ import time
 import numpy as np
 import pytest
 
-from app.api import inference
+from app.pipeline import prepare
 from testkit.images import encode_png
-from tests.integration.conftest import run_service, service_log_lines
+from tests.integration.conftest import decode_in_this_process, run_service, service_log_lines
 from tests.waiting import wait_until
 
 pytestmark = pytest.mark.integration
@@ -25,10 +25,10 @@ RELEASE_TIMEOUT_SECONDS = 10
 
 
 class DecodeGate:
-    """Wraps the decode + preprocess stage: counts calls and can hold them until released."""
+    """Wraps the decode + preprocess task: counts calls and can hold them until released."""
 
-    def __init__(self, decode_and_preprocess, *, is_blocked: bool) -> None:
-        self.decode_and_preprocess = decode_and_preprocess
+    def __init__(self, prepare_digit, *, is_blocked: bool) -> None:
+        self.prepare_digit = prepare_digit
         self.calls = 0
         self.release = threading.Event()
         if not is_blocked:
@@ -37,12 +37,14 @@ class DecodeGate:
     def __call__(self, *arguments):
         self.calls += 1
         self.release.wait(RELEASE_TIMEOUT_SECONDS)
-        return self.decode_and_preprocess(*arguments)
+        return self.prepare_digit(*arguments)
 
 
-def gate_decoding(monkeypatch, *, is_blocked: bool) -> DecodeGate:
-    gate = DecodeGate(inference.decode_and_preprocess, is_blocked=is_blocked)
-    monkeypatch.setattr(inference, "decode_and_preprocess", gate)
+async def gate_decoding(monkeypatch, service, *, is_blocked: bool) -> DecodeGate:
+    """Holds the service's decoding at a gate the test opens (decoding on the test's own threads)."""
+    await decode_in_this_process(service)
+    gate = DecodeGate(prepare.prepare_digit, is_blocked=is_blocked)
+    monkeypatch.setattr(prepare, "prepare_digit", gate)
     return gate
 
 
@@ -56,7 +58,7 @@ async def test_images_being_decoded_hold_their_room_and_the_excess_is_refused_un
     images, _ = mnist_test_samples
     settings = make_settings(queue_max_size=2, batch_max_files=2, batch_max_size=2)
     async with run_service(settings) as service:
-        gate = gate_decoding(monkeypatch, is_blocked=True)
+        gate = await gate_decoding(monkeypatch, service, is_blocked=True)
         admitted = [asyncio.ensure_future(post_digit(service, image)) for image in images[:2]]
         await wait_until(lambda: gate.calls == 2)
         refused = await post_digit(service, images[2])
@@ -81,7 +83,7 @@ async def test_a_batch_request_takes_room_for_each_of_its_files(
 ):
     images, _ = mnist_test_samples
     async with run_service(make_settings(queue_max_size=4, batch_max_files=4, batch_max_size=4)) as service:
-        gate = gate_decoding(monkeypatch, is_blocked=True)
+        gate = await gate_decoding(monkeypatch, service, is_blocked=True)
         files = [("files", (f"{i}.png", encode_png(image))) for i, image in enumerate(images[:3])]
         batch = asyncio.ensure_future(service.client.post("/predict/batch", files=files))
         await wait_until(lambda: gate.calls >= 1)
@@ -101,7 +103,7 @@ async def test_queue_full_refusals_are_all_counted_but_logged_at_most_once_a_sec
 ):
     images, _ = mnist_test_samples
     async with run_service(make_settings(queue_max_size=1, batch_max_files=1, batch_max_size=1)) as service:
-        gate = gate_decoding(monkeypatch, is_blocked=True)
+        gate = await gate_decoding(monkeypatch, service, is_blocked=True)
         admitted = asyncio.ensure_future(post_digit(service, images[0]))
         await wait_until(lambda: gate.calls == 1)
         started_seconds = time.monotonic()
@@ -133,7 +135,7 @@ async def test_with_no_room_at_all_uploads_are_refused_unread_and_other_routes_s
             yield chunk
 
     async with run_service(make_settings(queue_max_size=1, batch_max_files=1, batch_max_size=1)) as service:
-        gate = gate_decoding(monkeypatch, is_blocked=True)
+        gate = await gate_decoding(monkeypatch, service, is_blocked=True)
         admitted = asyncio.ensure_future(post_digit(service, images[0]))
         await wait_until(lambda: gate.calls == 1)
         refused = await service.client.post(
@@ -160,7 +162,7 @@ async def test_preprocess_decodes_only_with_room_in_the_queue_and_is_refused_unr
 ):
     images, _ = mnist_test_samples
     async with run_service(make_settings(queue_max_size=1, batch_max_files=1, batch_max_size=1)) as service:
-        gate = gate_decoding(monkeypatch, is_blocked=True)
+        gate = await gate_decoding(monkeypatch, service, is_blocked=True)
         explaining = asyncio.ensure_future(
             service.client.post("/preprocess", files={"file": ("d.png", encode_png(images[0]))})
         )

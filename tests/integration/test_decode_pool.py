@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from app.pipeline.decode_workers import DecodeBudget, DecodePool
+from app.pipeline.decode_pool import DecodeBudget, DecodePool
 from digits.errors import ImageTooComplexError, NoDigitFoundError, ServiceNotReadyError
 from testkit.worker_tasks import allocate, pid_after, refuse_the_image
 

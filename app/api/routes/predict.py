@@ -1,10 +1,14 @@
-"""POST /predict and POST /predict/batch: uploaded images -> the digits they show."""
+"""POST /predict and POST /predict/batch: uploaded images -> the digits they show.
+
+A single-image route takes one `file` field: `reject_repeated_file_field`, a dependency of every upload
+route (`create_app`), refuses a form that repeats it, where FastAPI would keep the last one alone.
+"""
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, File, UploadFile
+from fastapi import APIRouter, File, Request, UploadFile
 
 from app.api.deps import ServiceDep
 from app.api.inference import predict_upload, predict_uploads
@@ -19,7 +23,24 @@ SERVICE_ERRORS = (
     errors.ServiceNotReadyError,
     errors.RequestTimeoutError,
 )
+UPLOAD_FIELD = "file"
 IMAGE_DESCRIPTION = "A photo, scan or drawing of one handwritten digit: PNG, JPEG, BMP, WebP, TIFF or GIF."
+
+
+async def reject_repeated_file_field(request: Request) -> None:
+    """Refuses a form that holds the `file` field more than once (422), before any image is decoded.
+
+    The form is the one FastAPI parsed for the route (the request keeps it): nothing is read twice.
+
+    Raises:
+        InvalidRequestError: two or more `file` fields.
+    """
+    file_count = len((await request.form()).getlist(UPLOAD_FIELD))
+    if file_count > 1:
+        raise errors.InvalidRequestError(
+            f"the form holds {file_count} `{UPLOAD_FIELD}` fields: send one `{UPLOAD_FIELD}` field per "
+            "request, or several images as `files` fields to /predict/batch"
+        )
 
 
 @router.post(
@@ -29,14 +50,14 @@ IMAGE_DESCRIPTION = "A photo, scan or drawing of one handwritten digit: PNG, JPE
     responses=error_responses(*UPLOAD_INPUT_ERRORS, *SERVICE_ERRORS),
 )
 async def predict(
-    file: Annotated[UploadFile, File(description=IMAGE_DESCRIPTION)], service: ServiceDep
+    file: Annotated[UploadFile, File(description=IMAGE_DESCRIPTION)], service: ServiceDep, request: Request
 ) -> PredictionResponse:
     """Decodes the image, normalizes it like MNIST, and returns the digit with its probabilities.
 
     Dark ink on light paper and light ink on dark backgrounds are both accepted (`inverted` says
     which one was seen). Concurrent requests are batched into one model call.
     """
-    return await predict_upload(service, await file.read())
+    return await predict_upload(service, await file.read(), request.receive)
 
 
 @router.post(
@@ -48,6 +69,7 @@ async def predict(
 async def predict_files(
     files: Annotated[list[UploadFile], File(description=f"1 to N images. {IMAGE_DESCRIPTION}")],
     service: ServiceDep,
+    request: Request,
 ) -> BatchPredictionResponse:
     """Returns one entry per file, in upload order: a prediction, or the error of that file alone.
 
@@ -58,4 +80,4 @@ async def predict_files(
             f"{len(files)} files uploaded; at most {service.settings.batch_max_files} per request"
         )
     uploads = [await file.read() for file in files]
-    return BatchPredictionResponse(predictions=await predict_uploads(service, uploads))
+    return BatchPredictionResponse(predictions=await predict_uploads(service, uploads, request.receive))

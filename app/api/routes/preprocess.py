@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, File, Response, UploadFile
+from fastapi import APIRouter, File, Request, Response, UploadFile
 
 from app.api.deps import ServiceDep
-from app.api.inference import render_model_view, request_deadline
+from app.api.inference import render_model_view
 from app.api.schemas import UPLOAD_INPUT_ERRORS, error_responses
 from digits import errors
 
@@ -35,9 +35,10 @@ PREPROCESS_ERRORS = (
     responses={200: PNG_RESPONSE, **error_responses(*PREPROCESS_ERRORS)},
 )
 async def preprocess(
-    file: Annotated[UploadFile, File(description="One image of a digit.")], service: ServiceDep
+    file: Annotated[UploadFile, File(description="One image of a digit.")],
+    service: ServiceDep,
+    request: Request,
 ) -> Response:
     """Runs only the decode and preprocess stages and returns their output, to see why a digit was misread."""
-    async with request_deadline(service.settings.request_timeout_seconds):
-        png, is_inverted = await render_model_view(service, await file.read())
+    png, is_inverted = await render_model_view(service, await file.read(), request.receive)
     return Response(png, media_type="image/png", headers={INVERTED_HEADER: str(is_inverted).lower()})
