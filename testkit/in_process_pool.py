@@ -3,7 +3,7 @@
 For tests that watch or hold the decode stage from inside the process (a gate that blocks decoding
 until released, a probe that counts concurrent decodes): a worker process would not see the test's
 monkeypatched functions, nor could it receive a gate's lock. The real workers are tested on their
-own (tests/integration/test_decode_workers.py) and through the service everywhere else.
+own (tests/integration/test_decode_pool.py) and through the service everywhere else.
 """
 
 from __future__ import annotations

@@ -26,7 +26,6 @@ from app.pipeline import prepare
 from app.pipeline.image_header import DecodeLimits, inspect_image
 from app.pipeline.postprocess import postprocess_probabilities
 from app.pipeline.preprocess import PreprocessedDigit
-from app.pipeline.queue_room import Reservation
 from digits.contract import to_model_input
 from digits.errors import DigitServeError, RequestTimeoutError
 
@@ -55,14 +54,29 @@ def decode_limits(state: ServiceState) -> DecodeLimits:
     return DecodeLimits.from_settings(state.settings)
 
 
-def admit_cost(state: ServiceState, reservation: Reservation, data: bytes) -> None:
-    """Reads an upload's header and holds the queue room its decoding will cost, beyond its door unit.
+def header_cost(state: ServiceState, data: bytes) -> int:
+    """Reads an upload's header -> the queue units its decoding costs beyond its door unit.
 
     Raises:
-        DigitServeError: the header's 400, 413, 415 or 422; a full queue (503) for a costly image.
+        DigitServeError: the header's 400, 413, 415 or 422.
     """
     header = inspect_image(data, decode_limits(state))
-    reservation.add_cost(header.decoded_bytes // state.settings.image_cost_unit_bytes)
+    return header.decoded_bytes // state.settings.image_cost_unit_bytes
+
+
+def _cost_or_error(state: ServiceState, data: bytes) -> int | DigitServeError:
+    try:
+        return header_cost(state, data)
+    except DigitServeError as error:
+        return error
+
+
+async def _decode_unless_refused(
+    state: ServiceState, data: bytes, cost: int | DigitServeError
+) -> PreprocessedDigit:
+    if isinstance(cost, DigitServeError):
+        raise cost
+    return await run_decode_task(state, prepare.prepare_digit, data)
 
 
 async def run_decode_task(
@@ -87,18 +101,8 @@ async def render_model_view(state: ServiceState, data: bytes, receive: Receive) 
     """
     async with request_scope(state, receive):
         with state.batcher.reserve(1, is_for_model=False) as reservation:
-            admit_cost(state, reservation, data)
+            reservation.add_cost(header_cost(state, data))
             return await run_decode_task(state, prepare.render_model_view, data)
-
-
-async def prepare_upload(state: ServiceState, reservation: Reservation, data: bytes) -> PreprocessedDigit:
-    """Admits an upload's cost, then decodes and pre-processes it in a decode worker.
-
-    Raises:
-        DigitServeError: the 400, 413, 415 or 422 of the decode and preprocess stages; a full queue (503).
-    """
-    admit_cost(state, reservation, data)
-    return await run_decode_task(state, prepare.prepare_digit, data)
 
 
 def _to_response(
@@ -131,7 +135,8 @@ async def predict_upload(state: ServiceState, data: bytes, receive: Receive) -> 
     """
     async with request_scope(state, receive):
         with state.batcher.reserve(1) as reservation:
-            digit = await prepare_upload(state, reservation, data)
+            reservation.add_cost(header_cost(state, data))
+            digit = await run_decode_task(state, prepare.prepare_digit, data)
             probabilities = await reservation.submit(to_model_input(digit.canonical))
     return _to_response(state, digit, probabilities)
 
@@ -161,8 +166,16 @@ async def predict_uploads(
     """
     async with request_scope(state, receive):
         with state.batcher.reserve(len(uploads)) as reservation:
+            # Every header first, and the room for all of them at once: a request refused for room is
+            # refused before any of its uploads is decoded.
+            costs = [_cost_or_error(state, data) for data in uploads]
+            reservation.add_cost(sum(cost for cost in costs if isinstance(cost, int)))
             outcomes = await asyncio.gather(
-                *(prepare_upload(state, reservation, data) for data in uploads), return_exceptions=True
+                *(
+                    _decode_unless_refused(state, data, cost)
+                    for data, cost in zip(uploads, costs, strict=True)
+                ),
+                return_exceptions=True,
             )
             for outcome in outcomes:
                 if isinstance(outcome, BaseException) and not _is_input_error(outcome):

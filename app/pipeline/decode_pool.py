@@ -19,6 +19,7 @@ import logging
 import multiprocessing
 import os
 import resource
+import signal
 from collections.abc import Callable
 from concurrent.futures import TimeoutError as FuturesTimeoutError
 from dataclasses import dataclass
@@ -70,6 +71,9 @@ def _start_worker(memory_max_bytes: int, opencv_threads: int) -> None:
     """Runs in each new worker: its memory limit, and OpenCV's thread count (per process)."""
     import cv2
 
+    # pebble stops a worker with SIGTERM and waits for it: the default action ends a worker stuck in
+    # a decoder's C code at once, where a Python handler would wait for the C call to return.
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     resource.setrlimit(resource.RLIMIT_AS, (memory_max_bytes, memory_max_bytes))
     cv2.setNumThreads(opencv_threads or -1)
 

@@ -20,7 +20,7 @@ from typing import Protocol
 
 import numpy as np
 
-from digits.errors import QueueFullError
+from digits.errors import PayloadTooLargeError, QueueFullError
 
 
 class Submitter(Protocol):
@@ -48,6 +48,11 @@ class QueueRoom:
         self._on_change = on_change
         self.reserved_units = 0
         self.images_on_their_way = 0
+
+    @property
+    def capacity_units(self) -> int:
+        """The queue's size: most units queued and held at once."""
+        return self._queue.maxsize
 
     @property
     def used_units(self) -> int:
@@ -89,10 +94,10 @@ class QueueRoom:
             reservation.give_up()
 
     def _change(self, unit_change: int, image_change: int) -> None:
+        if self.reserved_units + unit_change < 0 or self.images_on_their_way + image_change < 0:
+            raise ValueError("more room given back than was held")  # a programming error
         self.reserved_units += unit_change
         self.images_on_their_way += image_change
-        if self.reserved_units < 0 or self.images_on_their_way < 0:
-            raise ValueError("more room given back than was held")  # a programming error
         self._on_change(self.used_units)
 
 
@@ -113,8 +118,16 @@ class Reservation:
         """Holds `unit_count` more units, e.g. for a large image once its header is read.
 
         Raises:
-            QueueFullError: no room for them (nothing more is held; what was held stays held).
+            PayloadTooLargeError: the request would hold more than the whole queue: it could never
+                be admitted, so retrying is pointless (413, not 503).
+            QueueFullError: no room for them now (nothing more is held; what was held stays held).
         """
+        capacity = self._room.capacity_units
+        if self._held_units + unit_count > capacity:
+            raise PayloadTooLargeError(
+                f"decoding these uploads takes {self._held_units + unit_count} units of work; the service "
+                f"admits at most {capacity} at once: send fewer or smaller images"
+            )
         if not self._room.has_room(unit_count):
             raise self._room.full_error()
         self._held_units += unit_count

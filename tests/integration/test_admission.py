@@ -182,3 +182,21 @@ async def test_preprocess_decodes_only_with_room_in_the_queue_and_is_refused_unr
     assert decoded_before_release == 1  # neither refusal was decoded
     assert explained.status_code == 200 and explained.headers["content-type"] == "image/png"
     assert after.status_code == 200 and service.state.batcher.reserved_units == 0
+
+
+async def test_a_batch_that_needs_more_decoding_work_than_the_queue_holds_is_refused_undecoded(
+    make_settings, monkeypatch, mnist_test_samples
+):
+    images, _ = mnist_test_samples
+    # One unit per 64 bytes of decoding memory: each 28x28 upload costs a dozen units or more.
+    settings = make_settings(
+        queue_max_size=64, batch_max_files=32, batch_max_size=32, image_cost_unit_bytes=64
+    )
+    async with run_service(settings) as service:
+        gate = await gate_decoding(monkeypatch, service, is_blocked=False)
+        files = [("files", (f"{i}.png", encode_png(image))) for i, image in enumerate(images[:32])]
+        refused = await service.client.post("/predict/batch", files=files)
+        accepted = await service.client.post("/predict/batch", files=files[:1])
+    assert refused.status_code == 413 and refused.json()["code"] == "payload_too_large"
+    assert "send fewer or smaller images" in refused.json()["detail"]
+    assert accepted.status_code == 200 and gate.calls == 1  # only the accepted upload was decoded

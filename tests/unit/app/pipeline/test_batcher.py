@@ -15,7 +15,7 @@ import pytest
 
 from app.pipeline import batcher as batcher_module
 from app.pipeline.batcher import BatcherConfig, MicroBatcher
-from digits.errors import ModelError, QueueFullError, ServiceNotReadyError
+from digits.errors import ModelError, PayloadTooLargeError, QueueFullError, ServiceNotReadyError
 from tests.waiting import wait_until
 
 pytestmark = pytest.mark.unit
@@ -403,3 +403,12 @@ async def test_the_queue_depth_seen_by_the_observer_counts_room_held_by_uploads_
         await reservation.submit_many([image(1), image(2)])
     await batcher.stop()
     assert recorder.depths[-1] == 0
+
+
+async def test_a_request_that_could_never_fit_is_refused_for_good_not_told_to_retry():
+    batcher = await started(FakeModel(), queue_max_size=8)
+    with batcher.reserve(2) as request:
+        with pytest.raises(PayloadTooLargeError, match="at most 8 at once"):
+            request.add_cost(7)  # 2 + 7 units > the whole queue: 413, where a 503 would loop forever
+        assert batcher.reserved_units == 2
+    await batcher.stop()
