@@ -23,7 +23,7 @@ import signal
 from collections.abc import Callable
 from concurrent.futures import TimeoutError as FuturesTimeoutError
 from dataclasses import dataclass
-from typing import ParamSpec, Protocol, TypeVar
+from typing import Any, ParamSpec, Protocol, TypeVar
 
 from pebble import ProcessExpired, ProcessPool
 
@@ -87,17 +87,32 @@ class DecodePool:
 
     def __init__(self, budget: DecodeBudget) -> None:
         self.budget = budget
-        context = multiprocessing.get_context("forkserver")
-        context.set_forkserver_preload(PRELOADED_MODULES)
-        self._pool = ProcessPool(
-            max_workers=budget.worker_count,
-            # Recycling returns to the system what a worker's allocator keeps after large images.
-            max_tasks=budget.tasks_per_worker,
-            initializer=_start_worker,
-            initargs=(budget.worker_memory_max_bytes, budget.opencv_threads),
-            context=context,
-        )
+        self._context = multiprocessing.get_context("forkserver")
+        self._context.set_forkserver_preload(PRELOADED_MODULES)
+        self._pool = self._start_pool()
         self._is_shut_down = False
+
+    def _start_pool(self) -> ProcessPool:
+        return ProcessPool(
+            max_workers=self.budget.worker_count,
+            # Recycling returns to the system what a worker's allocator keeps after large images.
+            max_tasks=self.budget.tasks_per_worker,
+            initializer=_start_worker,
+            initargs=(self.budget.worker_memory_max_bytes, self.budget.opencv_threads),
+            context=self._context,
+        )
+
+    def _schedule(self, function: Callable[..., Any], args: tuple, kwargs: dict) -> Any:
+        timeout_seconds = self.budget.task_timeout_seconds
+        try:
+            return self._pool.schedule(function, args, kwargs, timeout=timeout_seconds)
+        except RuntimeError:
+            # pebble's pool breaks for good when a worker dies outside any task (a failed start, an
+            # external kill): every later upload would fail, so a new pool replaces it, once.
+            logger.warning("the decode workers' pool broke; starting a new one")
+            self._pool.stop()
+            self._pool = self._start_pool()
+            return self._pool.schedule(function, args, kwargs, timeout=timeout_seconds)
 
     async def run(
         self, function: Callable[Parameters, Result], *args: Parameters.args, **kwargs: Parameters.kwargs
@@ -115,7 +130,7 @@ class DecodePool:
         """
         if self._is_shut_down:
             raise ServiceNotReadyError("the service is shutting down; retry another instance")
-        future = self._pool.schedule(function, args, kwargs, timeout=self.budget.task_timeout_seconds)
+        future = self._schedule(function, args, kwargs)
         try:
             return await asyncio.wrap_future(future)
         except FuturesTimeoutError as error:

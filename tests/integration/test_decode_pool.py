@@ -85,3 +85,10 @@ async def test_a_stopped_pool_answers_not_ready():
     await decode_pool.shutdown()
     with pytest.raises(ServiceNotReadyError):
         await decode_pool.run(pid_after, 0)
+
+
+async def test_a_broken_pool_is_replaced_and_the_next_upload_is_served(pool):
+    await pool.run(pid_after, 0)
+    pool._pool.stop()  # what pebble's pool becomes after a worker dies outside any task
+    pool._pool.join()
+    assert await asyncio.wait_for(pool.run(pid_after, 0), LIVENESS_TIMEOUT_SECONDS) > 0
