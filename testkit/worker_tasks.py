@@ -24,3 +24,12 @@ def allocate(byte_count: int) -> int:
     block = bytearray(byte_count)
     block[:: 1 << 20] = b"x" * len(block[:: 1 << 20])
     return os.getpid()
+
+
+def is_process_alive(pid: int) -> bool:
+    """Whether a process of this ID exists (for checking that a worker was killed)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True

@@ -9,20 +9,12 @@ import pytest
 
 from app.pipeline.decode_pool import DecodeBudget, DecodePool
 from digits.errors import ImageTooComplexError, NoDigitFoundError, ServiceNotReadyError
-from testkit.worker_tasks import allocate, pid_after, refuse_the_image
+from testkit.worker_tasks import allocate, is_process_alive, pid_after, refuse_the_image
 
 pytestmark = pytest.mark.integration
 
 MEBIBYTE_BYTES = 1024 * 1024
 LIVENESS_TIMEOUT_SECONDS = 30.0
-
-
-def is_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
 
 
 @pytest.fixture
@@ -50,7 +42,7 @@ async def test_a_task_past_its_time_budget_is_killed_and_answered_and_the_pool_g
     pids = await asyncio.wait_for(
         asyncio.gather(*(pool.run(pid_after, 0.05) for _ in range(4))), LIVENESS_TIMEOUT_SECONDS
     )
-    assert all(pid != worker_pid or is_alive(pid) for pid in pids)
+    assert all(pid != worker_pid or is_process_alive(pid) for pid in pids)
 
 
 async def test_cancelling_the_caller_kills_the_running_task(pool):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import io
-import os
 import time
 
 import numpy as np
@@ -14,7 +13,7 @@ from PIL import Image
 from app.api.inference import predict_upload
 from digits.errors import ClientDisconnectedError
 from testkit.images import encode_png
-from testkit.worker_tasks import pid_after
+from testkit.worker_tasks import is_process_alive, pid_after
 from tests.waiting import wait_until
 
 pytestmark = pytest.mark.integration
@@ -44,14 +43,6 @@ class ClientThatLeaves:
         return {"type": "http.disconnect"}
 
 
-def is_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
-
-
 async def test_a_disconnect_kills_the_decode_in_progress_and_frees_its_room(service):
     state = service.state
     worker_pids = set(await asyncio.gather(*(state.decode_pool.run(pid_after, 0.1) for _ in range(2))))
@@ -65,7 +56,7 @@ async def test_a_disconnect_kills_the_decode_in_progress_and_frees_its_room(serv
     with pytest.raises(ClientDisconnectedError):
         await asyncio.wait_for(request, LIVENESS_TIMEOUT_SECONDS)
     answered_after_seconds = time.perf_counter() - left_at
-    await wait_until(lambda: not all(is_alive(pid) for pid in worker_pids))
+    await wait_until(lambda: not all(is_process_alive(pid) for pid in worker_pids))
     assert state.batcher.reserved_units == 0
     assert answered_after_seconds < 1.0  # not after the rest of the decode
     # The killed worker was replaced: uploads are still served.
