@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from types import SimpleNamespace
 
 import pytest
 from prometheus_client import CollectorRegistry
@@ -33,13 +32,9 @@ class BodyReader:
         await send({"type": "http.response.body", "body": b""})
 
 
-def scope_of(content_length: int | None = None, spool_max_bytes: int | None = None) -> dict:
+def scope_of(content_length: int | None = None) -> dict:
     headers = [] if content_length is None else [(b"content-length", str(content_length).encode())]
-    scope = {"type": "http", "method": "POST", "path": "/predict", "headers": headers, "state": {}}
-    if spool_max_bytes is not None:
-        settings = SimpleNamespace(upload_spool_max_bytes=spool_max_bytes)
-        scope["state"]["service"] = SimpleNamespace(settings=settings)
-    return scope
+    return {"type": "http", "method": "POST", "path": "/predict", "headers": headers, "state": {}}
 
 
 def receive_chunks(*chunks: bytes):
@@ -70,9 +65,7 @@ class Sent:
         return json.loads(self.messages[1]["body"])["code"]
 
 
-def middleware(
-    app, upload_max_bytes: int = 1000, spool_max_bytes: int | None = 2000
-) -> BodySizeLimitMiddleware:
+def middleware(app, upload_max_bytes: int = 1000, spool_max_bytes: int = 2000) -> BodySizeLimitMiddleware:
     metrics = build_metrics(CollectorRegistry(), 1)
     return BodySizeLimitMiddleware(app, upload_max_bytes, metrics, upload_spool_max_bytes=spool_max_bytes)
 
@@ -132,9 +125,7 @@ async def test_a_body_past_its_deadline_raises_the_connection_layers_timeout_in_
     assert layer.spool.held_bytes == 0
 
 
-async def test_the_spool_bound_comes_from_the_lifespan_settings_unless_given():
-    layer = middleware(BodyReader(), spool_max_bytes=None)
-    await layer(scope_of(content_length=10), receive_chunks(b"a" * 10), Sent())  # no lifespan yet: no spool
-    assert layer.spool is None
-    await layer(scope_of(content_length=10, spool_max_bytes=5000), receive_chunks(b"a" * 10), Sent())
+async def test_the_spool_bound_is_the_one_given_and_a_finished_request_holds_nothing():
+    layer = middleware(BodyReader(), spool_max_bytes=5000)
+    await layer(scope_of(content_length=10), receive_chunks(b"a" * 10), Sent())
     assert layer.spool.max_bytes == 5000 and layer.spool.held_bytes == 0
