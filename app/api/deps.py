@@ -9,6 +9,7 @@ plain functions in a thread pool: a thread hop per request for a lookup.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import TYPE_CHECKING, Annotated
 
 import numpy as np
@@ -17,6 +18,7 @@ from fastapi import Depends, Request
 from app.observability.metrics import Metrics
 from app.pipeline.batcher import MicroBatcher
 from app.pipeline.decode_pool import DecodePool
+from app.pipeline.image_header import DecodeLimits
 from app.settings import Settings
 from digits.errors import ServiceNotReadyError
 
@@ -43,6 +45,11 @@ class ServiceState:
     batcher: MicroBatcher | None = None
     decode_pool: DecodePool | None = None
     is_ready: bool = False
+
+    @cached_property
+    def decode_limits(self) -> DecodeLimits:
+        """What one upload may ask of the decoder: built once from the (frozen) settings."""
+        return DecodeLimits.from_settings(self.settings)
 
     def call_model(self, images: np.ndarray) -> np.ndarray:
         """The batcher's `predict_fn`: looks the model up at each call (tests swap it for a failing one)."""

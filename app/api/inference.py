@@ -49,18 +49,13 @@ async def request_deadline(timeout_seconds: float) -> AsyncIterator[None]:
         ) from error
 
 
-def decode_limits(state: ServiceState) -> DecodeLimits:
-    """What one upload may ask of the decoder, from the service's settings."""
-    return DecodeLimits.from_settings(state.settings)
-
-
 def header_cost(state: ServiceState, data: bytes) -> int:
     """Reads an upload's header -> the queue units its decoding costs beyond its door unit.
 
     Raises:
         DigitServeError: the header's 400, 413, 415 or 422.
     """
-    header = inspect_image(data, decode_limits(state))
+    header = inspect_image(data, state.decode_limits)
     return header.decoded_bytes // state.settings.image_cost_unit_bytes
 
 
@@ -85,7 +80,7 @@ async def run_decode_task(
     """Runs a decode task on the decode workers, timed as the preprocess stage (waiting included)."""
     started_seconds = time.perf_counter()
     try:
-        return await state.decode_pool.run(task, data, decode_limits(state))
+        return await state.decode_pool.run(task, data, state.decode_limits)
     finally:
         state.metrics.preprocess_duration.observe(time.perf_counter() - started_seconds)
 
