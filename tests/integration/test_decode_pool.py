@@ -32,7 +32,7 @@ async def test_a_task_runs_in_another_process_and_domain_errors_come_back_as_the
 
 async def test_no_more_tasks_run_at_once_than_there_are_workers(pool):
     pids = await asyncio.gather(*(pool.run(pid_after, 0.2) for _ in range(6)))
-    assert len(set(pids)) == 2
+    assert len(set(pids)) <= 2  # one worker may still be starting on a loaded machine
 
 
 async def test_a_task_past_its_time_budget_is_killed_and_answered_and_the_pool_goes_on(pool):
@@ -45,18 +45,28 @@ async def test_a_task_past_its_time_budget_is_killed_and_answered_and_the_pool_g
     assert all(pid != worker_pid or is_process_alive(pid) for pid in pids)
 
 
-async def test_cancelling_the_caller_kills_the_running_task(pool):
+@pytest.fixture
+async def patient_pool():
+    """A pool whose time budget (120 s) is longer than any test: only cancelling can stop a task."""
+    decode_pool = DecodePool(DecodeBudget(worker_count=2, task_timeout_seconds=120.0))
+    yield decode_pool
+    await decode_pool.shutdown()
+
+
+async def test_cancelling_the_caller_kills_the_running_task(patient_pool):
+    pool = patient_pool
     await pool.run(pid_after, 0)  # both workers up
     running = asyncio.ensure_future(pool.run(pid_after, 60))
     await asyncio.sleep(0.3)
     running.cancel()
     with pytest.raises(asyncio.CancelledError):
         await running
-    # The pool replaces the killed worker: two tasks at once still find two workers.
-    pids = await asyncio.wait_for(
-        asyncio.gather(pool.run(pid_after, 0.2), pool.run(pid_after, 0.2)), LIVENESS_TIMEOUT_SECONDS
-    )
-    assert len(set(pids)) == 2
+    # The pool replaces the killed worker: once the replacement has started (its start-up time
+    # depends on the machine's load, so the pair is retried until then), two tasks at once find two
+    # workers. A worker still busy with the 60 s task would leave only one for the whole bound.
+    async with asyncio.timeout(LIVENESS_TIMEOUT_SECONDS):
+        while len(set(await asyncio.gather(pool.run(pid_after, 0.2), pool.run(pid_after, 0.2)))) < 2:
+            await asyncio.sleep(0.1)
 
 
 async def test_a_task_over_the_memory_budget_fails_inside_its_worker_not_the_machine():
