@@ -3,7 +3,9 @@
 In one run against the real service (uvicorn, one worker, 127.0.0.1, the shipped model, default
 settings): one ordinary MNIST PNG is posted to `/predict` every 0.4 s for 20 s while two
 progressive-JPEG scan bombs (6000x6000, the smallest scan repeated 2,000 times), one 1x40,000,000
-RGBA PNG strip and 30 idle connections arrive. The service's resident memory (RSS) is sampled every
+RGBA PNG strip, two headers of empty pieces (a 9.6 MB PNG of 800,000 empty chunks, a 9 MB run of JPEG
+fill bytes: seconds of Pillow's header reading, on the event loop, if nothing refused them first) and
+30 idle connections arrive. The service's resident memory (RSS) is sampled every
 0.1 s, summed over the service's process and its decode workers (and their fork server).
 
 Targets (exit status 1 when one fails): every ordinary request answered 200, p99 <= 1 s; RSS growth
@@ -26,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from bench.machine import load_average, machine_description
-from testkit.hostile_images import progressive_scan_bomb, strip_png
+from testkit.hostile_images import padded_header, progressive_scan_bomb, strip_png
 from testkit.http_load import build_multipart_request, exchange
 from testkit.images import encode_png
 from testkit.server import LOOPBACK_HOST, RunningServer, free_port, running_service
@@ -36,7 +38,7 @@ MEBIBYTE_BYTES = 1024 * 1024
 ORDINARY_INTERVAL_SECONDS = 0.4
 ORDINARY_DURATION_SECONDS = 20.0
 IDLE_CONNECTIONS = 30
-HOSTILE_START_SECONDS = (1.0, 1.5, 2.0)  # when each hostile upload is sent, from the start
+HOSTILE_START_SECONDS = (1.0, 1.5, 2.0, 2.5, 3.0)  # when each hostile upload is sent, from the start
 TARGET_P99_SECONDS = 1.0
 TARGET_RSS_GROWTH_BYTES = 256 * MEBIBYTE_BYTES
 TARGET_HOSTILE_ANSWER_SECONDS = 2.0
@@ -99,6 +101,9 @@ async def post_hostile_uploads(port: int, report: HostileReport) -> None:
         "scan bomb 1": ("bomb1.jpg", progressive_scan_bomb(6000, 2000)),
         "scan bomb 2": ("bomb2.jpg", progressive_scan_bomb(6000, 2000)),
         "1x40M RGBA PNG": ("strip.png", strip_png(1, 40_000_000, 4)),
+        # Headers Pillow would read for seconds on the event loop, one empty piece at a time:
+        "PNG of 800,000 empty chunks": ("chunks.png", padded_header("PNG", 800_000)),
+        "JPEG of 9 MB fill bytes": ("filled.jpg", padded_header("JPEG", 9_000_000)),
     }
 
     async def post_at(name: str, delay_seconds: float, filename: str, data: bytes) -> None:

@@ -1,7 +1,8 @@
-"""Hostile uploads, built small: a progressive-JPEG scan bomb and a huge-but-thin PNG strip.
+"""Hostile uploads, built small: a progressive-JPEG scan bomb, a huge-but-thin PNG strip, and headers
+padded with many empty pieces (PNG chunks, GIF extensions, TIFF entries, JPEG fill bytes).
 
-Both are real files that every decoder accepts as well-formed: what makes them hostile is the work
-their few bytes ask for. The benchmark of hostile traffic and the decoder's tests build them here.
+All are files that decoders accept as well-formed: what makes them hostile is the work their few
+bytes ask for. The benchmark of hostile traffic and the decoder's tests build them here.
 """
 
 from __future__ import annotations
@@ -72,3 +73,40 @@ def strip_png(width_pixels: int = 1, height_pixels: int = 40_000_000, channels: 
 
     header = struct.pack(">IIBBBBB", width_pixels, height_pixels, 8, color_type, 0, 0, 0)
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", compressed) + chunk(b"IEND", b"")
+
+
+def _png_chunk(kind: bytes, payload: bytes) -> bytes:
+    return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))
+
+
+def padded_header(image_format: str, pieces: int) -> bytes:
+    """A white 28x28 image whose header holds `pieces` empty pieces before its pixel data: empty text
+    chunks (PNG), empty comment extensions (GIF), private SHORT entries (TIFF), fill bytes (JPEG)."""
+    buffer = io.BytesIO()
+    Image.new("L", (28, 28), 255).save(buffer, image_format)
+    data = buffer.getvalue()
+    if image_format == "PNG":
+        first_chunk_end = 8 + 12 + 13  # signature, IHDR
+        return data[:first_chunk_end] + _png_chunk(b"teXt", b"") * pieces + data[first_chunk_end:]
+    if image_format == "GIF":
+        flags = data[10]
+        screen_end = 13 + (3 << ((flags & 0x07) + 1) if flags & 0x80 else 0)
+        return data[:screen_end] + b"\x21\xfe\x00" * pieces + data[screen_end:]
+    if image_format == "JPEG":
+        return data[:2] + b"\xff" * pieces + data[2:]
+    if image_format == "TIFF":
+        return _tiff_with_entries(pieces)
+    raise ValueError(f"no padded header for {image_format}")
+
+
+def _tiff_with_entries(entry_count: int) -> bytes:
+    """A white 28x28 grey TIFF (little-endian) whose directory has `entry_count` entries (at least 9)."""
+    pixels = b"\xff" * 28 * 28
+    directory_at = 8
+    pixels_at = directory_at + 2 + 12 * entry_count + 4
+    required = {256: 28, 257: 28, 258: 8, 259: 1, 262: 1, 273: pixels_at, 277: 1, 278: 28, 279: len(pixels)}
+    private = range(40000, 40000 + entry_count - len(required))  # private tags, ascending as required
+    entries = b"".join(
+        struct.pack("<HHII", tag, 4 if tag in (273, 279) else 3, 1, value) for tag, value in required.items()
+    ) + b"".join(struct.pack("<HHII", tag, 3, 1, 0) for tag in private)
+    return b"II*\x00" + struct.pack("<IH", directory_at, entry_count) + entries + b"\x00" * 4 + pixels

@@ -26,6 +26,12 @@ def allocate(byte_count: int) -> int:
     return os.getpid()
 
 
+def die_by(signal_number: int) -> None:
+    """Ends the worker with `signal_number`, as a decoder's crash (SIGSEGV) or the OOM killer would."""
+    os.kill(os.getpid(), signal_number)
+    time.sleep(10)  # not reached: the signal's default action ends the process
+
+
 def is_process_alive(pid: int) -> bool:
     """Whether a process of this ID exists (for checking that a worker was killed)."""
     try:

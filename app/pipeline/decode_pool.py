@@ -27,7 +27,13 @@ from typing import Any, ParamSpec, Protocol, TypeVar
 
 from pebble import ProcessExpired, ProcessPool
 
-from digits.errors import ImageTooComplexError, ImageTooLargeError, ServiceNotReadyError
+from digits.errors import (
+    DigitServeError,
+    ImageTooComplexError,
+    ImageTooLargeError,
+    ServiceNotReadyError,
+    UndecodableImageError,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -35,6 +41,10 @@ Parameters = ParamSpec("Parameters")
 Result = TypeVar("Result")
 # Imported once by the fork server, so that every worker starts with them loaded.
 PRELOADED_MODULES = ["app.pipeline.decode", "app.pipeline.preprocess", "app.pipeline.prepare"]
+# Signals a process gets from its own faulty C code (what a decoder does on bytes it mishandles).
+_DECODER_CRASH_SIGNALS = frozenset(
+    {signal.SIGSEGV, signal.SIGBUS, signal.SIGABRT, signal.SIGFPE, signal.SIGILL}
+)
 
 
 @dataclass(frozen=True)
@@ -43,7 +53,7 @@ class DecodeBudget:
 
     worker_count: int = 2
     task_timeout_seconds: float = 3.0
-    worker_memory_max_bytes: int = 1536 * 1024 * 1024
+    worker_memory_max_bytes: int = 768 * 1024 * 1024
     opencv_threads: int = 1
     tasks_per_worker: int = 1000
 
@@ -124,8 +134,10 @@ class DecodePool:
 
         Raises:
             ImageTooComplexError: the task ran past `task_timeout_seconds`; its worker was killed.
-            ImageTooLargeError: the worker died during the task (e.g. out of its memory budget).
-            ServiceNotReadyError: the pool has been shut down (the service is stopping).
+            UndecodableImageError: the worker crashed during the task (a decoder's fault on the bytes).
+            ImageTooLargeError: the worker was killed during the task (out of memory).
+            ServiceNotReadyError: the pool has been shut down, or its worker stopped (the service is
+                stopping).
             Exception: whatever `function` raised (domain errors pass through as they are).
         """
         if self._is_shut_down:
@@ -140,9 +152,21 @@ class DecodePool:
             ) from error
         except ProcessExpired as error:
             logger.warning("decode worker died", extra={"fields": {"exit_code": error.exitcode}})
-            raise ImageTooLargeError(
-                "the image needs more memory to decode than one upload may use; send a smaller image"
-            ) from error
+            raise self._death_error(error.exitcode) from error
+
+    def _death_error(self, exit_code: int | None) -> DigitServeError:
+        """What to answer for a task whose worker died: the exit code says whose fault it was."""
+        if self._is_shut_down or exit_code == -signal.SIGTERM:
+            return ServiceNotReadyError("the service is shutting down; retry another instance")
+        if exit_code is not None and -exit_code in _DECODER_CRASH_SIGNALS:
+            # A decoder's C code crashed on the file's bytes: the file is malformed in a way its
+            # header did not show. The worker took the crash; a new one serves the next upload.
+            return UndecodableImageError("the image decoder failed on this file; it is damaged")
+        # SIGKILL from outside is the kernel's OOM killer, or the memory budget hit on a path that
+        # does not raise MemoryError: the image's size, as far as the service can tell.
+        return ImageTooLargeError(
+            "the image needs more memory to decode than one upload may use; send a smaller image"
+        )
 
     async def warm_up(self) -> None:
         """Starts every worker before the first request needs one (the fork server's imports, once)."""

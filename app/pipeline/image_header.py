@@ -18,6 +18,7 @@ from typing import Protocol
 from PIL import Image
 
 from app.pipeline import decoder_memory
+from app.pipeline.header_pieces import check_header_pieces
 from app.pipeline.image_format import sniff_image_format
 from app.pipeline.jpeg_frame import JpegFrame, read_jpeg_frame
 from app.pipeline.jpeg_scans import count_jpeg_scans_at_most, read_jpeg_scans
@@ -196,6 +197,7 @@ def open_inspected_image(data: bytes, limits: DecodeLimits) -> tuple[ImageHeader
     if not data:
         raise EmptyUploadError("the uploaded file is empty")
     image_format = sniff_image_format(data)
+    check_header_pieces(data, image_format)
     frame = read_jpeg_frame(data) if image_format == "JPEG" else None
     if frame is not None:
         _check_size((frame.width_pixels, frame.height_pixels), limits)
@@ -225,7 +227,8 @@ def inspect_image(data: bytes, limits: DecodeLimits) -> ImageHeader:
         ImageTooLargeError: more pixels than `limits.max_pixels`, or more memory than
             `limits.max_decoded_bytes` to decode.
         ImageTooElongatedError: one side over `limits.max_aspect_ratio` times the other.
-        ImageTooComplexError: a JPEG of more than `limits.jpeg_max_scans` scans.
+        ImageTooComplexError: a JPEG of more than `limits.jpeg_max_scans` scans; a header of more
+            pieces than a real image's (`header_pieces`, `jpeg_frame`), which Pillow would read slowly.
     """
     header, image = open_inspected_image(data, limits)
     image.close()

@@ -4,12 +4,23 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 
 import pytest
+from PIL import Image
 
 from app.pipeline.decode_pool import DecodeBudget, DecodePool
-from digits.errors import ImageTooComplexError, NoDigitFoundError, ServiceNotReadyError
-from testkit.worker_tasks import allocate, is_process_alive, pid_after, refuse_the_image
+from app.pipeline.image_header import DecodeLimits, inspect_image
+from app.pipeline.prepare import prepare_digit
+from digits.errors import (
+    ImageTooComplexError,
+    ImageTooLargeError,
+    NoDigitFoundError,
+    ServiceNotReadyError,
+    UndecodableImageError,
+)
+from testkit.images import encode_with_pillow
+from testkit.worker_tasks import allocate, die_by, is_process_alive, pid_after, refuse_the_image
 
 pytestmark = pytest.mark.integration
 
@@ -78,6 +89,40 @@ async def test_a_task_over_the_memory_budget_fails_inside_its_worker_not_the_mac
         with pytest.raises(MemoryError):
             await decode_pool.run(allocate, 2048 * MEBIBYTE_BYTES)
         assert await decode_pool.run(allocate, 16 * MEBIBYTE_BYTES) > 0  # the worker serves on
+    finally:
+        await decode_pool.shutdown()
+
+
+@pytest.mark.parametrize(
+    ("signal_number", "error"),
+    [(signal.SIGSEGV, UndecodableImageError), (signal.SIGABRT, UndecodableImageError)]
+    + [(signal.SIGKILL, ImageTooLargeError), (signal.SIGTERM, ServiceNotReadyError)],
+)
+async def test_a_worker_that_dies_is_answered_by_what_killed_it_and_replaced(pool, signal_number, error):
+    # A decoder's crash is the file's fault (400), the OOM killer's SIGKILL its size (413), a SIGTERM
+    # the service stopping (503, retry elsewhere).
+    with pytest.raises(error):
+        await asyncio.wait_for(pool.run(die_by, signal_number), LIVENESS_TIMEOUT_SECONDS)
+    assert await asyncio.wait_for(pool.run(pid_after, 0), LIVENESS_TIMEOUT_SECONDS) != os.getpid()
+
+
+@pytest.mark.parametrize(
+    ("image_format", "mode", "side_pixels", "options"),
+    [("PNG", "RGB", 4000, {}), ("PNG", "L", 6300, {}), ("JPEG", "RGB", 6000, {"progressive": True})],
+)
+async def test_the_largest_images_the_decode_budget_admits_are_prepared_within_the_default_memory(
+    image_format, mode, side_pixels, options
+):
+    # Each is within 20 % of the 128 MiB decoded-bytes limit; a digit-free page, so the answer is
+    # the preprocessing's "no digit" and not the worker's memory error.
+    image = Image.new(mode, (side_pixels, side_pixels), "white")
+    data = encode_with_pillow(image, image_format, **options)
+    limits = DecodeLimits()
+    assert inspect_image(data, limits).decoded_bytes > 0.8 * limits.max_decoded_bytes
+    decode_pool = DecodePool(DecodeBudget(task_timeout_seconds=60.0))
+    try:
+        with pytest.raises(NoDigitFoundError):
+            await decode_pool.run(prepare_digit, data, limits)
     finally:
         await decode_pool.shutdown()
 

@@ -15,7 +15,9 @@ import pytest
 from PIL import Image
 
 from app.pipeline.decode import decode_image
+from app.pipeline.header_pieces import MAX_HEADER_PIECES
 from app.pipeline.image_header import DecodeLimits, inspect_image, jpeg_scale_denominator
+from app.pipeline.jpeg_frame import MAX_STRAY_BYTES
 from app.settings import Settings
 from digits.errors import (
     ImageTooComplexError,
@@ -23,7 +25,7 @@ from digits.errors import (
     ImageTooLargeError,
     UndecodableImageError,
 )
-from testkit.hostile_images import progressive_scan_bomb, strip_png
+from testkit.hostile_images import padded_header, progressive_scan_bomb, strip_png
 from testkit.images import encode_with_pillow
 
 pytestmark = pytest.mark.unit
@@ -117,6 +119,34 @@ def test_a_jpeg_at_the_scan_limit_is_accepted_and_one_over_it_refused():
     assert inspect_image(progressive, DecodeLimits(jpeg_max_scans=10)).image_format == "JPEG"
     with pytest.raises(ImageTooComplexError, match="more than 9 scans"):
         inspect_image(progressive, DecodeLimits(jpeg_max_scans=9))
+
+
+# Pillow reads a header piece by piece in Python, on the event loop: a header of empty pieces must be
+# refused before it does (a 10 MB one cost it 1-4 s), and a real header of a few dozen read as ever.
+HEADER_PIECE_LIMITS = {"PNG": MAX_HEADER_PIECES, "GIF": MAX_HEADER_PIECES, "TIFF": MAX_HEADER_PIECES}
+HEADER_PIECE_LIMITS["JPEG"] = MAX_STRAY_BYTES
+
+
+@pytest.mark.parametrize("image_format", sorted(HEADER_PIECE_LIMITS))
+def test_a_header_of_a_few_dozen_pieces_is_read_and_one_of_too_many_refused(image_format):
+    limit = HEADER_PIECE_LIMITS[image_format]
+    assert inspect_image(padded_header(image_format, 50), DecodeLimits()).image_format == image_format
+    with pytest.raises(ImageTooComplexError, match=f"more than {limit:,} .* before its image data"):
+        inspect_image(padded_header(image_format, limit + 1), DecodeLimits())
+
+
+@pytest.mark.parametrize("image_format", ["PNG", "GIF", "JPEG"])
+def test_a_ten_megabyte_header_of_empty_pieces_is_refused_without_reading_it(image_format):
+    piece_bytes = {"PNG": 12, "GIF": 3, "JPEG": 1}[image_format]
+    hostile = padded_header(image_format, 10 * MEBIBYTE_BYTES // piece_bytes)
+    with pytest.raises(ImageTooComplexError):
+        inspect_image(hostile, DecodeLimits())
+
+
+def test_jpeg_fill_bytes_before_a_marker_are_allowed_up_to_the_limit():
+    filled = padded_header("JPEG", MAX_STRAY_BYTES)
+    assert inspect_image(filled, DecodeLimits()).width_pixels == 28
+    assert decode_image(filled).shape == (28, 28)
 
 
 @pytest.mark.parametrize(
