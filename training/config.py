@@ -61,7 +61,7 @@ class TrainConfig(BaseModel):
     datasets: Annotated[tuple[str, ...], Flag("--dataset", metavar="NAME[=PATH[:PATH...]]")] = Field(
         ("mnist", "usps"),
         min_length=1,
-        description="mnist, emnist-digits, usps or folder; PATH: local files",
+        description="mnist, emnist-digits, usps, cvl or folder; PATH: local files",
     )
     cache_dir: Annotated[Path, Flag("--data-dir", "--cache-dir")] = Field(
         DEFAULT_CACHE_DIR,

@@ -1,9 +1,12 @@
-"""`DigitSource`s -> one shuffled train set and one validation set, stratified by (source, label).
+"""`DigitSource`s -> one shuffled train set and one validation set, stratified by (source, label), and
+writer-disjoint where the source says who wrote each digit.
 
 Stratifying by source as well as by label keeps every source at the same train/validation ratio, so a
 small source (USPS next to MNIST) is not left out of validation by chance and validation accuracy
-weighs the sources as training does. Test splits are never mixed in: each stays a separate held-out
-set, so the evaluation can report accuracy per source.
+weighs the sources as training does. Where writers are known (CVL), whole writers go to validation:
+a writer's other digits in training would make validation an easier test than new writers are, and
+every choice (early stopping, the final weights) would favour memorizing hands. Test splits are never
+mixed in: each stays a separate held-out set, so the evaluation can report accuracy per source.
 """
 
 from __future__ import annotations
@@ -37,7 +40,9 @@ def split_train_validation(
         seed: the same seed and sources give the same split, sample for sample.
 
     Returns:
-        `TrainValidationSplit` of `DigitSet`s: images (N, 28, 28) uint8, labels (N,) int64.
+        `TrainValidationSplit` of `DigitSet`s: images (N, 28, 28) uint8, labels (N,) int64. A
+        source with writers sends `validation_fraction` of its writers (at least one, at most all
+        but one) to validation with all their digits; the others are stratified by label.
 
     Raises:
         ValueError: `validation_fraction` is not strictly between 0 and 1.
@@ -49,22 +54,70 @@ def split_train_validation(
     if not train_sets:
         names = ", ".join(source.name for source in sources) or "none"
         raise DatasetError(f"no training data: none of the sources ({names}) has a non-empty train split")
-    images = np.concatenate([digits.images for digits in train_sets])
-    labels = np.concatenate([digits.labels for digits in train_sets])
-    source_ids = np.concatenate([np.full(len(digits), index) for index, digits in enumerate(train_sets)])
-    train_indices, validation_indices = _stratified_indices(
-        source_ids * 10 + labels, validation_fraction, np.random.default_rng(seed)
-    )
+    rng = np.random.default_rng(seed)
+    train_parts, validation_parts = [], []
+    for digits in train_sets:
+        if digits.writers is None:
+            train_indices, validation_indices = _stratified_indices(digits.labels, validation_fraction, rng)
+        else:
+            train_indices, validation_indices = _writer_disjoint_indices(
+                digits.writers, validation_fraction, rng
+            )
+        train_parts.append(digits.select(train_indices))
+        validation_parts.append(digits.select(validation_indices))
     return TrainValidationSplit(
-        train=DigitSet("combined/train", images[train_indices], labels[train_indices]),
-        validation=DigitSet("combined/validation", images[validation_indices], labels[validation_indices]),
+        train=_concatenate(train_parts, "combined/train", rng),
+        validation=_concatenate(validation_parts, "combined/validation", rng),
     )
+
+
+def _concatenate(parts: Sequence[DigitSet], name: str, rng: np.random.Generator) -> DigitSet:
+    """Sets -> one, shuffled across them so that any prefix mixes labels and sources.
+
+    Writers are kept only if every part has them (a writer ID is unique within its source only, so
+    they are prefixed with the source's set name).
+    """
+    order = rng.permutation(sum(len(part) for part in parts))
+    images = np.concatenate([part.images for part in parts])[order]
+    labels = np.concatenate([part.labels for part in parts])[order]
+    writers = None
+    if all(part.writers is not None for part in parts):
+        writers = np.concatenate([np.char.add(f"{part.name}:", part.writers) for part in parts])[order]
+    return DigitSet(name, images, labels, writers)
+
+
+def _writer_disjoint_indices(
+    writers: np.ndarray, validation_fraction: float, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """Writer per sample -> (train indices, validation indices): whole writers on each side.
+
+    Writers are drawn in a random order until validation holds `validation_fraction` of the samples
+    (rounded to whole writers; at least one writer, and one left for training).
+    """
+    names, inverse, counts = np.unique(writers, return_inverse=True, return_counts=True)
+    if len(names) < 2:
+        raise DatasetError(
+            f"a writer-disjoint validation split needs digits of at least 2 writers, got {len(names)}"
+        )
+    order = rng.permutation(len(names))
+    cumulative = np.cumsum(counts[order])
+    target = validation_fraction * len(writers)
+    validation_writer_count = int(np.clip(np.searchsorted(cumulative, target) + 1, 1, len(names) - 1))
+    # Of the first writer past the target and the one before it, keep whichever lands nearer.
+    if validation_writer_count > 1:
+        below = cumulative[validation_writer_count - 2]
+        if abs(below - target) <= abs(cumulative[validation_writer_count - 1] - target):
+            validation_writer_count -= 1
+    is_validation_writer = np.zeros(len(names), dtype=bool)
+    is_validation_writer[order[:validation_writer_count]] = True
+    is_validation = is_validation_writer[inverse]
+    return np.flatnonzero(~is_validation), np.flatnonzero(is_validation)
 
 
 def _stratified_indices(
     groups: np.ndarray, validation_fraction: float, rng: np.random.Generator
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Group id per sample -> (train indices, validation indices), each shuffled, `fraction` per group."""
+    """Group id (label) per sample -> (train indices, validation indices), `fraction` per group."""
     train_parts, validation_parts = [], []
     for group in np.unique(groups):
         members = rng.permutation(np.flatnonzero(groups == group))

@@ -26,11 +26,14 @@ class DigitSet:
         images: (N, 28, 28) uint8 in [0, 255], white ink on black, longer side 20 pixels, centered
             by center of mass (see `digits.canonicalize`).
         labels: (N,) int64 in [0, 9].
+        writers: (N,) str, who wrote each digit, where the source says (CVL); None where it does not.
+            A validation split keeps each writer on one side (`combine.split_train_validation`).
     """
 
     name: str
     images: np.ndarray
     labels: np.ndarray
+    writers: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         if self.images.ndim != 3 or self.images.shape[1:] != IMAGE_SHAPE[:2] or self.images.dtype != np.uint8:
@@ -41,6 +44,13 @@ class DigitSet:
             raise ValueError(f"{self.name}: {len(self.images)} images, labels of shape {self.labels.shape}")
         if self.labels.size and (self.labels.min() < 0 or self.labels.max() >= NUM_CLASSES):
             raise ValueError(f"{self.name}: labels must be in 0..9")
+        if self.writers is not None and self.writers.shape != self.labels.shape:
+            raise ValueError(f"{self.name}: {len(self.labels)} labels, writers of shape {self.writers.shape}")
+
+    def select(self, indices: np.ndarray, name: str | None = None) -> DigitSet:
+        """The digits at `indices` (with their writers), as a set named `name` (default: this name)."""
+        writers = None if self.writers is None else self.writers[indices]
+        return DigitSet(name or self.name, self.images[indices], self.labels[indices], writers)
 
     def __len__(self) -> int:
         return len(self.labels)

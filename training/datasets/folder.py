@@ -9,6 +9,7 @@ so the same tree always gives the same arrays.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +23,7 @@ IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".
 SPLIT_FOLDER_NAMES = ("train", "test")
 DIGIT_FOLDER_NAMES = tuple(str(digit) for digit in range(10))
 MAX_REPORTED_FAILURES = 10
+WriterRule = Callable[[Path], str]  # an image file's path -> who wrote it
 
 
 def load_folder(root: Path, name: str = "folder") -> DigitSource:
@@ -51,21 +53,27 @@ def load_folder(root: Path, name: str = "folder") -> DigitSource:
                 f"folders 0..9 or train/ (and test/) holding digit folders"
             )
         test_root = root / "test"
-        test = _load_digit_tree(test_root, f"{name}/test") if test_root.is_dir() else None
-        return DigitSource(name=name, train=_load_digit_tree(root / "train", f"{name}/train"), test=test)
-    return DigitSource(name=name, train=_load_digit_tree(root, f"{name}/train"), test=None)
+        test = load_digit_tree(test_root, f"{name}/test") if test_root.is_dir() else None
+        return DigitSource(name=name, train=load_digit_tree(root / "train", f"{name}/train"), test=test)
+    return DigitSource(name=name, train=load_digit_tree(root, f"{name}/train"), test=None)
 
 
 def _visible_subfolders(folder: Path) -> list[Path]:
     return sorted(path for path in folder.iterdir() if path.is_dir() and not path.name.startswith("."))
 
 
-def _load_digit_tree(root: Path, set_name: str) -> DigitSet:
-    """`root/<digit>/**/<image>` -> `DigitSet` `set_name`, files in sorted order."""
-    files = _list_labelled_files(root, set_name)
-    images, failures = [], []
+def load_digit_tree(root: Path, set_name: str, writer_of: WriterRule | None = None) -> DigitSet:
+    """`root/<digit>/**/<image>` -> `DigitSet` `set_name`, files in sorted order.
+
+    `writer_of` reads a file's writer from its path (raising DatasetError if it cannot); None: the
+    set has no writers.
+    """
+    files = list_labelled_files(root, set_name)
+    images, writers, failures = [], [], []
     for path, _ in files:
         try:
+            if writer_of is not None:
+                writers.append(writer_of(path))
             images.append(read_digit_file(path))
         except DatasetError as error:
             failures.append(str(error))
@@ -75,10 +83,11 @@ def _load_digit_tree(root: Path, set_name: str) -> DigitSet:
         more = f" (and {hidden_count} more)" if hidden_count > 0 else ""
         raise DatasetError(f"{set_name}: {len(failures)} of {len(files)} files unusable: {shown}{more}")
     labels = np.array([label for _, label in files], dtype=np.int64)
-    return DigitSet(name=set_name, images=np.stack(images), labels=labels)
+    writer_ids = np.array(writers, dtype=str) if writer_of is not None else None
+    return DigitSet(name=set_name, images=np.stack(images), labels=labels, writers=writer_ids)
 
 
-def _list_labelled_files(root: Path, set_name: str) -> list[tuple[Path, int]]:
+def list_labelled_files(root: Path, set_name: str) -> list[tuple[Path, int]]:
     """`root` -> sorted (image path, digit) pairs from its digit folders; hidden files are skipped."""
     digit_folders = _visible_subfolders(root)
     bad_names = [folder.name for folder in digit_folders if folder.name not in DIGIT_FOLDER_NAMES]
@@ -87,18 +96,27 @@ def _list_labelled_files(root: Path, set_name: str) -> list[tuple[Path, int]]:
             f"{set_name}: folders {', '.join(bad_names)} in {root} are not digits; each folder must be "
             f"named 0..9 after the digit its images show"
         )
-    files = [
-        (path, int(folder.name))
+    files_per_folder = {
+        folder: [
+            path
+            for path in sorted(folder.rglob("*"))
+            if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES and not path.name.startswith(".")
+        ]
         for folder in digit_folders
-        for path in sorted(folder.rglob("*"))
-        if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES and not path.name.startswith(".")
-    ]
-    if not files:
+    }
+    if not any(files_per_folder.values()):
         raise DatasetError(
             f"{set_name}: no images in {root}; expected files ({', '.join(sorted(IMAGE_SUFFIXES))}) in "
             f"folders named 0..9"
         )
-    return files
+    empty = [str(folder) for folder, paths in files_per_folder.items() if not paths]
+    if empty:
+        # Most likely a copy that went wrong: training on nine digits would go unnoticed until serving.
+        raise DatasetError(
+            f"{set_name}: digit folder {', '.join(empty)} holds no image "
+            f"({', '.join(sorted(IMAGE_SUFFIXES))}); remove it or fill it"
+        )
+    return [(path, int(folder.name)) for folder, paths in files_per_folder.items() for path in paths]
 
 
 def read_digit_file(path: Path) -> np.ndarray:

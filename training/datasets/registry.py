@@ -10,15 +10,16 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from training.datasets.cvl import load_cvl
 from training.datasets.digit_set import DatasetError, DigitSource
 from training.datasets.emnist import load_emnist_digits
 from training.datasets.folder import load_folder
 from training.datasets.mnist import load_mnist
 from training.datasets.usps import USPS_FILE_NAME, load_usps
 
-DATASET_NAMES = ("mnist", "emnist-digits", "usps", "folder")
+DATASET_NAMES = ("mnist", "emnist-digits", "usps", "cvl", "folder")
 # Datasets read from one file or tree; the others search several folders in order.
-SINGLE_PATH_DATASET_NAMES = ("usps", "folder")
+SINGLE_PATH_DATASET_NAMES = ("usps", "cvl", "folder")
 
 
 @dataclass(frozen=True)
@@ -64,7 +65,7 @@ def load_source(spec: DatasetSpec, cache_dir: Path, *, allow_download: bool = Tr
     """`DatasetSpec` + cache folder -> the loaded `DigitSource` (images (N, 28, 28) uint8, labels int64).
 
     Without paths, each dataset is looked for at its default location: `cache_dir/mnist` (downloaded
-    there if missing), `cache_dir/emnist-digits`, `cache_dir/usps/usps.h5`.
+    there if missing), `cache_dir/emnist-digits`, `cache_dir/usps/usps.h5`, `cache_dir/cvl`.
 
     Raises:
         DatasetError: a given path does not exist, the spec is invalid, or the loader fails.
@@ -80,6 +81,8 @@ def load_source(spec: DatasetSpec, cache_dir: Path, *, allow_download: bool = Tr
         return load_emnist_digits(spec.paths or (cache_dir / "emnist-digits",))
     if spec.name == "usps":
         return load_usps(spec.paths[0] if spec.paths else cache_dir / "usps" / USPS_FILE_NAME)
+    if spec.name == "cvl":
+        return load_cvl(spec.paths[0] if spec.paths else cache_dir / "cvl")
     if spec.name == "folder":
         return load_folder(spec.paths[0])
     raise DatasetError(f"unknown dataset {spec.name!r}; valid names: {', '.join(DATASET_NAMES)}")

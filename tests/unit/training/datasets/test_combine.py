@@ -1,9 +1,12 @@
-"""split_train_validation keeps every (source, label) group at the same ratio, reproducibly."""
+"""split_train_validation keeps every (source, label) group at the same ratio, reproducibly, and never
+puts a writer on both sides."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from training.datasets.combine import held_out_test_sets, split_train_validation
 from training.datasets.digit_set import DatasetError, DigitSet, DigitSource
@@ -97,3 +100,51 @@ def test_split_without_any_training_data_names_the_sources():
 def test_held_out_test_sets_keeps_each_source_separate(sources):
     test_sets = held_out_test_sets([*sources, _source("no-test", 1, 3, with_test=False)])
     assert [digits.name for digits in test_sets] == ["big/test", "small/test"]
+
+
+def _with_writers(source: DigitSource, writers: np.ndarray) -> DigitSource:
+    train = DigitSet(source.train.name, source.train.images, source.train.labels, writers)
+    return DigitSource(source.name, train, source.test)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    writer_ids=st.lists(st.integers(0, 30), min_size=20, max_size=200),
+    fraction=st.floats(0.05, 0.5),
+    seed=st.integers(0, 2**16),
+)
+def test_no_writer_is_on_both_sides_of_the_split(writer_ids, fraction, seed):
+    count = len(writer_ids)
+    writers = np.array([f"w{writer}" for writer in writer_ids])
+    if len(set(writer_ids)) < 2:
+        writers[0] = "another"  # a writer-disjoint split needs two writers
+    images = np.zeros((count, 28, 28), dtype=np.uint8)
+    images[:, 0, 0], images[:, 0, 1] = np.arange(count) // 256, np.arange(count) % 256
+    source = DigitSource("cvl", DigitSet("cvl/train", images, np.arange(count) % 10, writers), None)
+
+    split = split_train_validation([source], validation_fraction=fraction, seed=seed)
+
+    assert set(split.train.writers) & set(split.validation.writers) == set()
+    assert len(split.train) + len(split.validation) == count and len(split.validation) > 0
+    # Each image keeps its writer: image i was written by writers[i].
+    for digits in (split.train, split.validation):
+        indices = digits.images[:, 0, 0].astype(int) * 256 + digits.images[:, 0, 1]
+        assert digits.writers.tolist() == [f"cvl/train:{writers[i]}" for i in indices]
+
+
+def test_writers_go_to_validation_whole_at_about_the_fraction_beside_a_source_without_writers(sources):
+    fifty_writers = np.repeat(np.arange(50), 20).astype(str)  # 20 digits each
+    cvl = _with_writers(_source("cvl", per_label=100, first_value=3), fifty_writers)
+    split = split_train_validation([sources[0], cvl], validation_fraction=0.1, seed=3)
+
+    cvl_validation = split.validation.images[:, 0, 0] == 3
+    assert cvl_validation.sum() == 100  # 5 of the 50 writers, 20 digits each
+    assert split.validation.writers is None  # the other source has none to keep
+    big_validation = np.bincount(split.validation.labels[split.validation.images[:, 0, 0] == 1], minlength=10)
+    assert big_validation.tolist() == [10] * 10  # still stratified by label
+
+
+def test_a_writer_disjoint_split_of_one_writer_is_refused(sources):
+    lonely = _with_writers(sources[1], np.full(200, "0169"))
+    with pytest.raises(DatasetError, match="at least 2 writers, got 1"):
+        split_train_validation([lonely], validation_fraction=0.1)

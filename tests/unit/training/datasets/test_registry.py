@@ -31,7 +31,7 @@ def test_parse_dataset_spec_expands_the_home_folder():
 
 def test_parse_dataset_spec_rejects_an_unknown_name_listing_the_valid_ones():
     with pytest.raises(
-        DatasetError, match=r"unknown dataset 'kmnist'; valid names: mnist, emnist-digits, usps, folder"
+        DatasetError, match=r"unknown dataset 'kmnist'; valid names: mnist, emnist-digits, usps, cvl, folder"
     ):
         parse_dataset_spec("kmnist=/data")
 
