@@ -127,3 +127,39 @@ def test_official_checksums_match_the_shared_test_files(shared_data_dir):
     for name in TEST_FILES:
         actual = hashlib.sha256((shared_data_dir / "mnist" / name).read_bytes()).hexdigest()
         assert actual == MNIST_SHA256[name]
+
+
+def test_the_full_shared_training_set_is_read_and_recognized_as_the_official_content(
+    shared_data_dir, tmp_path, caplog
+):
+    # The shared .gz files are re-compressed: their bytes differ from the official .gz, their content not.
+    with caplog.at_level("INFO", logger="training.datasets.mnist"):
+        source = load_mnist([shared_data_dir / "mnist"], tmp_path / "cache", allow_download=False)
+    assert (len(source.train), len(source.test)) == (60000, 10000)
+    for name in (*TRAIN_FILES, *TEST_FILES):
+        assert f"{name}: the official MNIST content (uncompressed sha256 verified)" in caplog.text
+
+
+def test_a_users_subset_is_used_and_said_not_to_be_the_official_file(tmp_path, write_split, caplog):
+    write_split(tmp_path / "mine", TRAIN_FILES, 12)
+    write_split(tmp_path / "mine", TEST_FILES, 8)
+    with caplog.at_level("INFO", logger="training.datasets.mnist"):
+        source = load_mnist([tmp_path / "mine"], tmp_path / "cache", allow_download=False)
+    assert len(source.train) == 12
+    assert caplog.text.count("not the official MNIST file (a subset or another copy)") == 4
+
+
+def test_an_unpacked_official_file_is_recognized_as_well(shared_data_dir, tmp_path, caplog):
+    import gzip
+
+    folder = tmp_path / "unpacked"
+    folder.mkdir()
+    for name in TEST_FILES:
+        (folder / name.removesuffix(".gz")).write_bytes(
+            gzip.decompress((shared_data_dir / "mnist" / name).read_bytes())
+        )
+    for name in TRAIN_FILES:
+        shutil.copy(shared_data_dir / "mnist-train-10k" / name, folder / name)
+    with caplog.at_level("INFO", logger="training.datasets.mnist"):
+        load_mnist([folder], tmp_path / "cache", allow_download=False)
+    assert caplog.text.count("the official MNIST content") == 2  # the test files; the 10k subset is not
