@@ -28,12 +28,15 @@ class DigitSet:
         labels: (N,) int64 in [0, 9].
         writers: (N,) str, who wrote each digit, where the source says (CVL); None where it does not.
             A validation split keeps each writer on one side (`combine.split_train_validation`).
+        origins: (N,) str, the file each digit was read from (folder and CVL trees); None where the
+            digits come from one array file (MNIST IDX, USPS HDF5). Evaluation names each result by it.
     """
 
     name: str
     images: np.ndarray
     labels: np.ndarray
     writers: np.ndarray | None = None
+    origins: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         if self.images.ndim != 3 or self.images.shape[1:] != IMAGE_SHAPE[:2] or self.images.dtype != np.uint8:
@@ -46,11 +49,15 @@ class DigitSet:
             raise ValueError(f"{self.name}: labels must be in 0..9")
         if self.writers is not None and self.writers.shape != self.labels.shape:
             raise ValueError(f"{self.name}: {len(self.labels)} labels, writers of shape {self.writers.shape}")
+        if self.origins is not None and self.origins.shape != self.labels.shape:
+            raise ValueError(f"{self.name}: {len(self.labels)} labels, origins of shape {self.origins.shape}")
 
     def select(self, indices: np.ndarray, name: str | None = None) -> DigitSet:
-        """The digits at `indices` (with their writers), as a set named `name` (default: this name)."""
+        """The digits at `indices` (with their writers and origins), as a set named `name` (default: this
+        name)."""
         writers = None if self.writers is None else self.writers[indices]
-        return DigitSet(name or self.name, self.images[indices], self.labels[indices], writers)
+        origins = None if self.origins is None else self.origins[indices]
+        return DigitSet(name or self.name, self.images[indices], self.labels[indices], writers, origins)
 
     def __len__(self) -> int:
         return len(self.labels)

@@ -63,7 +63,8 @@ def _visible_subfolders(folder: Path) -> list[Path]:
 
 
 def load_digit_tree(root: Path, set_name: str, writer_of: WriterRule | None = None) -> DigitSet:
-    """`root/<digit>/**/<image>` -> `DigitSet` `set_name`, files in sorted order.
+    """`root/<digit>/**/<image>` -> `DigitSet` `set_name`, files in sorted order, each file's path
+    (as given under `root`) kept in `origins`.
 
     `writer_of` reads a file's writer from its path (raising DatasetError if it cannot); None: the
     set has no writers.
@@ -84,7 +85,8 @@ def load_digit_tree(root: Path, set_name: str, writer_of: WriterRule | None = No
         raise DatasetError(f"{set_name}: {len(failures)} of {len(files)} files unusable: {shown}{more}")
     labels = np.array([label for _, label in files], dtype=np.int64)
     writer_ids = np.array(writers, dtype=str) if writer_of is not None else None
-    return DigitSet(name=set_name, images=np.stack(images), labels=labels, writers=writer_ids)
+    origins = np.array([str(path) for path, _ in files], dtype=str)
+    return DigitSet(set_name, np.stack(images), labels, writers=writer_ids, origins=origins)
 
 
 def list_labelled_files(root: Path, set_name: str) -> list[tuple[Path, int]]:
