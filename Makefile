@@ -51,18 +51,21 @@ lint: $(VENV)/.installed
 TRAIN_DATASETS := --dataset mnist=$(SHARED_DATA)/mnist-train-10k:$(SHARED_DATA)/mnist \
 	--dataset usps=$(SHARED_DATA)/usps/usps.h5 --no-download
 TRAIN_RUNS_DIR ?= runs/recipe
-TRAIN := $(BIN)/python -m training.run $(TRAIN_DATASETS) --runs-dir $(TRAIN_RUNS_DIR)
+# Model 4 predates the style augmentations (stroke width, slant, low-resolution scan), and the
+# validation split is now drawn per source: a rerun gives a close model, not the same one.
+TRAIN := $(BIN)/python -m training.run $(TRAIN_DATASETS) --runs-dir $(TRAIN_RUNS_DIR) \
+	--no-stroke-width --no-slant --no-low-resolution-scan
 train: $(VENV)/.installed
 	rm -rf $(TRAIN_RUNS_DIR)
-	$(TRAIN) --output-dir $(TRAIN_RUNS_DIR)/base --version 1 --epochs 40 --static-copies 2
-	$(TRAIN) --output-dir $(TRAIN_RUNS_DIR)/finetune --version 1 --initial-weights $(TRAIN_RUNS_DIR)/base-1/best.keras \
+	$(TRAIN) --run-name base --epochs 40 --static-copies 2
+	$(TRAIN) --run-name finetune --initial-weights $(TRAIN_RUNS_DIR)/base/best.keras \
 		--learning-rate 2.5e-4 --epochs 7 --static-copies 4
-	$(TRAIN) --output-dir $(TRAIN_RUNS_DIR)/refine --version 1 --initial-weights $(TRAIN_RUNS_DIR)/finetune-1/best.keras \
+	$(TRAIN) --run-name refine --initial-weights $(TRAIN_RUNS_DIR)/finetune/best.keras \
 		--learning-rate 1.25e-4 --epochs 10 --static-copies 4 --average-last-epochs 8
-	$(TRAIN) --output-dir $(TRAIN_RUNS_DIR)/final --version 1 --initial-weights $(TRAIN_RUNS_DIR)/refine-1/best.keras \
+	$(TRAIN) --run-name final --initial-weights $(TRAIN_RUNS_DIR)/refine/best.keras \
 		--learning-rate 1e-4 --epochs 8 --static-copies 3 --average-last-epochs 6 --augment-seed 7
-	$(TRAIN) --output-dir models/digits --initial-weights $(TRAIN_RUNS_DIR)/final-1/best.keras \
-		--initial-weights $(TRAIN_RUNS_DIR)/refine-1/best.keras \
+	$(TRAIN) --run-name soup --output-dir models/digits --initial-weights $(TRAIN_RUNS_DIR)/final/best.keras \
+		--initial-weights $(TRAIN_RUNS_DIR)/refine/best.keras \
 		--learning-rate 2.5e-5 --epochs 2 --static-copies 1 --augment-seed 13
 
 clean:

@@ -34,6 +34,7 @@ from app.observability.metrics import build_metrics
 from app.pipeline.batcher import BatcherConfig, MicroBatcher
 from app.pipeline.decode_pool import DecodeBudget, DecodePool
 from app.settings import Settings
+from digits.errors import ModelLoadError
 from digits.model import DigitModel, configure_thread_pools
 
 logger = logging.getLogger(__name__)
@@ -49,6 +50,32 @@ probabilities. Errors are JSON `{"detail", "code"}` with a stable `code`.
 def warm_up_batch_sizes(batch_max_size: int) -> tuple[int, ...]:
     """The batch sizes run at start-up: a lone request and a full batch, the two most frequent."""
     return (1,) if batch_max_size == 1 else (1, batch_max_size)
+
+
+def refuse_smoke_test_model(model: DigitModel, settings: Settings) -> None:
+    """Refuses to serve a smoke-test model unless `allow_smoke_test_model` says to.
+
+    Raises:
+        ModelLoadError: the card marks a smoke test (the process exits before serving).
+    """
+    if model.is_smoke_test and not settings.allow_smoke_test_model:
+        raise ModelLoadError(
+            f"model version {model.version} in {settings.model_dir} is a smoke test (trained with --quick on "
+            "a few hundred images; its card says smoke_test) and reads digits badly: serve another version "
+            "(DIGITSERVE_MODEL_VERSION), or set DIGITSERVE_ALLOW_SMOKE_TEST_MODEL=true to serve it anyway"
+        )
+
+
+def describe_served_model(model: DigitModel) -> dict[str, object]:
+    """What the start-up log says of the served model: version, identity, card summary."""
+    card = model.card
+    return {
+        "model_version": model.version,
+        "model_sha256": model.sha256[:12],
+        "smoke_test": model.is_smoke_test,
+        "trained_on": ",".join(dataset["name"] for dataset in card.get("datasets", [])) or "unknown",
+        "created_at": card.get("created_at", "unknown"),
+    }
 
 
 def freeze_start_up_objects() -> None:
@@ -90,8 +117,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, ServiceState]]:
     configure_library_threads(settings)
     # Loading and the warm-up take seconds of TensorFlow work: off the loop, like every model call.
     state.model = await asyncio.to_thread(DigitModel.load, settings.model_dir, settings.model_version)
+    refuse_smoke_test_model(state.model, settings)
     await asyncio.to_thread(state.model.warm_up, warm_up_batch_sizes(settings.batch_max_size))
-    state.metrics.set_model_info(state.model.version, state.model.sha256)
+    state.metrics.set_model_info(state.model.version, state.model.sha256, state.model.is_smoke_test)
     batcher_config = BatcherConfig(
         batch_max_size=settings.batch_max_size,
         batch_max_wait_ms=settings.batch_max_wait_ms,
@@ -104,7 +132,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, ServiceState]]:
     freeze_start_up_objects()
     state.batcher.start()
     state.is_ready = True
-    logger.info("ready", extra={"fields": {"model_version": state.model.version}})
+    logger.info("ready", extra={"fields": describe_served_model(state.model)})
     try:
         yield {"service": state}
     finally:

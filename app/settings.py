@@ -26,6 +26,8 @@ class Settings(BaseSettings):
         model_dir: folder of integer-numbered model versions, TF-Serving style (`<model_dir>/1/`), or
             one version folder itself.
         model_version: the version folder to serve; None serves the highest integer version found.
+        allow_smoke_test_model: serve a model whose card marks it a smoke test (trained with
+            `--quick`); refused at start-up otherwise.
         batch_max_size: most images in one model call (a power of 2; 1 turns batching off).
         batch_max_wait_ms: longest time the first queued image waits for others to join its batch
             (it does not wait when no other image is queued or being decoded).
@@ -79,6 +81,9 @@ class Settings(BaseSettings):
 
     model_dir: Path = Path("models/digits")
     model_version: str | None = Field(default=None, pattern=r"^[0-9]+$")
+    # A smoke-test model (`training.run --quick`: a few hundred images, one epoch) reads digits badly;
+    # only tests of the service itself should serve one.
+    allow_smoke_test_model: bool = False
     batch_max_size: int = Field(default=32, ge=1, le=1024)
     batch_max_wait_ms: float = Field(default=5.0, ge=0.0, le=1000.0)
     queue_max_size: int = Field(default=256, ge=1, le=65536)

@@ -19,7 +19,7 @@ import tensorflow as tf
 
 from digits.contract import IMAGE_SHAPE, NUM_CLASSES
 from digits.errors import ModelError, ModelLoadError
-from digits.model_store import hash_saved_model, read_model_card, resolve_version_dir
+from digits.model_store import hash_saved_model, is_smoke_test, read_model_card, resolve_version_dir
 
 logger = logging.getLogger(__name__)
 
@@ -67,6 +67,11 @@ class DigitModel:
         self.version = version
         self.sha256 = sha256
         self.card = card
+
+    @property
+    def is_smoke_test(self) -> bool:
+        """Whether the card marks a smoke-test model (`training.run --quick`), never fit to serve."""
+        return is_smoke_test(self.card)
 
     @classmethod
     def load(cls, model_dir: Path, version: str | None = None) -> DigitModel:

@@ -17,6 +17,9 @@ from digits.errors import ModelLoadError
 
 SAVED_MODEL_FILE_NAME = "saved_model.pb"
 MODEL_CARD_FILE_NAME = "model_card.json"
+# True on the card of a model trained by `--quick` (a few hundred images, one epoch): a test of the
+# training code, never a model to serve.
+SMOKE_TEST_CARD_KEY = "smoke_test"
 
 
 def list_versions(model_dir: Path) -> list[int]:
@@ -81,3 +84,9 @@ def hash_saved_model(version_dir: Path) -> str:
     """The sha256 hex digest of the version's `saved_model.pb`: tells two exports of one version apart."""
     with (version_dir / SAVED_MODEL_FILE_NAME).open("rb") as stream:
         return hashlib.file_digest(stream, "sha256").hexdigest()
+
+
+def is_smoke_test(card: dict[str, Any]) -> bool:
+    """Whether a model card marks a smoke-test model (a `--quick` run; cards before the mark say so in
+    their config)."""
+    return bool(card.get(SMOKE_TEST_CARD_KEY) or card.get("config", {}).get("quick"))

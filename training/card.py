@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from digits.model_store import read_model_card
+from digits.model_store import SMOKE_TEST_CARD_KEY, read_model_card
 from training.config import TrainConfig
 from training.datasets import DigitSource, TrainValidationSplit
 
@@ -49,7 +49,6 @@ def describe_training(
 
 
 def build_model_card(
-    version: int,
     parameters: int,
     sources: Sequence[DigitSource],
     split: TrainValidationSplit,
@@ -57,7 +56,8 @@ def build_model_card(
 ) -> dict[str, Any]:
     """The card's static part, known before training; `training` and `test_results` are added later."""
     card = {
-        "version": version,
+        "version": None,  # given by the promotion into a served folder (`training.promote`)
+        SMOKE_TEST_CARD_KEY: config.quick,
         "created_at": datetime.now(UTC).isoformat(),
         "model": {
             "name": "digit_cnn",

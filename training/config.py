@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from training.cli import Flag, ModelArgumentParser
 
@@ -36,6 +36,45 @@ class StaticAugmentConfig(BaseModel):
     inversion_probability: float = Field(
         0.05, ge=0.0, le=1.0, description="probability that an augmented copy is inverted"
     )
+    # Style transforms for real scans and photos (CVL's European hands): marker or pencil strokes,
+    # low-resolution binarized scans, slanted writing.
+    enable_stroke_width: bool = Field(
+        True, description="the stroke width augmentation (thicker marker or thinner pencil strokes)"
+    )
+    stroke_width_probability: float = Field(
+        0.3, ge=0.0, le=1.0, description="probability that a copy's strokes are thickened or thinned"
+    )
+    stroke_width_max_kernel_pixels: int = Field(
+        3,
+        ge=2,
+        le=4,
+        description="largest side of the square kernel that thickens strokes (thinning takes one pixel)",
+    )
+    enable_low_resolution_scan: bool = Field(
+        True, description="the low-resolution binarized scan augmentation"
+    )
+    low_resolution_scan_probability: float = Field(
+        0.2, ge=0.0, le=1.0, description="probability that a copy becomes a low-resolution binarized scan"
+    )
+    low_resolution_scan_min_side_pixels: int = Field(
+        10, ge=6, le=27, description="smallest side the image is shrunk to before it is binarized"
+    )
+    low_resolution_scan_max_side_pixels: int = Field(
+        16, ge=6, le=27, description="largest side the image is shrunk to before it is binarized"
+    )
+    enable_slant: bool = Field(True, description="the slant (horizontal shear) augmentation")
+    slant_probability: float = Field(0.3, ge=0.0, le=1.0, description="probability that a copy is slanted")
+    # At 20 degrees the top and bottom rows of a centered 20-pixel digit move by tan(20) * 10 = 3.6
+    # pixels, still inside the 4-pixel margin of the 28x28 field.
+    slant_degrees: float = Field(15.0, ge=0.0, le=20.0, description="largest slant either way")
+
+    @model_validator(mode="after")
+    def _low_resolution_sides_ordered(self) -> StaticAugmentConfig:
+        if self.low_resolution_scan_min_side_pixels > self.low_resolution_scan_max_side_pixels:
+            raise ValueError(
+                "--low-resolution-scan-min-side-pixels is above --low-resolution-scan-max-side-pixels"
+            )
+        return self
 
 
 class RealtimeAugmentConfig(BaseModel):
@@ -67,10 +106,24 @@ class TrainConfig(BaseModel):
         DEFAULT_CACHE_DIR,
         description="download cache, and where datasets given without PATH are looked for",
     )
-    output_dir: Path = Field(Path("models/digits"), description="model folder")
-    # Checkpoints and plots of each run; large, never committed (models/ holds only exported versions).
-    runs_dir: Path = Field(Path("runs"), description="checkpoints and plots")
-    version: int | None = Field(None, ge=1, description="version to write; none: one above the highest")
+    # A run never writes where the service reads unless told to: its model stays in its run folder
+    # until promoted (this flag, or `python -m training.promote RUN`).
+    output_dir: Path | None = Field(
+        None,
+        description="served model folder to promote the exported model into as its next version (e.g. "
+        "models/digits); none: it stays in the run folder (python -m training.promote RUN promotes it)",
+    )
+    # Checkpoints, plots and the exported model of each run; never committed.
+    runs_dir: Path = Field(Path("runs"), description="folder of the run folders")
+    run_name: str | None = Field(
+        None,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$",
+        description="the run's folder name in --runs-dir; none: the UTC start time (with -quick for --quick)",
+    )
+    version: int | None = Field(None, ge=1, description="version to promote to; none: one above the highest")
+    allow_smoke_test: Annotated[bool, Flag("--allow-smoke-test")] = Field(
+        False, description="let --quick promote into --output-dir (the service refuses such a model)"
+    )
     allow_download: bool = Field(
         True, description="downloads of dataset files not found in the given paths or the cache"
     )
@@ -132,6 +185,15 @@ class TrainConfig(BaseModel):
     def effective_augment_seed(self) -> int:
         """The seed of augmentation, batch order and weight initialization."""
         return self.seed if self.augment_seed is None else self.augment_seed
+
+    @model_validator(mode="after")
+    def _smoke_tests_stay_in_their_run_folder(self) -> TrainConfig:
+        if self.quick and self.output_dir is not None and not self.allow_smoke_test:
+            raise ValueError(
+                "--quick trains a smoke test, never promoted to a served folder: drop --output-dir, "
+                "or add --allow-smoke-test"
+            )
+        return self
 
     @field_validator("datasets")
     @classmethod

@@ -6,6 +6,8 @@ same input always gives the same output.
 
 Run as `python -m training.export CHECKPOINT.keras` to export a checkpoint trained elsewhere (for
 example under `KERAS_BACKEND=jax` on a GPU machine without TensorFlow); exporting needs TensorFlow.
+The SavedModel goes into the checkpoint's run folder (`model/`), like a run's own export; with
+`--output-dir` it is then promoted into that served folder (`training.promote`).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from typing import Any
 
 import keras
 
-from digits.model_store import next_version, read_model_card, write_model_card
+from digits.model_store import read_model_card, write_model_card
 
 RECORDED_PACKAGES = (
     "keras",
@@ -93,28 +95,42 @@ def _git_commit() -> str | None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m training.export CHECKPOINT.keras [--output-dir DIR] [--version N]`."""
+    """`python -m training.export CHECKPOINT.keras [--export-dir DIR] [--output-dir DIR] [--version N]`."""
+    from training.promote import RUN_MODEL_FOLDER_NAME, PromotionError, promote
+
     parser = argparse.ArgumentParser(prog="python -m training.export", description=__doc__.splitlines()[0])
     parser.add_argument("checkpoint", type=Path, help="a .keras file saved by training.run")
-    parser.add_argument("--output-dir", type=Path, default=Path("models/digits"))
-    parser.add_argument("--version", type=int, default=None, help="default: one above the highest")
+    parser.add_argument(
+        "--export-dir", type=Path, default=None, help="where to write the SavedModel; default: RUN/model"
+    )
+    parser.add_argument("--output-dir", type=Path, default=None, help="then promote it into this folder")
+    parser.add_argument("--version", type=int, default=None, help="promoted version; default: the next")
+    parser.add_argument("--allow-smoke-test", action="store_true", help="promote a --quick model too")
     args = parser.parse_args(argv)
     if not args.checkpoint.is_file():
         print(f"error: checkpoint {args.checkpoint} does not exist", file=sys.stderr)
         return 2
+    export_dir = args.export_dir or args.checkpoint.parent / RUN_MODEL_FOLDER_NAME
     try:
         model = keras.saving.load_model(args.checkpoint)
-    except (ValueError, OSError) as error:
-        print(f"error: cannot load {args.checkpoint}: {error}", file=sys.stderr)
+        version_dir = export_savedmodel(model, export_dir)
+    except (ValueError, OSError) as error:  # FileExistsError included
+        print(f"error: cannot export {args.checkpoint}: {error}", file=sys.stderr)
         return 2
-    version = args.version or next_version(args.output_dir)
-    version_dir = export_savedmodel(model, args.output_dir / str(version))
     card = read_model_card(args.checkpoint.parent)
-    card.update(
-        version=version, exported_at=datetime.now(UTC).isoformat(), export_environment=describe_environment()
-    )
+    card.update(exported_at=datetime.now(UTC).isoformat(), export_environment=describe_environment())
     write_model_card(version_dir, card)
     print(f"exported {args.checkpoint} to {version_dir}")
+    if args.output_dir is None:
+        return 0
+    try:
+        promoted_dir = promote(
+            version_dir, args.output_dir, args.version, allow_smoke_test=args.allow_smoke_test
+        )
+    except PromotionError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(f"promoted to {promoted_dir}")
     return 0
 
 

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from digits.model_store import write_model_card
 from training.config import TrainConfig, parse_args
 from training.datasets import DatasetError, DigitSet, DigitSource, TrainValidationSplit
+from training.promote import PromotionError
 from training.weights import InitialWeightsError
 
 if TYPE_CHECKING:
@@ -66,7 +67,7 @@ def run(config: TrainConfig) -> dict[str, Any]:
         split.train.images, split.train.labels, config.static_augment, config.effective_augment_seed
     )
     train_digits = DigitSet("combined/train+augmented", images, labels)
-    version, run_dir = _start_run(config, split, train_digits, test_sets)
+    run_dir = _start_run(config, split, train_digits, test_sets)
     # 3. train, from random weights or from a fine-tune's start, scored first: it may stay the best.
     model, hardware = _build_model(config)
     batches = TrainingBatches.from_digits(train_digits, split.train, split.validation, config)
@@ -77,7 +78,7 @@ def run(config: TrainConfig) -> dict[str, Any]:
     # 4. choose the final weights on validation; checkpointed, so a later fine-tune starts from them.
     choice = choose_final_weights(model, fit.averaging, start, batches)
     model.save(run_dir / "best.keras")
-    card = build_model_card(version, int(model.count_params()), sources, split, config)
+    card = build_model_card(int(model.count_params()), sources, split, config)
     card["splits"]["train_augmented"] = len(train_digits)
     seconds = time.perf_counter() - started_at
     card["training"] = describe_training(fit.history, seconds, hardware, choice.to_card())
@@ -88,10 +89,12 @@ def run(config: TrainConfig) -> dict[str, Any]:
 
 def _start_run(
     config: TrainConfig, split: TrainValidationSplit, train_digits: DigitSet, test_sets: list[DigitSet]
-) -> tuple[int, Path]:
-    """Picks the version, makes the run's folder, logs the data sizes and shows augmented samples."""
-    from digits.model_store import next_version
+) -> Path:
+    """Makes the run's own folder, logs the data sizes and shows augmented samples.
 
+    Raises:
+        FileExistsError: a run of that name exists (runs are never overwritten).
+    """
     logger.info(
         "train %d images (%d before augmentation), validation %d; test sets: %s",
         len(train_digits),
@@ -99,11 +102,20 @@ def _start_run(
         len(split.validation),
         ", ".join(f"{digits.name} ({len(digits)})" for digits in test_sets),
     )
-    version = config.version or next_version(config.output_dir)
-    run_dir = config.runs_dir / f"{config.output_dir.name}-{version}"
-    run_dir.mkdir(parents=True, exist_ok=True)
-    _save_augmentation_samples(run_dir, split.train, train_digits)
-    return version, run_dir
+    run_dir = config.runs_dir / (config.run_name or _default_run_name(config))
+    config.runs_dir.mkdir(parents=True, exist_ok=True)
+    run_dir.mkdir()
+    logger.info("run folder %s", run_dir)
+    _save_augmentation_samples(run_dir, split.train, train_digits, config)
+    return run_dir
+
+
+def _default_run_name(config: TrainConfig) -> str:
+    """The UTC start time, e.g. 20261202T031500Z, marked -quick for a smoke test."""
+    from datetime import UTC, datetime
+
+    started = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    return f"{started}-quick" if config.quick else started
 
 
 def _build_model(config: TrainConfig) -> tuple[keras.Model, str]:
@@ -129,7 +141,8 @@ def _build_model(config: TrainConfig) -> tuple[keras.Model, str]:
 def _export_and_evaluate(
     model: keras.Model, card: dict[str, Any], run_dir: Path, test_sets: list[DigitSet], config: TrainConfig
 ) -> dict[str, Any]:
-    """Exports the SavedModel and scores it on every test set, where TensorFlow is installed."""
+    """Exports the SavedModel into the run folder and scores it on every test set, where TensorFlow is
+    installed; promotes it into `--output-dir` if one is given."""
     if not _has_tensorflow():
         logger.warning(
             "TensorFlow is not installed: export with `python -m training.export %s`", run_dir / "best.keras"
@@ -137,8 +150,9 @@ def _export_and_evaluate(
         return card
     from training.evaluate import format_table, load_serving_function, save_evaluation_plots, score_dataset
     from training.export import describe_environment, export_savedmodel
+    from training.promote import RUN_MODEL_FOLDER_NAME, promote
 
-    version_dir = export_savedmodel(model, config.output_dir / str(card["version"]))
+    version_dir = export_savedmodel(model, run_dir / RUN_MODEL_FOLDER_NAME)
     serve = load_serving_function(version_dir)
     scores = [score_dataset(serve, digits) for digits in test_sets]
     save_evaluation_plots(version_dir, scores, test_sets)
@@ -151,12 +165,23 @@ def _export_and_evaluate(
     card["environment"] = describe_environment()
     write_model_card(version_dir, card)
     logger.info("evaluation of %s on the held-out test sets:\n%s", version_dir, format_table(scores))
+    card["model_dir"] = str(version_dir)
+    if config.output_dir is not None:
+        promoted_dir = promote(
+            run_dir, config.output_dir, config.version, allow_smoke_test=config.allow_smoke_test
+        )
+        card.update(version=int(promoted_dir.name), model_dir=str(promoted_dir))
     return card
 
 
-def _save_augmentation_samples(run_dir: Path, originals: DigitSet, augmented: DigitSet) -> None:
+def _save_augmentation_samples(
+    run_dir: Path, originals: DigitSet, augmented: DigitSet, config: TrainConfig
+) -> None:
+    """The grid of augmentation samples: originals above their copies, then each enabled style
+    transform applied alone to the same originals (one row each)."""
     import numpy as np
 
+    from training.augment import sample_style_transforms
     from training.plots import save_digit_grid
 
     # Originals come first in `augmented`, then each copy round: show an original above its copies.
@@ -164,6 +189,15 @@ def _save_augmentation_samples(run_dir: Path, originals: DigitSet, augmented: Di
     picks = np.random.default_rng(0).choice(len(originals), size=min(10, len(originals)), replace=False)
     rows = [augmented.images[picks + round_index * len(originals)] for round_index in range(rounds)]
     captions = [("original" if row == 0 else f"copy {row}") for row in range(rounds) for _ in picks]
+    styled = [
+        sample_style_transforms(
+            originals.images[pick], config.static_augment, config.effective_augment_seed + i
+        )
+        for i, pick in enumerate(picks)
+    ]
+    for name in styled[0] if styled else ():
+        rows.append(np.stack([samples[name] for samples in styled]))
+        captions.extend([name] * len(picks))
     save_digit_grid(
         run_dir / "augmentation_samples.png", np.concatenate(rows), captions, "static augmentation"
     )
@@ -181,10 +215,11 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         card = run(config)
-    except (DatasetError, FileExistsError, InitialWeightsError) as error:
+    except (DatasetError, FileExistsError, InitialWeightsError, PromotionError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    print(f"model version {card['version']}: {card['training']}")
+    where = card.get("model_dir", "the run folder (export it with python -m training.export)")
+    print(f"model in {where}: {card['training']}")
     for name, result in card.get("test_results", {}).items():
         print(f"  {name}: accuracy {100 * result['accuracy']:.2f} % on {result['images']} images")
     return 0

@@ -93,6 +93,12 @@ class ReadinessResponse(BaseModel):
 
     status: str = Field(default="ready", examples=["ready"])
     model_version: str = Field(examples=["1"])
+    model_sha256: str = Field(description="sha256 of the served saved_model.pb", examples=["cf7580cf183c..."])
+    model_smoke_test: bool = Field(
+        description="whether the model card marks a smoke test (served only with "
+        "DIGITSERVE_ALLOW_SMOKE_TEST_MODEL)",
+        examples=[False],
+    )
 
 
 # What one uploaded image can get wrong, for the routes that take uploads.

@@ -103,10 +103,11 @@ class Metrics:
         """Records the room in use: images waiting for the model plus units held by uploads being decoded."""
         self.batch_queue_depth.set(depth)
 
-    def set_model_info(self, version: str, sha256: str) -> None:
-        """Publishes the served model's identity as `digitserve_model_info{version,sha256} 1`."""
+    def set_model_info(self, version: str, sha256: str, is_smoke_test: bool = False) -> None:
+        """Publishes the served model's identity as `digitserve_model_info{version,sha256,smoke_test} 1`."""
         self.model_info.clear()
-        self.model_info.labels(version=version, sha256=sha256).set(1)
+        smoke_test = "true" if is_smoke_test else "false"
+        self.model_info.labels(version=version, sha256=sha256, smoke_test=smoke_test).set(1)
 
 
 def _build_http_metrics(registry: CollectorRegistry) -> dict[str, Counter | Histogram]:
@@ -155,8 +156,9 @@ def _build_pipeline_metrics(registry: CollectorRegistry, batch_max_size: int) ->
             ["digit"], namespace=NAMESPACE, registry=registry,
         ),
         "model_info": Gauge(
-            "model_info", "The served model (always 1): its version and the sha256 of saved_model.pb.",
-            ["version", "sha256"], namespace=NAMESPACE, registry=registry,
+            "model_info",
+            "The served model (always 1): its version, the sha256 of saved_model.pb, whether a smoke test.",
+            ["version", "sha256", "smoke_test"], namespace=NAMESPACE, registry=registry,
         ),
     }  # fmt: skip
 

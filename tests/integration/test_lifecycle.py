@@ -43,10 +43,15 @@ async def test_ready_after_start_up_and_not_ready_after_shutdown(make_settings):
             ready = await client.get("/readyz")
             state = manager._state["service"]
             model_info = state.metrics.registry.get_sample_value(
-                "digitserve_model_info", {"version": "1", "sha256": state.model.sha256}
+                "digitserve_model_info", {"version": "1", "sha256": state.model.sha256, "smoke_test": "false"}
             )
         after_shutdown = await client.get("/readyz")
-    assert ready.status_code == 200 and ready.json() == {"status": "ready", "model_version": "1"}
+    assert ready.status_code == 200 and ready.json() == {
+        "status": "ready",
+        "model_version": "1",
+        "model_sha256": state.model.sha256,
+        "model_smoke_test": False,
+    }
     assert model_info == 1
     assert after_shutdown.status_code == 503 and after_shutdown.json()["code"] == "not_ready"
     assert not state.batcher.is_running
@@ -70,6 +75,54 @@ async def test_start_up_fails_fast_when_the_model_dir_is_missing(make_settings, 
     with pytest.raises(ModelLoadError, match="does not exist"):
         async with LifespanManager(app, startup_timeout=STARTUP_TIMEOUT_SECONDS):
             pass
+
+
+@pytest.fixture
+def smoke_test_models_dir(models_dir, tmp_path):
+    """A model folder whose version 2, the highest, is marked a smoke test (as `--quick` marks it)."""
+    shutil.copytree(models_dir / "1", tmp_path / "digits" / "1")
+    shutil.copytree(models_dir / "1", tmp_path / "digits" / "2")
+    card = {
+        **json.loads((models_dir / "1" / "model_card.json").read_text()),
+        "version": 2,
+        "smoke_test": True,
+    }
+    (tmp_path / "digits" / "2" / "model_card.json").write_text(json.dumps(card))
+    return tmp_path / "digits"
+
+
+async def test_a_smoke_test_model_is_refused_at_start_up_with_what_to_do(
+    make_settings, smoke_test_models_dir
+):
+    app = create_app(make_settings(model_dir=smoke_test_models_dir))
+    with pytest.raises(
+        ModelLoadError, match="version 2 .* is a smoke test .* DIGITSERVE_ALLOW_SMOKE_TEST_MODEL"
+    ):
+        async with LifespanManager(app, startup_timeout=STARTUP_TIMEOUT_SECONDS):
+            pass
+    # Another version of the same folder is served as ever.
+    async with LifespanManager(
+        create_app(make_settings(model_dir=smoke_test_models_dir, model_version="1")),
+        startup_timeout=STARTUP_TIMEOUT_SECONDS,
+    ) as manager:
+        assert manager._state["service"].model.version == "1"
+
+
+async def test_a_smoke_test_model_is_served_when_allowed_and_says_so(
+    make_settings, smoke_test_models_dir, caplog
+):
+    settings = make_settings(model_dir=smoke_test_models_dir, allow_smoke_test_model=True)
+    app = create_app(settings)
+    manager = LifespanManager(app, startup_timeout=STARTUP_TIMEOUT_SECONDS)
+    transport = httpx.ASGITransport(app=manager.app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://digitserve.test") as client:
+        async with manager:
+            ready = (await client.get("/readyz")).json()
+            metrics = (await client.get("/metrics")).text
+    assert ready["model_version"] == "2" and ready["model_smoke_test"] is True
+    assert 'smoke_test="true",version="2"} 1.0' in metrics
+    (ready_log,) = [record for record in caplog.records if record.getMessage() == "ready"]
+    assert ready_log.fields["model_version"] == "2" and ready_log.fields["smoke_test"] is True
 
 
 def test_highest_integer_version_is_served_unless_one_is_set(models_dir, tmp_path):

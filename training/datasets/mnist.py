@@ -14,6 +14,7 @@ import gzip
 import hashlib
 import logging
 import os
+import zlib
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -102,7 +103,7 @@ def _log_whether_official(filename: str, path: Path) -> None:
     """Logs whether a user's file holds the official content (any compression) or something else."""
     try:
         is_official = uncompressed_sha256(path) == MNIST_UNCOMPRESSED_SHA256[filename]
-    except (OSError, EOFError, gzip.BadGzipFile):
+    except (OSError, EOFError, zlib.error):  # gzip.BadGzipFile is an OSError
         return  # unreadable: read_idx names the file and the fault
     if is_official:
         logger.info("%s: the official MNIST content (uncompressed sha256 verified)", path)

@@ -43,4 +43,7 @@ async def readyz(service: ServiceDep) -> ReadinessResponse:
             f"no model call has finished for {stalled_seconds:.1f} s while images wait (limit "
             f"{service.settings.readiness_stall_seconds:g} s): the model has stalled; retry another replica"
         )
-    return ReadinessResponse(model_version=service.model.version)
+    model = service.model
+    return ReadinessResponse(
+        model_version=model.version, model_sha256=model.sha256, model_smoke_test=model.is_smoke_test
+    )

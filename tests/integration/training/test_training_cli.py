@@ -1,5 +1,6 @@
-"""`python -m training.run --quick` trains, exports a SavedModel that loads and predicts deterministically,
-writes the card and plots; the evaluate and export CLIs work on its output; bad input exits 2 with a message.
+"""`python -m training.run --quick` trains, exports a SavedModel into its own run folder (never into a
+served folder) that loads and predicts deterministically, writes the card and plots; the evaluate, export
+and promote CLIs work on its output; a smoke test is promoted only when asked; bad input exits 2.
 """
 
 from __future__ import annotations
@@ -42,20 +43,20 @@ def shared_specs(shared_data_dir: Path) -> list[str]:
 
 @pytest.fixture(scope="module")
 def quick_run(tmp_path_factory, shared_specs) -> tuple[Path, Path, subprocess.CompletedProcess]:
-    workdir = tmp_path_factory.mktemp("quick")
-    output_dir, runs_dir = workdir / "digits", workdir / "runs"
+    """(the run's exported model folder, its runs folder, the finished process); cwd is the repository."""
+    runs_dir = tmp_path_factory.mktemp("quick") / "runs"
     result = run_cli(
         "training.run", "--quick", "--no-download", "--average-last-epochs", "1", *shared_specs,
-        "--output-dir", str(output_dir), "--runs-dir", str(runs_dir),
+        "--runs-dir", str(runs_dir), "--run-name", "smoke",
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
-    return output_dir, runs_dir, result
+    return runs_dir / "smoke" / "model", runs_dir, result
 
 
-def test_quick_run_exports_a_versioned_savedmodel_with_card_and_plots(quick_run):
-    output_dir, _, result = quick_run
-    version_dir = output_dir / "1"
+def test_quick_run_exports_into_its_run_folder_with_card_and_plots_and_nowhere_else(quick_run):
+    version_dir, runs_dir, result = quick_run
     assert (version_dir / "saved_model.pb").is_file()
+    assert sorted(path.name for path in runs_dir.iterdir()) == ["smoke"]  # no models/ beside it
     for plot in (
         "confusion_matrix.png",
         "misclassified.png",
@@ -64,7 +65,7 @@ def test_quick_run_exports_a_versioned_savedmodel_with_card_and_plots(quick_run)
     ):
         assert (version_dir / plot).stat().st_size > 1000, plot
     card = json.loads((version_dir / "model_card.json").read_text())
-    assert card["version"] == 1
+    assert card["version"] is None and card["smoke_test"] is True
     assert {d["name"] for d in card["datasets"]} == {"mnist", "usps"}
     assert set(card["test_results"]) == {"mnist/test", "usps/test"}
     assert card["config"]["batch_size"] == 384 and card["config"]["seed"] == 42
@@ -78,7 +79,7 @@ def test_quick_run_exports_a_versioned_savedmodel_with_card_and_plots(quick_run)
     statistics = "clean" if choice["adopted_clean_statistics"] else "own"
     assert choice["candidates"][choice["adopted"]][f"val_loss_{statistics}_statistics"] == choice["val_loss"]
     assert card["environment"]["libraries"]["keras"]
-    assert "model version 1" in result.stdout and "mnist/test: accuracy" in result.stdout
+    assert f"model in {version_dir}" in result.stdout and "mnist/test: accuracy" in result.stdout
 
 
 def test_quick_run_reports_progress_per_epoch(quick_run):
@@ -90,8 +91,8 @@ def test_quick_run_reports_progress_per_epoch(quick_run):
 def test_exported_model_predicts_probabilities_deterministically(quick_run, mnist_test_samples):
     import tensorflow as tf
 
-    output_dir, _, _ = quick_run
-    loaded = tf.saved_model.load(str(output_dir / "1"))
+    version_dir, _, _ = quick_run
+    loaded = tf.saved_model.load(str(version_dir))
     images = (mnist_test_samples[0][:16].astype("float32") / 255.0)[..., np.newaxis]
     first = loaded.serve(tf.constant(images)).numpy()
     second = loaded.serve(tf.constant(images)).numpy()
@@ -102,21 +103,55 @@ def test_exported_model_predicts_probabilities_deterministically(quick_run, mnis
     assert signature.structured_input_signature[1]["image"].shape.as_list() == [None, 28, 28, 1]
 
 
-def test_evaluate_cli_prints_a_table_per_test_set(quick_run, shared_specs):
-    output_dir, _, _ = quick_run
-    result = run_cli("training.evaluate", str(output_dir), "--no-download", *shared_specs)
+def test_evaluate_cli_prints_a_table_per_test_set(quick_run, shared_specs, tmp_path):
+    version_dir, _, _ = quick_run
+    result = run_cli(
+        "training.evaluate", str(version_dir), "--no-download", *shared_specs, "--output-dir", str(tmp_path)
+    )
     assert result.returncode == 0, result.stderr[-2000:]
+    assert (tmp_path / "mnist_test.csv").is_file() and (tmp_path / "usps_test.csv").is_file()
     assert "| mnist/test | 10000 |" in result.stdout and "| usps/test | 2007 |" in result.stdout
 
 
-def test_export_cli_writes_the_next_version_from_a_checkpoint(quick_run):
-    output_dir, runs_dir, _ = quick_run
-    result = run_cli(
-        "training.export", str(runs_dir / "digits-1" / "best.keras"), "--output-dir", str(output_dir)
+def test_export_cli_exports_a_checkpoint_and_promotes_it_only_if_told_to(quick_run, tmp_path):
+    _, runs_dir, _ = quick_run
+    checkpoint, served = str(runs_dir / "smoke" / "best.keras"), tmp_path / "digits"
+    (served / "1").mkdir(parents=True)  # an older version stays as it is
+    refused = run_cli(
+        "training.export", checkpoint, "--export-dir", str(tmp_path / "a"), "--output-dir", str(served)
     )
+    assert refused.returncode == 2 and "is a smoke-test model" in refused.stderr
+    assert (tmp_path / "a" / "saved_model.pb").is_file() and sorted(served.iterdir()) == [served / "1"]
+    result = run_cli(
+        "training.export", checkpoint, "--export-dir", str(tmp_path / "b"), "--output-dir", str(served),
+        "--allow-smoke-test",
+    )  # fmt: skip
     assert result.returncode == 0, result.stderr[-2000:]
-    card = json.loads((output_dir / "2" / "model_card.json").read_text())
-    assert card["version"] == 2 and (output_dir / "2" / "saved_model.pb").is_file()
+    card = json.loads((served / "2" / "model_card.json").read_text())
+    assert card["version"] == 2 and card["smoke_test"] and (served / "2" / "saved_model.pb").is_file()
+
+
+def test_promote_cli_copies_a_run_into_the_next_version_and_refuses_smoke_tests_unless_asked(
+    quick_run, tmp_path
+):
+    _, runs_dir, _ = quick_run
+    served = tmp_path / "digits"
+    refused = run_cli("training.promote", str(runs_dir / "smoke"), "--models-dir", str(served))
+    assert refused.returncode == 2 and "is a smoke-test model" in refused.stderr and not served.exists()
+    promoted = run_cli(
+        "training.promote", str(runs_dir / "smoke"), "--models-dir", str(served), "--allow-smoke-test"
+    )
+    assert promoted.returncode == 0, promoted.stderr[-2000:]
+    card = json.loads((served / "1" / "model_card.json").read_text())
+    assert card["version"] == 1 and card["promoted_from"] == str(runs_dir / "smoke" / "model")
+    assert [path.name for path in served.iterdir()] == ["1"]  # no staging folder left
+    again = run_cli(
+        "training.promote", str(runs_dir / "smoke"), "--models-dir", str(served), "--version", "1",
+        "--allow-smoke-test",
+    )  # fmt: skip
+    assert again.returncode == 2 and "already exists; model versions are never overwritten" in again.stderr
+    nothing = run_cli("training.promote", str(tmp_path), "--models-dir", str(served))
+    assert nothing.returncode == 2 and "holds no exported model" in nothing.stderr
 
 
 def test_fine_tuning_from_several_checkpoints_records_them_and_checkpoints_what_it_exports(
@@ -126,11 +161,12 @@ def test_fine_tuning_from_several_checkpoints_records_them_and_checkpoints_what_
     import tensorflow as tf
 
     _, runs_dir, _ = quick_run
-    parent = runs_dir / "digits-1" / "best.keras"
+    parent = runs_dir / "smoke" / "best.keras"
     output_dir = tmp_path / "digits"
     result = run_cli(
         "training.run", "--quick", "--no-download", *shared_specs, "--output-dir", str(output_dir),
-        "--runs-dir", str(tmp_path / "runs"), "--learning-rate", "1e-5",
+        "--allow-smoke-test", "--runs-dir", str(tmp_path / "runs"), "--run-name", "tune",
+        "--learning-rate", "1e-5",
         "--initial-weights", str(parent), "--initial-weights", str(parent),
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
@@ -145,10 +181,11 @@ def test_fine_tuning_from_several_checkpoints_records_them_and_checkpoints_what_
     # The start is kept exactly when the fine-tune ended worse (ties, at 5 decimals, say nothing).
     assert choice["val_loss"] == min(start, end)
     assert start == end or choice["adopted"] == ("start" if start < end else "best_epoch")
-    assert [parent_card["version"] for parent_card in card["fine_tuned_from"]] == [1, 1]
+    assert [parent_card["smoke_test"] for parent_card in card["fine_tuned_from"]] == [True, True]
+    assert card["version"] == 1 and f"model in {output_dir / '1'}" in result.stdout
     # The run's checkpoint holds the exported weights: a later fine-tune starts from what was shipped.
     images = (mnist_test_samples[0][:16].astype("float32") / 255.0)[..., np.newaxis]
-    checkpointed = keras.saving.load_model(tmp_path / "runs" / "digits-1" / "best.keras").predict(
+    checkpointed = keras.saving.load_model(tmp_path / "runs" / "tune" / "best.keras").predict(
         images, verbose=0
     )
     loaded = tf.saved_model.load(str(output_dir / "1"))  # owns the variables: keep it referenced
@@ -189,6 +226,7 @@ def test_training_cli_refuses_a_checkpoint_of_another_model(tmp_path, shared_spe
     not_a_checkpoint.write_bytes(b"PK\x03\x04 truncated zip")
     result = run_cli(
         "training.run", "--quick", "--no-download", *shared_specs, "--output-dir", str(tmp_path / "digits"),
+        "--allow-smoke-test",
         "--runs-dir", str(tmp_path / "runs"), "--initial-weights", str(not_a_checkpoint),
     )  # fmt: skip
     assert result.returncode == 2

@@ -17,7 +17,28 @@ pytestmark = pytest.mark.unit
 def test_defaults_follow_the_specified_hyperparameters():
     config = parse_args([])
     assert config.batch_size == 384 and config.learning_rate == 1e-3 and config.seed == 42
-    assert config.datasets == ("mnist", "usps") and config.output_dir == Path("models/digits")
+    assert config.datasets == ("mnist", "usps")
+
+
+def test_a_run_promotes_into_a_served_folder_only_when_told_to():
+    assert parse_args([]).output_dir is None and parse_args([]).runs_dir == Path("runs")
+    assert parse_args(["--output-dir", "models/digits"]).output_dir == Path("models/digits")
+
+
+def test_a_smoke_test_is_never_promoted_unless_asked(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        parse_args(["--quick", "--output-dir", "models/digits"])
+    assert exit_info.value.code == 2
+    assert "--quick trains a smoke test, never promoted to a served folder" in capsys.readouterr().err
+    allowed = parse_args(["--quick", "--output-dir", "models/digits", "--allow-smoke-test"])
+    assert allowed.quick and allowed.output_dir == Path("models/digits")
+
+
+@pytest.mark.parametrize("run_name", ["../up", "a/b", "", "-flag"])
+def test_a_run_name_is_one_plain_folder_name(run_name, capsys):
+    with pytest.raises(SystemExit):
+        parse_args(["--run-name", run_name])
+    assert "--run-name" in capsys.readouterr().err
 
 
 def test_quick_means_one_epoch_and_at_most_one_static_copy():

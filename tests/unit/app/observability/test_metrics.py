@@ -72,5 +72,5 @@ def test_model_info_holds_exactly_the_served_model():
     metrics.set_model_info("1", "a" * 64)
     metrics.set_model_info("2", "b" * 64)
     exposition = generate_latest(metrics.registry).decode()
-    assert 'digitserve_model_info{sha256="' + "b" * 64 + '",version="2"} 1.0' in exposition
+    assert 'digitserve_model_info{sha256="' + "b" * 64 + '",smoke_test="false",version="2"} 1.0' in exposition
     assert 'version="1"' not in exposition
