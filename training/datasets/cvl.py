@@ -21,8 +21,9 @@ from training.datasets.digit_set import DatasetError, DigitSource
 from training.datasets.folder import load_digit_tree
 
 CVL_SPLIT_NAMES = ("train", "test")
-# "<writer>-<a>-<b>.<ext>": the writer ID is what comes before the first hyphen.
-_FILE_NAME = re.compile(r"^(?P<writer>[A-Za-z0-9]+)-\d+-\d+$")
+# "<writer>-<a>-<b>.<ext>" (a few files of the shared copy carry a fourth part, "0227-08-01-01.png"):
+# the writer ID is what comes before the first hyphen.
+_FILE_NAME = re.compile(r"^(?P<writer>[A-Za-z0-9]+)(-\d+){2,}$")
 CITATION = "Diem et al., ICDAR 2013 Competition on Handwritten Digit Recognition (CVL single digits)"
 
 

@@ -60,7 +60,7 @@ def test_the_registry_reads_cvl_from_a_path_or_from_the_cache(cvl_tree, tmp_path
     assert len(from_path.train) == len(from_cache.train) == 4
 
 
-@pytest.mark.parametrize("file_name", ["0169-01-07.png", "ab12-3-4.jpg"])
+@pytest.mark.parametrize("file_name", ["0169-01-07.png", "ab12-3-4.jpg", "0227-08-01-01.png"])
 def test_the_writer_is_the_first_part_of_the_file_name(file_name):
     assert writer_of(Path("cvl/train/3") / file_name) == file_name.split("-")[0]
 
