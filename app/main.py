@@ -68,13 +68,19 @@ def refuse_smoke_test_model(model: DigitModel, settings: Settings) -> None:
 
 def describe_served_model(model: DigitModel) -> dict[str, object]:
     """What the start-up log says of the served model: version, identity, card summary."""
-    card = model.card
+    # A card is written by training, but may be edited by hand: read it without trusting its shape.
+    datasets = model.card.get("datasets")
+    names = (
+        [entry.get("name") for entry in datasets if isinstance(entry, dict)]
+        if isinstance(datasets, list)
+        else []
+    )
     return {
         "model_version": model.version,
         "model_sha256": model.sha256[:12],
         "smoke_test": model.is_smoke_test,
-        "trained_on": ",".join(dataset["name"] for dataset in card.get("datasets", [])) or "unknown",
-        "created_at": card.get("created_at", "unknown"),
+        "trained_on": ",".join(str(name) for name in names if name) or "unknown",
+        "created_at": str(model.card.get("created_at", "unknown")),
     }
 
 
@@ -118,6 +124,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, ServiceState]]:
     # Loading and the warm-up take seconds of TensorFlow work: off the loop, like every model call.
     state.model = await asyncio.to_thread(DigitModel.load, settings.model_dir, settings.model_version)
     refuse_smoke_test_model(state.model, settings)
+    served_model = describe_served_model(state.model)
     await asyncio.to_thread(state.model.warm_up, warm_up_batch_sizes(settings.batch_max_size))
     state.metrics.set_model_info(state.model.version, state.model.sha256, state.model.is_smoke_test)
     batcher_config = BatcherConfig(
@@ -132,13 +139,14 @@ async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, ServiceState]]:
     freeze_start_up_objects()
     state.batcher.start()
     state.is_ready = True
-    logger.info("ready", extra={"fields": describe_served_model(state.model)})
+    logger.info("ready", extra={"fields": served_model})
     try:
         yield {"service": state}
     finally:
         state.is_ready = False
         await state.batcher.stop()
         await state.decode_pool.shutdown()
+        gc.unfreeze()  # what this service froze may be collected once it has stopped (tests run many)
         logger.info("stopped")
 
 

@@ -110,7 +110,9 @@ class Settings(BaseSettings):
     # A worker starts at ~460 MiB of address space, ~40 MiB of it resident (Python, NumPy, OpenCV,
     # Pillow): 768 MiB leaves ~300 MiB for one decode, over twice the 128 MiB decode budget (the
     # largest images that budget admits are prepared within it: tests/integration/test_decode_pool.py).
-    # Two workers at their limit beside the service (~650 MiB) stay within the 2 GiB Kubernetes limit.
+    # Resident memory stays far below the address space (~40 MiB at rest + the decode): two workers
+    # each using their ~300 MiB of room beside the service (~650 MiB) stay within the 2 GiB Kubernetes
+    # limit. The fork server runs NumPy with one BLAS thread, so the start size does not grow with cores.
     decode_worker_memory_max_bytes: int = Field(default=768 * MEBIBYTE_BYTES, ge=512 * MEBIBYTE_BYTES)
     image_cost_unit_bytes: int = Field(default=MEBIBYTE_BYTES, gt=0)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"

@@ -1,17 +1,13 @@
 """Hostile traffic beside ordinary traffic: do ordinary clients still get their digits?
 
-In one run against the real service (uvicorn, one worker, 127.0.0.1, the shipped model, default
-settings): one ordinary MNIST PNG is posted to `/predict` every 0.4 s for 20 s while two
-progressive-JPEG scan bombs (6000x6000, the smallest scan repeated 2,000 times), one 1x40,000,000
-RGBA PNG strip, two headers of empty pieces (a 9.6 MB PNG of 800,000 empty chunks, a 9 MB run of JPEG
-fill bytes: seconds of Pillow's header reading, on the event loop, if nothing refused them first) and
-30 idle connections arrive. The service's resident memory (RSS) is sampled every
-0.1 s, summed over the service's process and its decode workers (and their fork server).
-
-Targets (exit status 1 when one fails): every ordinary request answered 200, p99 <= 1 s; RSS growth
-<= 256 MiB; each hostile upload answered 4xx within 2 s; every idle connection closed by the server
-within 30 s.
-
+One run against the real service (one worker, 127.0.0.1, the shipped model, default settings): an
+ordinary MNIST PNG posted to `/predict` every 0.4 s for 20 s while two progressive-JPEG scan bombs
+(6000x6000, smallest scan repeated 2,000 times), a 1x40,000,000 RGBA PNG strip, two headers of empty
+pieces (a 9.6 MB PNG of 800,000 empty chunks, 9 MB of JPEG fill bytes: seconds of Pillow's header
+reading on the event loop, unless refused first) and 30 idle connections arrive. RSS is sampled every
+0.1 s, summed over the service's process, its decode workers and their fork server. Targets (exit 1
+when one fails): every ordinary request 200, p99 <= 1 s; RSS growth <= 256 MiB; each hostile upload
+answered 4xx within 2 s; every idle connection closed by the server within 30 s.
     python -m bench.hostile [--model-dir models/digits] [--json-out FILE] [--log-dir DIR]
 """
 

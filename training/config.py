@@ -188,6 +188,8 @@ class TrainConfig(BaseModel):
 
     @model_validator(mode="after")
     def _smoke_tests_stay_in_their_run_folder(self) -> TrainConfig:
+        if self.version is not None and self.output_dir is None:
+            raise ValueError("--version is the version promoted into --output-dir; give --output-dir too")
         if self.quick and self.output_dir is not None and not self.allow_smoke_test:
             raise ValueError(
                 "--quick trains a smoke test, never promoted to a served folder: drop --output-dir, "

@@ -123,7 +123,7 @@ def select_evaluation_sets(sources: Sequence[DigitSource], *, enable_whole_sourc
         DatasetError: no set is left, or two sets have one name (their result files would clash).
     """
     sets = [
-        source.test or replace(source.train, name=f"{source.name}/all")
+        source.test if source.test is not None else replace(source.train, name=f"{source.name}/all")
         for source in sources
         if source.test is not None or (enable_whole_sources and source.train is not None)
     ]

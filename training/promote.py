@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import shutil
 import sys
+import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -73,17 +74,30 @@ def promote(
             f"{model_dir} is a smoke-test model (trained with --quick on a few hundred images); it is "
             "never promoted to a served folder (--allow-smoke-test to do it anyway)"
         )
+    if version is not None and version < 1:
+        raise PromotionError(f"version {version}: a model version is an integer of 1 or more")
     version = version or next_version(models_dir)
     version_dir = models_dir / str(version)
+    check_version_is_free(version_dir)
+    models_dir.mkdir(parents=True, exist_ok=True)
+    # A staging folder of its own (a concurrent promotion has another), removed if anything fails.
+    staging_dir = Path(tempfile.mkdtemp(dir=models_dir, prefix=f".{version}.", suffix=".partial"))
+    try:
+        shutil.copytree(model_dir, staging_dir, dirs_exist_ok=True)
+        card.update(version=version, promoted_from=str(model_dir), promoted_at=datetime.now(UTC).isoformat())
+        write_model_card(staging_dir, card)
+        check_version_is_free(version_dir)  # again: another promotion may have taken it meanwhile
+        staging_dir.rename(version_dir)  # a version folder appears whole or not at all
+    except BaseException:
+        shutil.rmtree(staging_dir, ignore_errors=True)
+        raise
+    return version_dir
+
+
+def check_version_is_free(version_dir: Path) -> None:
+    """Raises PromotionError if the version folder exists (even empty: versions are never reused)."""
     if version_dir.exists():
         raise PromotionError(f"{version_dir} already exists; model versions are never overwritten")
-    staging_dir = models_dir / f".{version}.partial"
-    shutil.rmtree(staging_dir, ignore_errors=True)
-    shutil.copytree(model_dir, staging_dir)
-    card.update(version=version, promoted_from=str(model_dir), promoted_at=datetime.now(UTC).isoformat())
-    write_model_card(staging_dir, card)
-    staging_dir.rename(version_dir)  # a version folder appears whole or not at all
-    return version_dir
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -94,9 +108,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--version", type=int, default=None, help="default: one above the highest")
     parser.add_argument("--allow-smoke-test", action="store_true", help="promote a --quick model too")
     args = parser.parse_args(argv)
-    if args.version is not None and args.version < 1:
-        print("error: --version must be 1 or more", file=sys.stderr)
-        return 2
     try:
         version_dir = promote(args.run, args.models_dir, args.version, allow_smoke_test=args.allow_smoke_test)
     except (PromotionError, ModelLoadError, OSError) as error:

@@ -10,8 +10,10 @@ from __future__ import annotations
 import logging
 import shutil
 import sys
+import tempfile
 import time
 from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -57,7 +59,10 @@ def run(config: TrainConfig) -> dict[str, Any]:
     from training.train import TrainingBatches, train
     from training.weights import choose_final_weights, require_initial_weights, score_start
 
-    require_initial_weights(config.initial_weights)  # bad input: said before minutes of loading data
+    # Bad input is said before minutes of loading data and hours of training: the start checkpoints,
+    # a taken run name, a taken promotion version.
+    require_initial_weights(config.initial_weights)
+    run_dir = _make_run_dir(config)
     # 1. datasets: every source's train split pooled and split 90/10; each test split kept apart.
     sources = load_sources(config)
     split = split_train_validation(sources, config.validation_fraction, config.seed)
@@ -67,7 +72,7 @@ def run(config: TrainConfig) -> dict[str, Any]:
         split.train.images, split.train.labels, config.static_augment, config.effective_augment_seed
     )
     train_digits = DigitSet("combined/train+augmented", images, labels)
-    run_dir = _start_run(config, split, train_digits, test_sets)
+    _describe_run(run_dir, config, split, train_digits, test_sets)
     # 3. train, from random weights or from a fine-tune's start, scored first: it may stay the best.
     model, hardware = _build_model(config)
     batches = TrainingBatches.from_digits(train_digits, split.train, split.validation, config)
@@ -87,14 +92,36 @@ def run(config: TrainConfig) -> dict[str, Any]:
     return _export_and_evaluate(model, card, run_dir, test_sets, config)
 
 
-def _start_run(
-    config: TrainConfig, split: TrainValidationSplit, train_digits: DigitSet, test_sets: list[DigitSet]
-) -> Path:
-    """Makes the run's own folder, logs the data sizes and shows augmented samples.
+def _make_run_dir(config: TrainConfig) -> Path:
+    """Makes the run's own folder, after checking that the version it would promote to is free.
 
     Raises:
         FileExistsError: a run of that name exists (runs are never overwritten).
+        PromotionError: `--output-dir` already holds `--version`.
     """
+    from training.promote import check_version_is_free
+
+    if config.output_dir is not None and config.version is not None:
+        check_version_is_free(config.output_dir / str(config.version))
+    config.runs_dir.mkdir(parents=True, exist_ok=True)
+    if config.run_name is not None:
+        run_dir = config.runs_dir / config.run_name
+        run_dir.mkdir()
+    else:  # the UTC start time, -quick for a smoke test, and a suffix that makes it unique
+        started = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ") + ("-quick" if config.quick else "")
+        run_dir = Path(tempfile.mkdtemp(dir=config.runs_dir, prefix=f"{started}-"))
+    logger.info("run folder %s", run_dir)
+    return run_dir
+
+
+def _describe_run(
+    run_dir: Path,
+    config: TrainConfig,
+    split: TrainValidationSplit,
+    train_digits: DigitSet,
+    test_sets: list[DigitSet],
+) -> None:
+    """Logs the data sizes and shows augmented samples."""
     logger.info(
         "train %d images (%d before augmentation), validation %d; test sets: %s",
         len(train_digits),
@@ -102,20 +129,7 @@ def _start_run(
         len(split.validation),
         ", ".join(f"{digits.name} ({len(digits)})" for digits in test_sets),
     )
-    run_dir = config.runs_dir / (config.run_name or _default_run_name(config))
-    config.runs_dir.mkdir(parents=True, exist_ok=True)
-    run_dir.mkdir()
-    logger.info("run folder %s", run_dir)
     _save_augmentation_samples(run_dir, split.train, train_digits, config)
-    return run_dir
-
-
-def _default_run_name(config: TrainConfig) -> str:
-    """The UTC start time, e.g. 20261202T031500Z, marked -quick for a smoke test."""
-    from datetime import UTC, datetime
-
-    started = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    return f"{started}-quick" if config.quick else started
 
 
 def _build_model(config: TrainConfig) -> tuple[keras.Model, str]:
@@ -181,8 +195,8 @@ def _save_augmentation_samples(
     transform applied alone to the same originals (one row each)."""
     import numpy as np
 
-    from training.augment import sample_style_transforms
     from training.plots import save_digit_grid
+    from training.style_augment import sample_style_transforms
 
     # Originals come first in `augmented`, then each copy round: show an original above its copies.
     rounds = min(4, len(augmented) // max(1, len(originals)))
@@ -217,6 +231,9 @@ def main(argv: list[str] | None = None) -> int:
         card = run(config)
     except (DatasetError, FileExistsError, InitialWeightsError, PromotionError) as error:
         print(f"error: {error}", file=sys.stderr)
+        if isinstance(error, PromotionError):  # raised after training: the model is safe in its run
+            print(f"the model is kept in its run folder under {config.runs_dir}; promote it with "
+                  "python -m training.promote RUN --models-dir DIR", file=sys.stderr)  # fmt: skip
         return 2
     where = card.get("model_dir", "the run folder (export it with python -m training.export)")
     print(f"model in {where}: {card['training']}")

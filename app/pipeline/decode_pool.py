@@ -41,6 +41,7 @@ Parameters = ParamSpec("Parameters")
 Result = TypeVar("Result")
 # Imported once by the fork server, so that every worker starts with them loaded.
 PRELOADED_MODULES = ["app.pipeline.decode", "app.pipeline.preprocess", "app.pipeline.prepare"]
+_SINGLE_THREAD_ENVIRONMENT = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 # Signals a process gets from its own faulty C code (what a decoder does on bytes it mishandles).
 _DECODER_CRASH_SIGNALS = frozenset(
     {signal.SIGSEGV, signal.SIGBUS, signal.SIGABRT, signal.SIGFPE, signal.SIGILL}
@@ -97,6 +98,10 @@ class DecodePool:
 
     def __init__(self, budget: DecodeBudget) -> None:
         self.budget = budget
+        # The fork server starts with this environment and preloads NumPy: one BLAS thread, or
+        # OpenBLAS maps a stack per core in every worker (on a 64-core node, the address-space budget).
+        for variable in _SINGLE_THREAD_ENVIRONMENT:
+            os.environ.setdefault(variable, "1")
         self._context = multiprocessing.get_context("forkserver")
         self._context.set_forkserver_preload(PRELOADED_MODULES)
         self._pool = self._start_pool()
@@ -156,14 +161,20 @@ class DecodePool:
 
     def _death_error(self, exit_code: int | None) -> DigitServeError:
         """What to answer for a task whose worker died: the exit code says whose fault it was."""
-        if self._is_shut_down or exit_code == -signal.SIGTERM:
+        if self._is_shut_down:
             return ServiceNotReadyError("the service is shutting down; retry another instance")
+        if exit_code == -signal.SIGTERM:  # a pool replaced, or a kill from outside: not the image's fault
+            return ServiceNotReadyError("the decode worker was stopped; retry the request")
         if exit_code is not None and -exit_code in _DECODER_CRASH_SIGNALS:
-            # A decoder's C code crashed on the file's bytes: the file is malformed in a way its
-            # header did not show. The worker took the crash; a new one serves the next upload.
-            return UndecodableImageError("the image decoder failed on this file; it is damaged")
-        # SIGKILL from outside is the kernel's OOM killer, or the memory budget hit on a path that
-        # does not raise MemoryError: the image's size, as far as the service can tell.
+            # A decoder's C code crashed on the file: bytes its header did not show as damaged, or an
+            # allocation past the address-space limit that C code does not check (it aborts or
+            # faults; Python's own allocations raise MemoryError, a 413, instead). The worker took
+            # the crash; a new one serves the next upload.
+            return UndecodableImageError(
+                "the image decoder failed on this file: it is damaged, or needs more memory to decode "
+                "than one upload may use"
+            )
+        # SIGKILL from outside: the kernel's OOM killer, the one outside killer that acts on its own.
         return ImageTooLargeError(
             "the image needs more memory to decode than one upload may use; send a smaller image"
         )

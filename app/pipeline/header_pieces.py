@@ -6,7 +6,8 @@ the header is read on the event loop (admission weighs an upload by it), so a 10
 pieces stopped every request for 1-4 s (measured: 800,000 empty PNG chunks 2.7 s, 9 MB of JPEG fill
 bytes 4.1 s, a million empty GIF extensions 0.8 s). Real images have a few dozen pieces before their
 pixels; these walks count them (stopping at the limit, in microseconds) before Pillow reads a byte.
-A JPEG's marker segments are counted by `jpeg_frame`, which reads them anyway.
+A JPEG's marker segments and stray bytes are counted by `jpeg_frame`, which reads them anyway, and it
+hands its metadata segments to `check_jpeg_metadata` here.
 """
 
 from __future__ import annotations
@@ -21,7 +22,14 @@ from digits.errors import ImageTooComplexError
 MAX_HEADER_PIECES = 4096
 _PNG_SIGNATURE_BYTES = 8
 _GIF_SCREEN_DESCRIPTOR_END = 13  # "GIF89a", then width, height, flags, background, aspect ratio
-_GIF_EXTENSION, _GIF_IMAGE = 0x21, 0x2C
+_GIF_EXTENSION = 0x21
+_GIF_HEADER_ENDS = frozenset({0x2C, 0x3B})  # an image descriptor, the trailer
+# A JPEG's metadata that Pillow parses piece by piece on opening: Photoshop's APP13 resource blocks
+# (12 bytes each at the least) and the Exif directory (the TIFF entry count below). Photoshop writes a
+# few kB of resources; 128 kB bounds Pillow's walk at ~10 ms.
+MAX_JPEG_PHOTOSHOP_BYTES = 128 * 1024
+_JPEG_PHOTOSHOP, _JPEG_EXIF = 0xED, 0xE1
+_EXIF_SIGNATURE = b"Exif\x00\x00"
 
 
 def _refuse(image_format: str, what: str) -> ImageTooComplexError:
@@ -44,13 +52,20 @@ def _count_png_chunks(data: bytes) -> int:
 
 
 def _count_gif_sub_blocks(data: bytes) -> int:
-    """Extension blocks and their sub-blocks before the first image, up to one past the limit."""
+    """Extension sub-blocks and stray bytes before the first image, up to one past the limit.
+
+    Walks as Pillow does: an extension ("!") is read sub-block by sub-block, an image descriptor
+    (",") or the trailer (";") ends the header, and any other byte is skipped one at a time.
+    """
     if len(data) < _GIF_SCREEN_DESCRIPTOR_END:
         return 0
     flags = data[10]
     offset = _GIF_SCREEN_DESCRIPTOR_END + (3 << ((flags & 0x07) + 1) if flags & 0x80 else 0)
     count = 0
-    while count <= MAX_HEADER_PIECES and offset < len(data) and data[offset] == _GIF_EXTENSION:
+    while count <= MAX_HEADER_PIECES and offset < len(data) and data[offset] not in _GIF_HEADER_ENDS:
+        if data[offset] != _GIF_EXTENSION:
+            offset, count = offset + 1, count + 1  # a stray byte
+            continue
         offset += 2  # introducer, label
         while count <= MAX_HEADER_PIECES and offset < len(data):
             size = data[offset]
@@ -71,6 +86,29 @@ def _count_tiff_entries(data: bytes) -> int:
         return 0
     (entry_count,) = struct.unpack_from(f"{order}H", data, directory_offset)
     return entry_count
+
+
+def check_jpeg_metadata(data: bytes, segments: list[tuple[int, int, int]]) -> None:
+    """Refuses a JPEG whose metadata Pillow would parse for long: more than `MAX_JPEG_PHOTOSHOP_BYTES`
+    of Photoshop resources, or an Exif directory of more than `MAX_HEADER_PIECES` entries.
+
+    Args:
+        data: the file.
+        segments: (marker, payload start, payload end) of each segment before the first scan.
+
+    Raises:
+        ImageTooComplexError: either, named.
+    """
+    photoshop_bytes = sum(end - start for marker, start, end in segments if marker == _JPEG_PHOTOSHOP)
+    if photoshop_bytes > MAX_JPEG_PHOTOSHOP_BYTES:
+        raise ImageTooComplexError(
+            f"the JPEG file holds {photoshop_bytes:,} bytes of Photoshop metadata; the limit is "
+            f"{MAX_JPEG_PHOTOSHOP_BYTES:,}. Save it again without the metadata"
+        )
+    for marker, start, end in segments:
+        is_exif = marker == _JPEG_EXIF and data[start : start + len(_EXIF_SIGNATURE)] == _EXIF_SIGNATURE
+        if is_exif and _count_tiff_entries(data[start + len(_EXIF_SIGNATURE) : end]) > MAX_HEADER_PIECES:
+            raise _refuse("JPEG", "Exif entries")
 
 
 def check_header_pieces(data: bytes, image_format: str) -> None:

@@ -14,6 +14,7 @@ import struct
 from dataclasses import dataclass
 from typing import NamedTuple
 
+from app.pipeline.header_pieces import check_jpeg_metadata
 from digits.errors import ImageTooComplexError, UndecodableImageError
 
 START_OF_SCAN = 0xDA
@@ -31,6 +32,7 @@ MAX_MARKER_SEGMENTS = 512
 # steps over each in Python (~0.5 us a byte, on the event loop): 9 MB of them cost it 4 s.
 MAX_STRAY_BYTES = 4096
 _FILL_RUN = re.compile(rb"\xff+")
+_METADATA_MARKERS = frozenset({0xE1, 0xED})  # APP1 (Exif), APP13 (Photoshop): parsed by Pillow on opening
 _COEFFICIENT_BYTES_PER_BLOCK = 64 * 2  # libjpeg keeps 64 16-bit coefficients per 8x8 block
 
 
@@ -154,9 +156,11 @@ def read_jpeg_frame(data: bytes) -> JpegFrame:
     Raises:
         UndecodableImageError: no frame header before the first scan, or a segment cut short.
         ImageTooComplexError: more than `MAX_MARKER_SEGMENTS` segments, or `MAX_STRAY_BYTES` bytes
-            between them, before the first scan.
+            between them, before the first scan; metadata Pillow would parse for long
+            (`header_pieces.check_jpeg_metadata`).
     """
     offset, frame_at, stray_bytes = 2, None, 0  # after SOI
+    metadata_segments: list[tuple[int, int, int]] = []  # (marker, payload start, end) of APP1, APP13
     for _ in range(MAX_MARKER_SEGMENTS):
         marker_at = data.find(b"\xff", offset)
         if marker_at < 0:
@@ -181,9 +185,12 @@ def read_jpeg_frame(data: bytes) -> JpegFrame:
         if marker == START_OF_SCAN:
             if frame_at is None:
                 raise UndecodableImageError("the JPEG file has a scan but no frame header")
+            check_jpeg_metadata(data, metadata_segments)
             return _parse_frame(data, frame_at[0], frame_at[1], offset)
         length = segment_length(data, offset)
         if marker in _FRAME_MARKERS and frame_at is None:
             frame_at = (offset, marker)
+        if marker in _METADATA_MARKERS:
+            metadata_segments.append((marker, offset + 4, offset + 2 + length))
         offset += 2 + length
     raise ImageTooComplexError(f"the JPEG file holds more than {MAX_MARKER_SEGMENTS} header segments")

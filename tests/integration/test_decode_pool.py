@@ -100,7 +100,7 @@ async def test_a_task_over_the_memory_budget_fails_inside_its_worker_not_the_mac
 )
 async def test_a_worker_that_dies_is_answered_by_what_killed_it_and_replaced(pool, signal_number, error):
     # A decoder's crash is the file's fault (400), the OOM killer's SIGKILL its size (413), a SIGTERM
-    # the service stopping (503, retry elsewhere).
+    # not the image's fault (503, retry).
     with pytest.raises(error):
         await asyncio.wait_for(pool.run(die_by, signal_number), LIVENESS_TIMEOUT_SECONDS)
     assert await asyncio.wait_for(pool.run(pid_after, 0), LIVENESS_TIMEOUT_SECONDS) != os.getpid()

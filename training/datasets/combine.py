@@ -91,25 +91,25 @@ def _writer_disjoint_indices(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Writer per sample -> (train indices, validation indices): whole writers on each side.
 
-    Writers are drawn in a random order until validation holds `validation_fraction` of the samples
-    (rounded to whole writers; at least one writer, and one left for training).
+    Writers are taken in a random order, each one that brings validation nearer to
+    `validation_fraction` of the samples (so one prolific writer never takes it far past); at least one
+    writer goes to validation (the smallest, if none was taken) and one stays for training.
     """
     names, inverse, counts = np.unique(writers, return_inverse=True, return_counts=True)
     if len(names) < 2:
         raise DatasetError(
             f"a writer-disjoint validation split needs digits of at least 2 writers, got {len(names)}"
         )
-    order = rng.permutation(len(names))
-    cumulative = np.cumsum(counts[order])
     target = validation_fraction * len(writers)
-    validation_writer_count = int(np.clip(np.searchsorted(cumulative, target) + 1, 1, len(names) - 1))
-    # Of the first writer past the target and the one before it, keep whichever lands nearer.
-    if validation_writer_count > 1:
-        below = cumulative[validation_writer_count - 2]
-        if abs(below - target) <= abs(cumulative[validation_writer_count - 1] - target):
-            validation_writer_count -= 1
     is_validation_writer = np.zeros(len(names), dtype=bool)
-    is_validation_writer[order[:validation_writer_count]] = True
+    taken = 0
+    for writer in rng.permutation(len(names)):
+        if abs(taken + counts[writer] - target) < abs(taken - target):
+            is_validation_writer[writer], taken = True, taken + counts[writer]
+    if not is_validation_writer.any():
+        is_validation_writer[np.argmin(counts)] = True
+    if is_validation_writer.all():
+        is_validation_writer[np.argmax(counts)] = False
     is_validation = is_validation_writer[inverse]
     return np.flatnonzero(~is_validation), np.flatnonzero(is_validation)
 

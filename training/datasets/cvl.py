@@ -28,16 +28,16 @@ CITATION = "Diem et al., ICDAR 2013 Competition on Handwritten Digit Recognition
 
 
 def writer_of(path: Path) -> str:
-    """A CVL file's path -> its writer ID ("0169" for `0169-01-07.png`).
+    """A CVL file's path -> its writer ID ("0169" for `0169-01-07.png` and `0169-01-07-02.png`).
 
     Raises:
-        DatasetError: the file name is not `<writer>-<a>-<b>.<ext>` (the file named).
+        DatasetError: the file name is not `<writer>-<a>-<b>[-<c>...].<ext>` (the file named).
     """
     match = _FILE_NAME.match(path.stem)
     if match is None:
         raise DatasetError(
-            f"{path}: a CVL file name must be <writer>-<number>-<number> (e.g. 0169-01-07.png), "
-            "the writer ID first"
+            f"{path}: a CVL file name must be <writer>-<number>-<number>[-<number>...] (e.g. "
+            "0169-01-07.png), the writer ID first"
         )
     return match["writer"]
 

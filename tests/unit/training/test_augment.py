@@ -5,16 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from training.augment import (
+from training.augment import augment_offline, build_realtime_augmenter, build_static_augmenter
+from training.config import RealtimeAugmentConfig, StaticAugmentConfig
+from training.style_augment import (
     INK_LEVEL,
-    augment_offline,
-    build_realtime_augmenter,
-    build_static_augmenter,
     change_stroke_width,
     sample_style_transforms,
     simulate_low_resolution_scan,
 )
-from training.config import RealtimeAugmentConfig, StaticAugmentConfig
 
 pytestmark = pytest.mark.unit
 

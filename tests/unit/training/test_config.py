@@ -34,6 +34,13 @@ def test_a_smoke_test_is_never_promoted_unless_asked(capsys):
     assert allowed.quick and allowed.output_dir == Path("models/digits")
 
 
+def test_a_promotion_version_needs_a_served_folder(capsys):
+    with pytest.raises(SystemExit):
+        parse_args(["--version", "5"])
+    assert "--version is the version promoted into --output-dir" in capsys.readouterr().err
+    assert parse_args(["--version", "5", "--output-dir", "models/digits"]).version == 5
+
+
 @pytest.mark.parametrize("run_name", ["../up", "a/b", "", "-flag"])
 def test_a_run_name_is_one_plain_folder_name(run_name, capsys):
     with pytest.raises(SystemExit):
@@ -118,7 +125,9 @@ def test_no_flags_give_exactly_the_default_config():
         (["--cache-dir", "/cache"], "cache_dir", Path("/cache")),
         (["--output-dir", "out"], "output_dir", Path("out")),
         (["--runs-dir", "r"], "runs_dir", Path("r")),
-        (["--version", "7"], "version", 7),
+        (["--version", "7", "--output-dir", "out"], "version", 7),
+        (["--run-name", "base"], "run_name", "base"),
+        (["--output-dir", "out", "--quick", "--allow-smoke-test"], "allow_smoke_test", True),
         (["--epochs", "12"], "epochs", 12),
         (["--batch-size", "64"], "batch_size", 64),
         (["--learning-rate", "2.5e-4"], "learning_rate", 2.5e-4),

@@ -14,6 +14,7 @@ import zlib
 import pytest
 from PIL import Image
 
+from app.pipeline import image_header
 from app.pipeline.decode import decode_image
 from app.pipeline.header_pieces import MAX_HEADER_PIECES
 from app.pipeline.image_header import DecodeLimits, inspect_image, jpeg_scale_denominator
@@ -141,6 +142,71 @@ def test_a_ten_megabyte_header_of_empty_pieces_is_refused_without_reading_it(ima
     hostile = padded_header(image_format, 10 * MEBIBYTE_BYTES // piece_bytes)
     with pytest.raises(ImageTooComplexError):
         inspect_image(hostile, DecodeLimits())
+
+
+def _jpeg_with_segment(marker: int, payload: bytes) -> bytes:
+    """A white 28x28 JPEG with one more segment (marker, payload) right after its start marker."""
+    data = encode_with_pillow(Image.new("L", (28, 28), 255), "JPEG")
+    return data[:2] + bytes([0xFF, marker]) + struct.pack(">H", len(payload) + 2) + payload + data[2:]
+
+
+def _exif_with_entries(entry_count: int) -> bytes:
+    """An APP1 Exif payload whose first directory has `entry_count` (empty, private) entries."""
+    entries = b"".join(struct.pack("<HHII", 40000 + i, 3, 1, 0) for i in range(entry_count))
+    return b"Exif\x00\x00" + b"II*\x00" + struct.pack("<IH", 8, entry_count) + entries + b"\x00" * 4
+
+
+def test_a_gif_header_of_stray_bytes_is_counted_as_pillow_walks_it():
+    # Pillow skips any byte that starts neither an extension nor an image, one read at a time.
+    data = padded_header("GIF", 0)
+    flags = data[10]
+    screen_end = 13 + (3 << ((flags & 0x07) + 1) if flags & 0x80 else 0)
+    for padding in (b"\x00" * (MAX_HEADER_PIECES + 1), b"\x00" + b"\x21\xfe\x00" * (MAX_HEADER_PIECES + 1)):
+        with pytest.raises(ImageTooComplexError, match="GIF"):
+            inspect_image(data[:screen_end] + padding + data[screen_end:], DecodeLimits())
+    assert (
+        inspect_image(data[:screen_end] + b"\x00" * 10 + data[screen_end:], DecodeLimits()).width_pixels == 28
+    )
+
+
+def test_jpeg_metadata_that_pillow_parses_piece_by_piece_is_bounded():
+    photo_block = b"8BIM\x04\x04\x00\x00\x00\x00\x00\x00"  # an empty resource block, 12 bytes
+    ordinary = _jpeg_with_segment(0xED, b"Photoshop 3.0\x00" + photo_block * 100)
+    assert inspect_image(ordinary, DecodeLimits()).width_pixels == 28
+    # Several segments of Photoshop resources add up (each segment holds at most 64 kB).
+    segment = b"Photoshop 3.0\x00" + photo_block * 5000
+    many = _jpeg_with_segment(0xED, segment)
+    many = many[:2] + many[2 : 6 + len(segment)] * 3 + many[2:]
+    with pytest.raises(ImageTooComplexError, match="bytes of Photoshop metadata"):
+        inspect_image(many, DecodeLimits())
+    assert inspect_image(_jpeg_with_segment(0xE1, _exif_with_entries(20)), DecodeLimits()).height_pixels == 28
+    with pytest.raises(ImageTooComplexError, match="Exif entries"):
+        inspect_image(_jpeg_with_segment(0xE1, _exif_with_entries(MAX_HEADER_PIECES + 1)), DecodeLimits())
+
+
+@pytest.mark.parametrize(
+    "truncated",
+    [
+        padded_header("PNG", 3)[: 8 + 25 + 5],  # cut inside a chunk's header
+        b"GIF89a" + struct.pack("<HHBBB", 28, 28, 0, 0, 0) + b"\x21\xfe\x05ab",  # a sub-block cut short
+        b"II*\x00" + struct.pack("<I", 10_000) + b"\x00" * 8,  # a directory past the end
+        _jpeg_with_segment(0xE1, b"Exif\x00\x00II*\x00")[:40],  # an Exif header cut short
+    ],
+)
+def test_a_truncated_header_is_a_clean_refusal(truncated):
+    with pytest.raises((UndecodableImageError, ImageTooComplexError)):
+        inspect_image(truncated, DecodeLimits())
+
+
+@pytest.mark.parametrize("image_format", ["PNG", "GIF", "JPEG", "TIFF"])
+def test_a_header_of_too_many_pieces_is_refused_before_pillow_opens_it(image_format, monkeypatch):
+    def must_not_open(*_):
+        raise AssertionError("Pillow was asked to read a header that should have been refused")
+
+    monkeypatch.setattr(image_header, "open_image", must_not_open)
+    limit = HEADER_PIECE_LIMITS[image_format]
+    with pytest.raises(ImageTooComplexError):
+        inspect_image(padded_header(image_format, limit + 1), DecodeLimits())
 
 
 def test_jpeg_fill_bytes_before_a_marker_are_allowed_up_to_the_limit():

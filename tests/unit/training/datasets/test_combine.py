@@ -148,3 +148,13 @@ def test_a_writer_disjoint_split_of_one_writer_is_refused(sources):
     lonely = _with_writers(sources[1], np.full(200, "0169"))
     with pytest.raises(DatasetError, match="at least 2 writers, got 1"):
         split_train_validation([lonely], validation_fraction=0.1)
+
+
+def test_one_prolific_writer_never_takes_validation_far_past_the_fraction():
+    # 95 digits of one writer, 5 of another: neither lands near 10 %, the smaller is the nearer.
+    writers = np.array(["prolific"] * 95 + ["brief"] * 5)
+    images = np.zeros((100, 28, 28), dtype=np.uint8)
+    source = DigitSource("cvl", DigitSet("cvl/train", images, np.arange(100) % 10, writers), None)
+    for seed in range(10):
+        split = split_train_validation([source], validation_fraction=0.1, seed=seed)
+        assert len(split.validation) == 5
