@@ -29,7 +29,7 @@ def test_compose_v1_reads_every_variant_of_the_compose_files(compose_stack):
     default = compose_stack.compose("config")
     assert f"127.0.0.1:{compose_stack.port}:8000/tcp" in default
     with_profiles = compose_stack.compose("--profile", "monitoring", "--profile", "train", "config")
-    assert "prom/prometheus" in with_profiles and "mnist=/data/mnist-train-10k:/data/mnist" in with_profiles
+    assert "prom/prometheus" in with_profiles and "cvl=/data/cvl" in with_profiles
     gpu = compose_stack.compose("-f", "docker-compose.yml", "-f", "docker-compose.gpu.yml", "config")
     assert "driver: nvidia" in gpu and "tensorflow[and-cuda]==2.21.0" in gpu
 
