@@ -4,32 +4,19 @@ test-only folder and writes one CSV row per file, leaving the committed model fo
 from __future__ import annotations
 
 import csv
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from testkit.shared_data import REPO_ROOT
+from tests.integration.training.cli import run_cli
 
 pytestmark = pytest.mark.integration
 
 SHIPPED_MODEL_DIR = REPO_ROOT / "models" / "digits"
 CVL_FILES_PER_DIGIT = 2
-
-
-def run_cli(module: str, *args: str, timeout_seconds: int = 300) -> subprocess.CompletedProcess:
-    environment = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    return subprocess.run(
-        [sys.executable, "-m", module, *args],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=timeout_seconds,
-        env=environment,
-    )
+EVALUATE_TIMEOUT_SECONDS = 300
 
 
 @pytest.fixture
@@ -54,7 +41,7 @@ def test_evaluate_cli_writes_a_result_per_file_of_a_test_only_folder(test_only_f
 
     result = run_cli(
         "training.evaluate", str(SHIPPED_MODEL_DIR), "--dataset", f"folder={test_only_folder}",
-        "--output-dir", str(output_dir),
+        "--output-dir", str(output_dir), timeout_seconds=EVALUATE_TIMEOUT_SECONDS,
     )  # fmt: skip
 
     assert result.returncode == 0, result.stderr[-2000:]
@@ -81,7 +68,7 @@ def test_evaluate_cli_names_an_unreadable_image_and_exits_2(test_only_folder, tm
 
     result = run_cli(
         "training.evaluate", str(SHIPPED_MODEL_DIR), "--dataset", f"folder={test_only_folder}",
-        "--output-dir", str(tmp_path / "evaluation"),
+        "--output-dir", str(tmp_path / "evaluation"), timeout_seconds=EVALUATE_TIMEOUT_SECONDS,
     )  # fmt: skip
 
     assert result.returncode == 2 and f"{broken}: " in result.stderr

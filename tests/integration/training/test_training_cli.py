@@ -8,27 +8,14 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from testkit.shared_data import REPO_ROOT
+from tests.integration.training.cli import run_cli
 
 pytestmark = pytest.mark.integration
-
-
-def run_cli(module: str, *args: str, timeout_seconds: int = 600) -> subprocess.CompletedProcess:
-    environment = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    return subprocess.run(
-        [sys.executable, "-m", module, *args],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=timeout_seconds,
-        env=environment,
-    )
 
 
 @pytest.fixture(scope="module")
