@@ -65,7 +65,9 @@ def run(config: TrainConfig) -> dict[str, Any]:
     run_dir = _make_run_dir(config)
     # 1. datasets: every source's train split pooled and split 90/10; each test split kept apart.
     sources = load_sources(config)
-    split = split_train_validation(sources, config.validation_fraction, config.seed)
+    split = split_train_validation(
+        sources, config.validation_fraction, config.seed, repeats=config.repeats_by_source
+    )
     test_sets = held_out_test_sets(sources)
     # 2. augment: distorted copies made once; the rotations, shifts and zooms come per batch in train().
     images, labels = augment_offline(

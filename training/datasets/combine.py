@@ -11,7 +11,7 @@ mixed in: each stays a separate held-out set, so the evaluation can report accur
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -29,7 +29,10 @@ class TrainValidationSplit:
 
 
 def split_train_validation(
-    sources: Sequence[DigitSource], validation_fraction: float = 0.1, seed: int = 42
+    sources: Sequence[DigitSource],
+    validation_fraction: float = 0.1,
+    seed: int = 42,
+    repeats: Mapping[str, int] | None = None,
 ) -> TrainValidationSplit:
     """Every source's train split -> disjoint, shuffled train and validation sets.
 
@@ -38,6 +41,8 @@ def split_train_validation(
         validation_fraction: share of each (source, label) group that goes to validation, rounded
             per group, in (0, 1).
         seed: the same seed and sources give the same split, sample for sample.
+        repeats: source name -> how many times its train images go into `train` (default 1); the
+            split itself, and so `validation`, does not depend on it.
 
     Returns:
         `TrainValidationSplit` of `DigitSet`s: images (N, 28, 28) uint8, labels (N,) int64. A
@@ -50,20 +55,23 @@ def split_train_validation(
     """
     if not 0.0 < validation_fraction < 1.0:
         raise ValueError(f"validation_fraction must be strictly between 0 and 1, got {validation_fraction}")
-    train_sets = [source.train for source in sources if source.train is not None and len(source.train)]
+    train_sets = [
+        (source.name, source.train) for source in sources if source.train is not None and len(source.train)
+    ]
     if not train_sets:
         names = ", ".join(source.name for source in sources) or "none"
         raise DatasetError(f"no training data: none of the sources ({names}) has a non-empty train split")
     rng = np.random.default_rng(seed)
+    repeats = repeats or {}
     train_parts, validation_parts = [], []
-    for digits in train_sets:
+    for source_name, digits in train_sets:
         if digits.writers is None:
             train_indices, validation_indices = _stratified_indices(digits.labels, validation_fraction, rng)
         else:
             train_indices, validation_indices = _writer_disjoint_indices(
                 digits.writers, validation_fraction, rng
             )
-        train_parts.append(digits.select(train_indices))
+        train_parts.append(digits.select(np.tile(train_indices, repeats.get(source_name, 1))))
         validation_parts.append(digits.select(validation_indices))
     return TrainValidationSplit(
         train=_concatenate(train_parts, "combined/train", rng),

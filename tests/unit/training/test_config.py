@@ -209,3 +209,28 @@ def test_a_bad_value_exits_2_with_one_line_naming_the_flag(flags, message, field
     assert exit_info.value.code == 2
     assert error.count("\n") == 1 and message in error
     assert field_name not in error.replace(message, "") and "validation error" not in error
+
+
+def test_repeat_weighs_a_named_dataset_more_and_defaults_to_none():
+    assert parse_args([]).repeats_by_source == {}
+    config = parse_args(["--dataset", "mnist", "--dataset", "cvl=../cvl", "--repeat", "cvl=3"])
+    assert config.repeats_by_source == {"cvl": 3}
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--repeat", "cvl=3"], "'cvl' is not one of the --dataset names"),
+        (["--dataset", "cvl", "--repeat", "cvl=0"], "TIMES must be a whole number from 1 to 10"),
+        (["--dataset", "cvl", "--repeat", "cvl=11"], "TIMES must be a whole number from 1 to 10"),
+        (["--dataset", "cvl", "--repeat", "cvl"], "TIMES must be a whole number from 1 to 10"),
+        (
+            ["--dataset", "cvl", "--repeat", "cvl=2", "--repeat", "cvl=3"],
+            "--repeat given more than once for cvl",
+        ),
+    ],
+)
+def test_a_bad_repeat_exits_2_naming_it(flags, message, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        parse_args(flags)
+    assert exit_info.value.code == 2 and message in capsys.readouterr().err

@@ -158,3 +158,14 @@ def test_one_prolific_writer_never_takes_validation_far_past_the_fraction():
     for seed in range(10):
         split = split_train_validation([source], validation_fraction=0.1, seed=seed)
         assert len(split.validation) == 5
+
+
+def test_a_repeated_source_comes_that_many_times_into_train_and_validation_stays_the_same(sources):
+    once = split_train_validation(sources, seed=5)
+    repeated = split_train_validation(sources, seed=5, repeats={"small": 3})
+
+    assert sorted(_keys(repeated.validation)) == sorted(_keys(once.validation))
+    small_once = [key for key in _keys(once.train) if key[0] == 2]
+    small_repeated = [key for key in _keys(repeated.train) if key[0] == 2]
+    assert sorted(small_repeated) == sorted(small_once * 3)
+    assert sum(key[0] == 1 for key in _keys(repeated.train)) == 900  # "big" once
