@@ -65,3 +65,47 @@ def save_confusion_matrices(path: Path, matrices: Mapping[str, np.ndarray]) -> N
     figure.tight_layout()
     figure.savefig(path, dpi=80)
     plt.close(figure)
+
+
+def save_reliability_diagrams(
+    path: Path, diagrams: Mapping[str, tuple[np.ndarray, np.ndarray, np.ndarray]]
+) -> None:
+    """Saves one reliability diagram per entry (mean confidence, accuracy, count per bin): bars of the
+    accuracy in each confidence bin against the diagonal of perfect calibration."""
+    figure, axes = plt.subplots(1, len(diagrams), figsize=(4.5 * len(diagrams), 4.5), squeeze=False)
+    for axis, (name, (confidence, accuracy, count)) in zip(axes.flat, diagrams.items(), strict=True):
+        bins = len(count)
+        centers = (np.arange(bins) + 0.5) / bins
+        filled = count > 0
+        axis.bar(centers[filled], accuracy[filled], width=1 / bins, edgecolor="black", label="accuracy")
+        axis.plot([0, 1], [0, 1], linestyle="--", color="grey", label="perfectly calibrated")
+        axis.plot(
+            confidence[filled], accuracy[filled], "o", color="darkred", markersize=3, label="mean confidence"
+        )
+        axis.set_xlim(0, 1)
+        axis.set_ylim(0, 1)
+        axis.set_xlabel("confidence")
+        axis.set_ylabel("accuracy")
+        axis.set_title(name, fontsize=9)
+        axis.legend(loc="upper left", fontsize=7)
+    figure.tight_layout()
+    figure.savefig(path, dpi=80)
+    plt.close(figure)
+
+
+def save_risk_coverage_curves(
+    path: Path, curves: Mapping[str, tuple[np.ndarray, np.ndarray]], min_coverage: float = 0.8
+) -> None:
+    """Saves the accuracy of the answers kept against the share kept (most confident first), one line
+    per set; the x axis starts at `min_coverage`, where the choice of a threshold lies."""
+    figure, axis = plt.subplots(figsize=(6, 4.5))
+    for name, (coverage, accuracy) in curves.items():
+        axis.plot(100 * coverage, 100 * accuracy, label=name)
+    axis.set_xlim(100 * min_coverage, 100)
+    axis.set_xlabel("coverage: answers accepted (%)")
+    axis.set_ylabel("accepted answers right (%)")
+    axis.grid(alpha=0.3)
+    axis.legend()
+    figure.tight_layout()
+    figure.savefig(path, dpi=80)
+    plt.close(figure)
