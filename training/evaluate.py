@@ -7,6 +7,9 @@ those of the artefact that is served, read the way it is served.
 `python -m training.evaluate MODEL_DIR [--dataset SPEC ...]` scores each dataset's test split (or, for
 one without, such as a folder of digit folders 0..9, all its images as "<name>/all"), prints a table,
 and writes per set each image's result (CSV) and its misread digits (PNG): which of a user's images fail.
+With the model card's calibration (as the service applies it) it also prints, per set, the expected
+calibration error and NLL before and after, the unsure rate and accepted answers' accuracy at the
+threshold, and the accuracy at fixed coverages; and saves reliability.png and risk_coverage.png.
 """
 
 from __future__ import annotations
@@ -20,6 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
+from app.pipeline.postprocess import AnswerPolicy
+from digits.calibration import Calibration
 from digits.contract import NUM_CLASSES, to_model_inputs
 from digits.errors import ModelLoadError
 from digits.model_store import MODEL_CARD_FILE_NAME, read_model_card, resolve_version_dir
@@ -47,6 +52,119 @@ class DatasetScore:
     confusion: np.ndarray  # (10, 10) int64, rows true digit, columns predicted digit
     predictions: np.ndarray  # (N,) int64 predicted digit
     confidences: np.ndarray  # (N,) float32 in [0, 1], the probability of the predicted digit
+    probabilities: np.ndarray  # (N, 10) float32, the model's own (uncalibrated)
+    labels: np.ndarray  # (N,) int64
+
+
+@dataclass(frozen=True)
+class SelectiveScore:
+    """How the calibrated answers and the "unsure" threshold of a model card do on one held-out set."""
+
+    name: str
+    before: dict[str, float]  # ece, nll of the model's own probabilities
+    after: dict[str, float]  # ece, nll of the calibrated ones
+    min_confidence: float
+    unsure_rate: float  # answers below the threshold
+    accepted_accuracy: float  # of the answers at or above it
+    accuracy_at_coverage: dict[float, float]  # the most confident share kept -> its accuracy
+    curve: tuple[np.ndarray, np.ndarray]  # risk-coverage: coverage, accuracy of the kept
+
+    def to_card(self) -> dict[str, object]:
+        return {
+            "before": self.before,
+            "after": self.after,
+            "min_confidence": round(self.min_confidence, 6),
+            "unsure_rate": round(self.unsure_rate, 5),
+            "accepted_accuracy": round(self.accepted_accuracy, 5),
+            "accuracy_at_coverage": {
+                f"{coverage:g}": accuracy for coverage, accuracy in self.accuracy_at_coverage.items()
+            },
+        }
+
+
+REPORTED_COVERAGES = (0.99, 0.98, 0.95, 0.9, 0.8)
+
+
+def score_selective(score: DatasetScore, calibration: Calibration, min_confidence: float) -> SelectiveScore:
+    """ECE and NLL before and after calibration, the unsure rate and accepted accuracy at the threshold,
+    and the accuracy at fixed coverages (risk-coverage), of one scored set."""
+    from training.calibrate import expected_calibration_error, negative_log_likelihood, risk_coverage
+
+    calibrated = calibration.apply(score.probabilities)
+    confidences = calibrated.max(axis=1)
+    correct = calibrated.argmax(axis=1) == score.labels
+    accepted = confidences >= min_confidence
+    coverage, accuracy = risk_coverage(confidences, correct)
+
+    def scores(probabilities: np.ndarray) -> dict[str, float]:
+        return {
+            "ece": round(expected_calibration_error(probabilities, score.labels), 5),
+            "nll": round(negative_log_likelihood(probabilities, score.labels), 5),
+        }
+
+    return SelectiveScore(
+        name=score.name,
+        before=scores(score.probabilities),
+        after=scores(calibrated),
+        min_confidence=min_confidence,
+        unsure_rate=float(1.0 - accepted.mean()),
+        accepted_accuracy=float(correct[accepted].mean()) if accepted.any() else 1.0,
+        accuracy_at_coverage={
+            target: round(float(accuracy[max(0, int(np.ceil(target * len(accuracy))) - 1)]), 5)
+            for target in REPORTED_COVERAGES
+        },
+        curve=(coverage, accuracy),
+    )
+
+
+def format_selective_table(scores: Sequence[SelectiveScore]) -> str:
+    """A Markdown table: calibration error and NLL before -> after, and the answers at the threshold."""
+    threshold = scores[0].min_confidence if scores else float("nan")
+    coverages = "".join(f" right @ {100 * coverage:g} % |" for coverage in REPORTED_COVERAGES)
+    lines = [
+        f"| test set | ECE raw → calibrated | NLL raw → calibrated | unsure (< {threshold:.4f}) "
+        f"| accepted right |{coverages}",
+        "|---|---:|---:|---:|---:|" + "---:|" * len(REPORTED_COVERAGES),
+    ]
+    for s in scores:
+        at_coverage = "".join(f" {100 * s.accuracy_at_coverage[c]:.2f} % |" for c in REPORTED_COVERAGES)
+        lines.append(
+            f"| {s.name} | {100 * s.before['ece']:.2f} % → {100 * s.after['ece']:.2f} % "
+            f"| {s.before['nll']:.4f} → {s.after['nll']:.4f} | {100 * s.unsure_rate:.2f} % "
+            f"| {100 * s.accepted_accuracy:.3f} % |{at_coverage}"
+        )
+    return "\n".join(lines)
+
+
+def save_selective_plots(
+    output_dir: Path,
+    scores: Sequence[SelectiveScore],
+    dataset_scores: Sequence[DatasetScore],
+    calibration: Calibration,
+) -> list[Path]:
+    """Writes reliability.png (each set before and after calibration) and risk_coverage.png."""
+    from training.calibrate import reliability
+    from training.plots import save_reliability_diagrams, save_risk_coverage_curves
+
+    diagrams = {}
+    for selective, score in zip(scores, dataset_scores, strict=True):
+        for label, probabilities, ece in (
+            ("raw", score.probabilities, selective.before["ece"]),
+            (
+                f"T = {calibration.temperature:g}",
+                calibration.apply(score.probabilities),
+                selective.after["ece"],
+            ),
+        ):
+            diagram = reliability(probabilities, score.labels)
+            diagrams[f"{score.name}, {label}: ECE {100 * ece:.2f} %"] = (
+                diagram.confidence,
+                diagram.accuracy,
+                diagram.count,
+            )
+    save_reliability_diagrams(output_dir / "reliability.png", diagrams)
+    save_risk_coverage_curves(output_dir / "risk_coverage.png", {s.name: s.curve for s in scores})
+    return [output_dir / "reliability.png", output_dir / "risk_coverage.png"]
 
 
 def load_serving_function(version_dir: Path) -> ServingFunction:
@@ -80,6 +198,8 @@ def score_dataset(serve: ServingFunction, digits: DigitSet) -> DatasetScore:
         confusion=confusion,
         predictions=predictions,
         confidences=probabilities[np.arange(len(digits)), predictions],
+        probabilities=probabilities,
+        labels=digits.labels,
     )
 
 
@@ -198,6 +318,11 @@ def _parse_arguments(argv: list[str] | None) -> argparse.Namespace:
         "(their test splits only)",
     )
     parser.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE_DIR)
+    parser.add_argument(
+        "--min-confidence",
+        type=_unit_interval,
+        help="the threshold of unsure answers to report at (default: the model card's, as the service)",
+    )
     parser.add_argument("--no-download", action="store_true", help="never download missing files")
     parser.add_argument(
         "--output-dir",
@@ -207,6 +332,13 @@ def _parse_arguments(argv: list[str] | None) -> argparse.Namespace:
         f"{DEFAULT_REPORTS_DIR}/<model folder>-<version>, e.g. {DEFAULT_REPORTS_DIR}/digits-4",
     )
     return parser.parse_args(argv)
+
+
+def _unit_interval(text: str) -> float:
+    value = float(text)
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must lie in [0, 1], got {text}")
+    return value
 
 
 def _load_evaluation_sets(specs: list[str], args: argparse.Namespace) -> list[DigitSet]:
@@ -229,18 +361,26 @@ def main(argv: list[str] | None = None) -> int:
             raise DatasetError(f"no --dataset given and {version_dir / MODEL_CARD_FILE_NAME} names none")
         sets = _load_evaluation_sets(specs, args)
         serve = load_serving_function(version_dir)  # ModelLoadError: a broken or foreign saved_model.pb
+        policy = AnswerPolicy.for_model(
+            Calibration.from_card(read_model_card(version_dir)), args.min_confidence
+        )
     except (DatasetError, ModelLoadError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     scores = [score_dataset(serve, digits) for digits in sets]
     output_dir = args.output_dir or default_output_dir(version_dir)
+    selective = [score_selective(score, policy.calibration, policy.min_confidence) for score in scores]
     try:
         written = save_evaluation_results(output_dir, scores, sets)
+        written += save_selective_plots(output_dir, selective, scores, policy.calibration)
     except OSError as error:
         print(f"error: cannot write into {output_dir}: {error.strerror or error}", file=sys.stderr)
         return 2
     print(f"model: {version_dir}")
     print(format_table(scores))
+    calibration = policy.calibration
+    print(f"\ncalibration: temperature {calibration.temperature:g}; unsure below {policy.min_confidence:.4f}")
+    print(format_selective_table(selective))
     print("\n".join(f"wrote {path}" for path in written))
     return 0
 

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from digits.calibration import Calibration
 from digits.model_store import MODEL_CARD_FILE_NAME, SAVED_MODEL_FILE_NAME
 from training import evaluate
 from training.datasets import DatasetError, DigitSet, DigitSource
@@ -184,7 +185,12 @@ def test_cli_writes_no_misread_grid_where_every_digit_is_read(
         )
         == 0
     )
-    assert sorted(path.name for path in output_dir.iterdir()) == ["confusion_matrix.png", "folder_all.csv"]
+    assert sorted(path.name for path in output_dir.iterdir()) == [
+        "confusion_matrix.png",
+        "folder_all.csv",
+        "reliability.png",
+        "risk_coverage.png",
+    ]
 
 
 def _break_an_image(root: Path) -> str:
@@ -244,3 +250,59 @@ def test_cli_names_an_output_folder_it_cannot_write_and_exits_2(
     )
 
     assert status == 2 and f"cannot write into {blocker / 'out'}" in capsys.readouterr().err
+
+
+def test_selective_scores_apply_the_cards_calibration_and_threshold():
+    labels = np.array([0, 1, 2, 3, 4, 5, 6, 7, 8, 9])
+    probabilities = one_hot_probabilities([0, 1, 2, 3, 4, 5, 6, 7, 8, 0], confidence=0.95)
+    probabilities[:5] = one_hot_probabilities([0, 1, 2, 3, 4], confidence=0.99)
+    digits = DigitSet("set/test", np.zeros((10, 28, 28), np.uint8), labels)
+    score = evaluate.score_dataset(serve_returning(probabilities), digits)
+
+    selective = evaluate.score_selective(score, Calibration(1.0), min_confidence=0.98)
+
+    assert selective.unsure_rate == 0.5 and selective.accepted_accuracy == 1.0  # the last 9 -> 0 is unsure
+    assert selective.before == selective.after  # temperature 1
+    # The wrong answer is the last of the least confident: kept only when 95 % (10 of 10) are.
+    assert (selective.accuracy_at_coverage[0.9], selective.accuracy_at_coverage[0.95]) == (1.0, 0.9)
+    softened = evaluate.score_selective(score, Calibration(2.0), min_confidence=0.98)
+    assert softened.unsure_rate == 1.0 and softened.after["ece"] != softened.before["ece"]
+
+
+def test_cli_reports_calibration_and_unsure_answers_at_the_cards_threshold_or_the_one_given(
+    test_only_folder, model_dir, tmp_path, monkeypatch, capsys
+):
+    card = {"calibration": Calibration(1.5, 0.7).to_card()}
+    (model_dir / MODEL_CARD_FILE_NAME).write_text(json.dumps(card))
+    monkeypatch.setattr(
+        evaluate,
+        "load_serving_function",
+        lambda _: serve_returning(one_hot_probabilities([0, 0, 1, 1, 7, 1])),
+    )
+    arguments = [
+        str(model_dir),
+        "--dataset",
+        f"folder={test_only_folder}",
+        "--output-dir",
+        str(tmp_path / "out"),
+    ]
+
+    assert evaluate.main(arguments) == 0
+    stdout = capsys.readouterr().out
+    assert "calibration: temperature 1.5; unsure below 0.7000" in stdout
+    assert "| folder/all | " in stdout.split("unsure below")[1]
+    assert (tmp_path / "out" / "reliability.png").stat().st_size > 1000
+
+    monkeypatch.setattr(
+        evaluate,
+        "load_serving_function",
+        lambda _: serve_returning(one_hot_probabilities([0, 0, 1, 1, 7, 1])),
+    )
+    assert evaluate.main([*arguments, "--min-confidence", "0.25"]) == 0
+    assert "unsure below 0.2500" in capsys.readouterr().out
+
+
+def test_cli_refuses_a_threshold_outside_zero_to_one(model_dir, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        evaluate.main([str(model_dir), "--min-confidence", "1.5"])
+    assert exit_info.value.code == 2 and "must lie in [0, 1], got 1.5" in capsys.readouterr().err
