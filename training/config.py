@@ -171,6 +171,25 @@ class TrainConfig(BaseModel):
     realtime_augment: RealtimeAugmentConfig = Field(
         RealtimeAugmentConfig(), description="real-time augmentation (redrawn for every batch)"
     )
+    # Outlier exposure (Hendrycks et al. 2019, `training.outliers`): letters, numbers, scribbles and
+    # other non-digits trained towards the uniform distribution, so that the model learns what is not
+    # one digit. Past half as many as the digits, their targets would crowd out the digits' own.
+    outlier_fraction: float = Field(
+        0.0,
+        ge=0.0,
+        le=0.5,
+        description="non-digit images with a uniform target, as a fraction of the training images "
+        "(augmented copies included); 0: off",
+    )
+    # The share of wrong answers allowed among those the service accepts on the validation data: sets
+    # the card's minimum confidence, below which an answer is "unsure" (training/calibrate.py).
+    unsure_max_risk: float = Field(
+        0.002,
+        ge=0.0,
+        lt=1.0,
+        description="share of wrong answers allowed among the confident validation answers; sets the "
+        "model card's minimum confidence",
+    )
     # Fine-tuning: start from a checkpoint's weights (a .keras file of this architecture) instead of
     # random ones, e.g. to continue a finished run with fresh augmented copies and a lower learning rate.
     # Several checkpoints start from the mean of their weights (a "uniform model soup", Wortsman et al.

@@ -26,6 +26,8 @@ from training.weights import InitialWeightsError
 if TYPE_CHECKING:
     import keras
 
+    from training.outliers import Outliers
+
 logger = logging.getLogger("training")
 
 
@@ -55,6 +57,7 @@ def run(config: TrainConfig) -> dict[str, Any]:
     from training.augment import augment_offline
     from training.card import build_model_card, describe_training
     from training.datasets.combine import held_out_test_sets, split_train_validation
+    from training.outliers import generate_outliers
     from training.plots import save_training_curves
     from training.train import TrainingBatches, train
     from training.weights import choose_final_weights, require_initial_weights, score_start
@@ -75,9 +78,15 @@ def run(config: TrainConfig) -> dict[str, Any]:
     )
     train_digits = DigitSet("combined/train+augmented", images, labels)
     _describe_run(run_dir, config, split, train_digits, test_sets)
+    # 2b. outliers: non-digits trained towards the uniform distribution, from the train split only.
+    outlier_count = round(config.outlier_fraction * len(train_digits))
+    outliers = generate_outliers(split.train, outlier_count, config.effective_augment_seed)
+    _show_outliers(run_dir, outliers)
     # 3. train, from random weights or from a fine-tune's start, scored first: it may stay the best.
     model, hardware = _build_model(config)
-    batches = TrainingBatches.from_digits(train_digits, split.train, split.validation, config)
+    batches = TrainingBatches.from_digits(
+        train_digits, split.train, split.validation, config, outlier_images=outliers.images
+    )
     started_at = time.perf_counter()
     start = score_start(model, batches) if config.initial_weights else None
     fit = train(model, batches, config, run_dir / "best.keras")
@@ -87,11 +96,12 @@ def run(config: TrainConfig) -> dict[str, Any]:
     model.save(run_dir / "best.keras")
     card = build_model_card(int(model.count_params()), sources, split, config)
     card["splits"]["train_augmented"] = len(train_digits)
+    card["outliers"] = outliers.describe()
     seconds = time.perf_counter() - started_at
     card["training"] = describe_training(fit.history, seconds, hardware, choice.to_card())
     write_model_card(run_dir, card)
     # 5. export, 6. evaluate the exported artefact
-    return _export_and_evaluate(model, card, run_dir, test_sets, config)
+    return _export_and_evaluate(model, card, run_dir, split.validation, test_sets, config)
 
 
 def _make_run_dir(config: TrainConfig) -> Path:
@@ -134,6 +144,16 @@ def _describe_run(
     _save_augmentation_samples(run_dir, split.train, train_digits, config)
 
 
+def _show_outliers(run_dir: Path, outliers: Outliers) -> None:
+    """Logs how many non-digits of each kind train with the digits, and shows ten of each in a grid."""
+    from training.plots import save_digit_grid
+
+    if len(outliers.images):
+        logger.info("outliers (uniform targets): %s", outliers.describe())
+        images, captions = outliers.pick_samples(per_kind=10)
+        save_digit_grid(run_dir / "outlier_samples.png", images, captions, "non-digits (uniform targets)")
+
+
 def _build_model(config: TrainConfig) -> tuple[keras.Model, str]:
     """The compiled model, built where it trains (a strategy scope for several GPUs), holding random
     weights or a fine-tune's start; and a description of that hardware."""
@@ -155,32 +175,65 @@ def _build_model(config: TrainConfig) -> tuple[keras.Model, str]:
 
 
 def _export_and_evaluate(
-    model: keras.Model, card: dict[str, Any], run_dir: Path, test_sets: list[DigitSet], config: TrainConfig
+    model: keras.Model,
+    card: dict[str, Any],
+    run_dir: Path,
+    validation: DigitSet,
+    test_sets: list[DigitSet],
+    config: TrainConfig,
 ) -> dict[str, Any]:
-    """Exports the SavedModel into the run folder and scores it on every test set, where TensorFlow is
-    installed; promotes it into `--output-dir` if one is given."""
+    """Exports the SavedModel into the run folder, calibrates it on the validation digits and scores it
+    on every test set, where TensorFlow is installed; promotes it into `--output-dir` if one is given."""
     if not _has_tensorflow():
         logger.warning(
             "TensorFlow is not installed: export with `python -m training.export %s`", run_dir / "best.keras"
         )
         return card
-    from training.evaluate import format_table, load_serving_function, save_evaluation_plots, score_dataset
+    from app.pipeline.postprocess import AnswerPolicy
+    from digits.calibration import CALIBRATION_CARD_KEY, Calibration
+    from training.calibrate import calibrate_model
+    from training.evaluate import (
+        format_selective_table,
+        format_table,
+        load_serving_function,
+        save_evaluation_plots,
+        save_selective_plots,
+        score_dataset,
+        score_selective,
+    )
     from training.export import describe_environment, export_savedmodel
     from training.promote import RUN_MODEL_FOLDER_NAME, promote
 
     version_dir = export_savedmodel(model, run_dir / RUN_MODEL_FOLDER_NAME)
+    # The temperature and the threshold of "unsure" are fitted on validation digits, never a test set.
+    card[CALIBRATION_CARD_KEY] = calibrate_model(version_dir, validation, config.unsure_max_risk)
+    policy = AnswerPolicy.for_model(Calibration.from_card(card), None)  # as the service will answer
     serve = load_serving_function(version_dir)
     scores = [score_dataset(serve, digits) for digits in test_sets]
+    selective = [score_selective(score, policy.calibration, policy.min_confidence) for score in scores]
     save_evaluation_plots(version_dir, scores, test_sets)
-    for plot_name in ("training_curves.png", "augmentation_samples.png"):
-        shutil.copy(run_dir / plot_name, version_dir / plot_name)
+    save_selective_plots(version_dir, selective, scores, policy.calibration)
+    for plot_name in ("training_curves.png", "augmentation_samples.png", "outlier_samples.png"):
+        if (run_dir / plot_name).exists():  # outlier samples only where outliers are on
+            shutil.copy(run_dir / plot_name, version_dir / plot_name)
     card["test_results"] = {
-        score.name: {"images": score.size, "accuracy": round(score.accuracy, 5), "loss": round(score.loss, 5)}
-        for score in scores
+        score.name: {
+            "images": score.size,
+            "accuracy": round(score.accuracy, 5),
+            "loss": round(score.loss, 5),
+            "calibrated": selected.to_card(),
+        }
+        for score, selected in zip(scores, selective, strict=True)
     }
     card["environment"] = describe_environment()
     write_model_card(version_dir, card)
-    logger.info("evaluation of %s on the held-out test sets:\n%s", version_dir, format_table(scores))
+    write_model_card(run_dir, {key: value for key, value in card.items() if key != "model_dir"})
+    logger.info(
+        "evaluation of %s on the held-out test sets:\n%s\n%s",
+        version_dir,
+        format_table(scores),
+        format_selective_table(selective),
+    )
     card["model_dir"] = str(version_dir)
     if config.output_dir is not None:
         promoted_dir = promote(

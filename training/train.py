@@ -27,12 +27,27 @@ logger = logging.getLogger(__name__)
 
 
 class AugmentedBatches(keras.utils.PyDataset):
-    """Shuffled batches (B, 28, 28, 1) float32 in [0, 1] with one-hot labels (B, 10), warped afresh."""
+    """Shuffled batches (B, 28, 28, 1) float32 in [0, 1] with targets (B, 10), warped afresh: one-hot for
+    the digits, uniform (0.1 each) for the non-digit outliers appended after them."""
 
-    def __init__(self, digits: DigitSet, config: TrainConfig, *, is_training: bool) -> None:
+    def __init__(
+        self,
+        digits: DigitSet,
+        config: TrainConfig,
+        *,
+        is_training: bool,
+        outlier_images: np.ndarray | None = None,
+    ) -> None:
         super().__init__()
-        self.images = digits.images
-        self.labels = keras.utils.to_categorical(digits.labels, NUM_CLASSES).astype("float32")
+        one_hot = keras.utils.to_categorical(digits.labels, NUM_CLASSES).astype("float32")
+        self.images, self.targets = digits.images, one_hot
+        if outlier_images is not None and len(outlier_images):
+            # Outlier exposure: against a uniform target, the cross-entropy teaches the model to spread
+            # its belief over the digits for a non-digit instead of picking one. (Training accuracy
+            # counts such a row right when the model says 0, argmax of a tie: read validation's.)
+            uniform = np.full((len(outlier_images), NUM_CLASSES), 1.0 / NUM_CLASSES, dtype="float32")
+            self.images = np.concatenate([digits.images, outlier_images])
+            self.targets = np.concatenate([one_hot, uniform])
         self.batch_size = config.batch_size
         self.is_training = is_training
         self.random = np.random.default_rng(config.effective_augment_seed)
@@ -54,7 +69,7 @@ class AugmentedBatches(keras.utils.PyDataset):
         if self.augmenter is not None and self.augmenter.layers:
             warped = self.augmenter(batch, training=True)
             batch = np.clip(keras.ops.convert_to_numpy(warped), 0.0, 1.0)
-        return batch, self.labels[rows]
+        return batch, self.targets[rows]
 
     def on_epoch_end(self) -> None:
         if self.is_training:
@@ -147,12 +162,17 @@ class TrainingBatches:
         original_digits: DigitSet,
         validation_digits: DigitSet,
         config: TrainConfig,
+        outlier_images: np.ndarray | None = None,
     ) -> TrainingBatches:
         """Batches of the training images (with their static copies), of the same images before
-        augmentation, and of the validation images."""
+        augmentation, and of the validation images. Outliers (N, 28, 28) uint8, if any, join the first
+        two with uniform targets. Validation stays digits only: its loss drives early stopping and the
+        choice of the final weights, and should measure how well digits are read, not mixed with how
+        non-digits are refused."""
         return cls(
-            training=AugmentedBatches(train_digits, config, is_training=True),
-            clean=AugmentedBatches(original_digits, config, is_training=False),
+            training=AugmentedBatches(train_digits, config, is_training=True, outlier_images=outlier_images),
+            # The batch-norm statistics re-estimated on these describe the mix the weights trained on.
+            clean=AugmentedBatches(original_digits, config, is_training=False, outlier_images=outlier_images),
             validation=AugmentedBatches(validation_digits, config, is_training=False),
         )
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -34,7 +35,7 @@ def quick_run(tmp_path_factory, shared_specs) -> tuple[Path, Path, subprocess.Co
     runs_dir = tmp_path_factory.mktemp("quick") / "runs"
     result = run_cli(
         "training.run", "--quick", "--no-download", "--average-last-epochs", "1", *shared_specs,
-        "--runs-dir", str(runs_dir), "--run-name", "smoke",
+        "--runs-dir", str(runs_dir), "--run-name", "smoke", "--outlier-fraction", "0.1",
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
     return runs_dir / "smoke" / "model", runs_dir, result
@@ -49,6 +50,10 @@ def test_quick_run_exports_into_its_run_folder_with_card_and_plots_and_nowhere_e
         "misclassified.png",
         "training_curves.png",
         "augmentation_samples.png",
+        "outlier_samples.png",
+        "calibration.png",
+        "reliability.png",
+        "risk_coverage.png",
     ):
         assert (version_dir / plot).stat().st_size > 1000, plot
     card = json.loads((version_dir / "model_card.json").read_text())
@@ -66,6 +71,15 @@ def test_quick_run_exports_into_its_run_folder_with_card_and_plots_and_nowhere_e
     statistics = "clean" if choice["adopted_clean_statistics"] else "own"
     assert choice["candidates"][choice["adopted"]][f"val_loss_{statistics}_statistics"] == choice["val_loss"]
     assert card["environment"]["libraries"]["keras"]
+    # Non-digits trained with uniform targets; calibration fitted on the validation digits, not a test set.
+    assert card["outliers"]["images"] == round(0.1 * card["splits"]["train_augmented"])
+    calibration = card["calibration"]
+    assert calibration["method"] == "temperature" and calibration["temperature"] > 0
+    assert 0.0 <= calibration["min_confidence"] <= 1.0
+    assert calibration["fitted_on"] == f"combined/validation ({card['splits']['validation']} images)"
+    assert calibration["after"]["nll"] <= calibration["before"]["nll"]
+    for result_of_set in card["test_results"].values():
+        assert set(result_of_set["calibrated"]) >= {"before", "after", "unsure_rate", "accepted_accuracy"}
     assert f"model in {version_dir}" in result.stdout and "mnist/test: accuracy" in result.stdout
 
 
@@ -246,3 +260,23 @@ def test_evaluate_cli_rejects_a_missing_model_folder(tmp_path):
         result.returncode == 2 and f"model directory {tmp_path / 'nothing'} does not exist" in result.stderr
     )
     assert "Traceback" not in result.stderr
+
+
+def test_calibrate_cli_refits_a_run_on_its_redrawn_validation_split(quick_run, tmp_path):
+    version_dir, runs_dir, _ = quick_run
+    copy = tmp_path / "smoke"
+    shutil.copytree(runs_dir / "smoke", copy)
+    fitted = json.loads((copy / "model" / "model_card.json").read_text())["calibration"]
+
+    result = run_cli("training.calibrate", str(copy), "--max-risk", "0.5")
+
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert f"temperature {fitted['temperature']}" in result.stdout  # the same validation images
+    refitted = json.loads((copy / "model" / "model_card.json").read_text())["calibration"]
+    assert refitted["max_risk"] == 0.5 and refitted["min_confidence"] <= fitted["min_confidence"]
+    assert json.loads((copy / "model_card.json").read_text())["calibration"] == refitted
+
+
+def test_calibrate_cli_names_a_folder_without_a_model_and_exits_2(tmp_path):
+    result = run_cli("training.calibrate", str(tmp_path))
+    assert result.returncode == 2 and "holds no exported model" in result.stderr

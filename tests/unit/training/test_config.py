@@ -5,11 +5,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
+from training.card import build_model_card
 from training.config import TrainConfig, build_parser, parse_args
+from training.datasets import DigitSet, DigitSource, TrainValidationSplit
 
 pytestmark = pytest.mark.unit
 
@@ -135,6 +138,7 @@ def test_no_flags_give_exactly_the_default_config():
         (["--seed", "3"], "seed", 3),
         (["--average-last-epochs", "6"], "average_last_epochs", 6),
         (["--augment-seed", "13"], "augment_seed", 13),
+        (["--outlier-fraction", "0.1"], "outlier_fraction", 0.1),
         (["--no-download"], "allow_download", False),
         (["--quick"], "quick", True),
     ],
@@ -234,3 +238,25 @@ def test_a_bad_repeat_exits_2_naming_it(flags, message, capsys):
     with pytest.raises(SystemExit) as exit_info:
         parse_args(flags)
     assert exit_info.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_outlier_exposure_is_off_by_default():
+    assert parse_args([]).outlier_fraction == 0.0
+
+
+@pytest.mark.parametrize("fraction", ["-0.1", "0.6", "1"])
+def test_an_outlier_fraction_outside_0_to_half_exits_2_naming_the_flag(fraction, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        parse_args(["--outlier-fraction", fraction])
+    assert exit_info.value.code == 2 and "--outlier-fraction:" in capsys.readouterr().err
+
+
+def test_the_outlier_fraction_is_carried_into_the_model_card():
+    digits = DigitSet("combined/train", np.zeros((4, 28, 28), dtype=np.uint8), np.arange(4))
+    config = parse_args(["--outlier-fraction", "0.1"])
+
+    sources = [DigitSource(name, digits, None) for name in config.datasets]
+
+    card = build_model_card(1000, sources, TrainValidationSplit(digits, digits), config)
+
+    assert card["config"]["outlier_fraction"] == 0.1
