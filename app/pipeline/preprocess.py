@@ -3,8 +3,9 @@
 The second stage of the request path: a photo or scan of a digit on paper becomes what the model was
 trained on. In order: shrink huge photos; detect polarity (dark ink on light paper, the usual upload,
 is inverted); even out the lighting; find the digit (Otsu on a lightly denoised image, then connected
-components, dropping specks, page edges and far-away marks); map paper to 0 and ink to 255; hand the
-result to `canonicalize_digit` (20x20 box, center of mass at the center).
+components, dropping specks, page edges and far-away marks) and count the digits written beside it
+(`digit_parts`); map paper to 0 and ink to 255; hand the result to `canonicalize_digit` (20x20 box,
+center of mass at the center).
 
 The mask only *finds* the digit and blanks the rest; grey levels inside it are kept, so a clean MNIST
 digit comes back (nearly) unchanged and serving accuracy on MNIST equals the model's own.
@@ -17,6 +18,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from app.pipeline.digit_parts import find_digit_parts
 from digits.canonicalize import canonicalize_digit
 from digits.errors import NoDigitFoundError
 
@@ -41,10 +43,14 @@ class PreprocessedDigit:
     Attributes:
         canonical: (28, 28) uint8, white ink on black, MNIST-normalized.
         is_inverted: True when the upload was dark ink on light paper and was flipped.
+        digit_parts: 1 for one digit; otherwise how many separate digit-sized parts the ink forms side
+            by side (the rule: `app.pipeline.digit_parts`). `canonical` is built around the largest
+            part either way, as for one digit; what to answer for several is the caller's choice.
     """
 
     canonical: np.ndarray
     is_inverted: bool
+    digit_parts: int = 1
 
 
 def _shrink(image: np.ndarray, max_side_pixels: int) -> np.ndarray:
@@ -126,8 +132,8 @@ def _find_border_artifacts(labels: np.ndarray, stats: np.ndarray) -> np.ndarray:
     return (touches_border | reaches_across) & ((in_band_pixels >= 0.5 * area) | spans_image)
 
 
-def _select_digit_components(strong: np.ndarray) -> np.ndarray:
-    """(H, W) bool ink mask -> (H, W) bool mask of the components that make up the digit.
+def _select_digit_components(strong: np.ndarray) -> tuple[np.ndarray, int]:
+    """(H, W) bool ink mask -> (H, W) bool mask of the digit's components, and the digit parts count.
 
     Raises:
         NoDigitFoundError: no component is big enough to be a digit.
@@ -149,8 +155,8 @@ def _select_digit_components(strong: np.ndarray) -> np.ndarray:
     gap_x = np.maximum(left - (left[largest] + width[largest]), left[largest] - (left + width))
     gap_y = np.maximum(top - (top[largest] + height[largest]), top[largest] - (top + height))
     is_near = (gap_x <= reach) & (gap_y <= reach)
-    keep = candidates & is_near & (areas >= SPECK_AREA_FRACTION * areas[largest])
-    return keep[labels]
+    is_piece = candidates & (areas >= SPECK_AREA_FRACTION * areas[largest])
+    return (is_piece & is_near)[labels], len(find_digit_parts(stats, is_piece, largest))
 
 
 def _masked_percentiles(image: np.ndarray, mask: np.ndarray, percentiles: list[float]) -> np.ndarray:
@@ -182,8 +188,8 @@ def _noise_floor(flat: np.ndarray, strong: np.ndarray) -> float:
     return float(median + NOISE_FLOOR_SIGMAS * (upper - lower) / 1.349)
 
 
-def _extract_digit(flat: np.ndarray) -> np.ndarray:
-    """(H, W) uint8 flattened ink -> (h, w) uint8 crop: paper 0, ink ~255, everything else 0.
+def _extract_digit(flat: np.ndarray) -> tuple[np.ndarray, int]:
+    """(H, W) uint8 flattened ink -> (h, w) uint8 crop (paper 0, ink ~255, all else 0), digit parts count.
 
     Raises:
         NoDigitFoundError: no sizeable component, or ink too faint to tell from the paper.
@@ -192,7 +198,7 @@ def _extract_digit(flat: np.ndarray) -> np.ndarray:
     smoothed = cv2.GaussianBlur(flat, (0, 0), sigma_pixels)
     threshold, _ = cv2.threshold(smoothed, 0, 255, cv2.THRESH_BINARY | cv2.THRESH_OTSU)
     strong = smoothed > threshold
-    kept = _select_digit_components(strong)
+    kept, digit_parts = _select_digit_components(strong)
     floor = _noise_floor(flat, strong)
     ink_level = float(_masked_percentiles(flat, kept, [INK_LEVEL_PERCENTILE])[0])
     if ink_level - floor < MIN_INK_CONTRAST:
@@ -206,7 +212,7 @@ def _extract_digit(flat: np.ndarray) -> np.ndarray:
     mask = cv2.dilate(kept[top:bottom, left:right].view(np.uint8), kernel).astype(bool)
     crop = flat[top:bottom, left:right].astype(np.float32)
     stretched = np.clip((crop - floor) * (255.0 / (ink_level - floor)), 0, 255)
-    return np.where(mask, np.rint(stretched), 0).astype(np.uint8)
+    return np.where(mask, np.rint(stretched), 0).astype(np.uint8), digit_parts
 
 
 def preprocess_image(gray: np.ndarray) -> PreprocessedDigit:
@@ -216,7 +222,8 @@ def preprocess_image(gray: np.ndarray) -> PreprocessedDigit:
         gray: (H, W) uint8 in [0, 255], either polarity, any size (huge photos are shrunk first).
 
     Returns:
-        The (28, 28) uint8 white-on-black canonical digit, and whether the input was inverted.
+        The (28, 28) uint8 white-on-black canonical digit (built around the largest part), whether the
+        input was inverted, and how many digits the ink forms side by side.
 
     Raises:
         NoDigitFoundError: the image is uniform, blank, only specks, or its marks are too faint.
@@ -229,8 +236,8 @@ def preprocess_image(gray: np.ndarray) -> PreprocessedDigit:
     gray = _shrink(np.ascontiguousarray(gray), MAX_WORKING_SIDE_PIXELS)
     is_inverted = _is_dark_ink_on_light_paper(gray)
     ink = cv2.bitwise_not(gray) if is_inverted else gray
-    flat = _flatten_lighting(ink, is_inverted)
-    return PreprocessedDigit(canonicalize_digit(_extract_digit(flat)), is_inverted)
+    crop, digit_parts = _extract_digit(_flatten_lighting(ink, is_inverted))
+    return PreprocessedDigit(canonicalize_digit(crop), is_inverted, digit_parts)
 
 
 def encode_png(canonical: np.ndarray) -> bytes:
