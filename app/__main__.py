@@ -12,10 +12,13 @@ batching works best when every request of the machine reaches the same queue.
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Sequence
 
+from pydantic import ValidationError
+
 from app.server import GRACEFUL_SHUTDOWN_SECONDS, SERVER_LOG_LEVELS, serve
-from app.settings import Settings
+from app.settings import Settings, describe_settings_error
 
 
 def parse_arguments(arguments: Sequence[str] | None = None) -> argparse.Namespace:
@@ -49,8 +52,14 @@ def main(arguments: Sequence[str] | None = None) -> None:
     """Reads the settings and the command line, and runs the service until SIGINT or SIGTERM."""
     options = parse_arguments(arguments)
     address = {name: value for name in ("host", "port") if (value := getattr(options, name)) is not None}
+    try:
+        settings = Settings(**address)
+    except ValidationError as error:
+        # Exit status 2, like any command given a bad argument; no traceback for a typo in a variable.
+        sys.stderr.write(f"error: invalid configuration:\n{describe_settings_error(error)}\n")
+        raise SystemExit(2) from None
     serve(
-        Settings(**address),
+        settings,
         access_log=options.access_log,
         server_log_level=options.log_level,
         graceful_shutdown_seconds=options.timeout_graceful_shutdown,

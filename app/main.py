@@ -33,7 +33,9 @@ from app.observability.logging import configure_logging
 from app.observability.metrics import build_metrics
 from app.pipeline.batcher import BatcherConfig, MicroBatcher
 from app.pipeline.decode_pool import DecodeBudget, DecodePool
+from app.pipeline.postprocess import AnswerPolicy
 from app.settings import Settings
+from digits.calibration import Calibration
 from digits.errors import ModelLoadError
 from digits.model import DigitModel, configure_thread_pools
 
@@ -124,7 +126,14 @@ async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, ServiceState]]:
     # Loading and the warm-up take seconds of TensorFlow work: off the loop, like every model call.
     state.model = await asyncio.to_thread(DigitModel.load, settings.model_dir, settings.model_version)
     refuse_smoke_test_model(state.model, settings)
-    served_model = describe_served_model(state.model)
+    # ModelLoadError for a malformed calibration: answers nobody fitted are never served.
+    state.answer_policy = AnswerPolicy.for_model(
+        Calibration.from_card(state.model.card), settings.min_confidence
+    )
+    served_model = describe_served_model(state.model) | {
+        "temperature": state.answer_policy.calibration.temperature,
+        "min_confidence": state.answer_policy.min_confidence,
+    }
     await asyncio.to_thread(state.model.warm_up, warm_up_batch_sizes(settings.batch_max_size))
     state.metrics.set_model_info(state.model.version, state.model.sha256, state.model.is_smoke_test)
     batcher_config = BatcherConfig(

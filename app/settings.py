@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 MEBIBYTE_BYTES = 1024 * 1024
@@ -70,6 +70,8 @@ class Settings(BaseSettings):
         upload_timeout_seconds: longest time to receive a whole request body; then 408.
         upload_spool_max_bytes: most request-body bytes held (in memory or temp files) by all the
             requests being received at once; beyond it, 503 + Retry-After.
+        min_confidence: below this calibrated confidence an answer is "unsure" (`low_confidence`);
+            None: the threshold the model card chose on validation data, else 0.9 for a card without.
         readiness_stall_seconds: `/readyz` answers 503 when images have waited this long without any
             model call finishing (a stalled replica leaves the load balancer's rotation).
     """
@@ -84,6 +86,8 @@ class Settings(BaseSettings):
     # A smoke-test model (`training.run --quick`: a few hundred images, one epoch) reads digits badly;
     # only tests of the service itself should serve one.
     allow_smoke_test_model: bool = False
+    # The trade-off between answers sent to a person and wrong answers accepted: README "Unsure answers".
+    min_confidence: float | None = Field(default=None, ge=0.0, le=1.0)
     batch_max_size: int = Field(default=32, ge=1, le=1024)
     batch_max_wait_ms: float = Field(default=5.0, ge=0.0, le=1000.0)
     queue_max_size: int = Field(default=256, ge=1, le=65536)
@@ -198,3 +202,16 @@ class Settings(BaseSettings):
                 f"({self.batch_max_size}) and batch_max_files ({self.batch_max_files})"
             )
         return self
+
+
+def describe_settings_error(error: ValidationError) -> str:
+    """A refused configuration -> one line per problem, each naming the environment variable at fault
+    (`DIGITSERVE_MIN_CONFIDENCE: Input should be less than or equal to 1`), for the start-up message."""
+    prefix = Settings.model_config.get("env_prefix", "")
+    lines = []
+    for problem in error.errors():
+        fields = [str(part) for part in problem["loc"] if isinstance(part, str)]
+        # A rule across fields (a model validator) has no location; its message names the fields.
+        variable = f"{prefix}{fields[0].upper()}: " if fields else ""
+        lines.append(f"{variable}{problem['msg']}")
+    return "\n".join(lines)

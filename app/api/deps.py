@@ -8,7 +8,7 @@ plain functions in a thread pool: a thread hop per request for a lookup.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Annotated
 
@@ -19,6 +19,7 @@ from app.observability.metrics import Metrics
 from app.pipeline.batcher import MicroBatcher
 from app.pipeline.decode_pool import DecodePool
 from app.pipeline.image_header import DecodeLimits
+from app.pipeline.postprocess import AnswerPolicy
 from app.settings import Settings
 from digits.errors import ServiceNotReadyError
 
@@ -36,6 +37,7 @@ class ServiceState:
         model: the loaded model, None until loaded.
         batcher: the running batcher, None until started; it owns the queue's room.
         decode_pool: the worker processes that decode and pre-process uploads, None until started.
+        answer_policy: the served model's calibration and minimum confidence.
         is_ready: True from the end of the warm-up to the start of the shutdown.
     """
 
@@ -44,6 +46,7 @@ class ServiceState:
     model: DigitModel | None = None
     batcher: MicroBatcher | None = None
     decode_pool: DecodePool | None = None
+    answer_policy: AnswerPolicy = field(default_factory=AnswerPolicy)
     is_ready: bool = False
 
     @cached_property

@@ -21,10 +21,9 @@ from starlette.types import Receive
 from app.api.deps import ServiceState
 from app.api.disconnect import cancelled_on_disconnect
 from app.api.errors import http_status
-from app.api.schemas import BatchItemErrorResponse, ErrorResponse, PredictionResponse
+from app.api.schemas import AlternativeResponse, BatchItemErrorResponse, ErrorResponse, PredictionResponse
 from app.pipeline import prepare
 from app.pipeline.image_header import DecodeLimits, inspect_image
-from app.pipeline.postprocess import postprocess_probabilities
 from app.pipeline.preprocess import PreprocessedDigit
 from digits.contract import to_model_input
 from digits.errors import DigitServeError, RequestTimeoutError
@@ -103,12 +102,18 @@ async def render_model_view(state: ServiceState, data: bytes, receive: Receive) 
 def _to_response(
     state: ServiceState, digit: PreprocessedDigit, probabilities: np.ndarray
 ) -> PredictionResponse:
-    prediction = postprocess_probabilities(probabilities)
-    state.metrics.predictions.labels(digit=str(prediction.digit)).inc()
+    prediction = state.answer_policy.judge(probabilities, digit.digit_parts)
+    state.metrics.observe_prediction(prediction)
     return PredictionResponse(
         digit=prediction.digit,
         confidence=prediction.confidence,
         probabilities=list(prediction.probabilities),
+        unsure=prediction.unsure,
+        reason=prediction.reason,
+        alternatives=[
+            AlternativeResponse(digit=alternative.digit, probability=alternative.probability)
+            for alternative in prediction.alternatives
+        ],
         inverted=digit.is_inverted,
         model_version=state.model.version,
     )

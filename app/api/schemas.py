@@ -7,9 +7,17 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.api.errors import http_status
+from app.pipeline.postprocess import UnsureReason
 from digits import errors
 
 EXAMPLE_PROBABILITIES = [0.0001, 0.0002, 0.0011, 0.0005, 0.0003, 0.0001, 0.0, 0.9962, 0.0003, 0.0012]
+
+
+class AlternativeResponse(BaseModel):
+    """One of the likeliest digits."""
+
+    digit: int = Field(ge=0, le=9)
+    probability: float = Field(ge=0.0, le=1.0, description="Its calibrated probability.")
 
 
 class PredictionResponse(BaseModel):
@@ -22,6 +30,13 @@ class PredictionResponse(BaseModel):
                     "digit": 7,
                     "confidence": 0.9962,
                     "probabilities": EXAMPLE_PROBABILITIES,
+                    "unsure": False,
+                    "reason": None,
+                    "alternatives": [
+                        {"digit": 7, "probability": 0.9962},
+                        {"digit": 9, "probability": 0.0012},
+                        {"digit": 2, "probability": 0.0011},
+                    ],
                     "inverted": True,
                     "model_version": "1",
                 }
@@ -30,9 +45,22 @@ class PredictionResponse(BaseModel):
     )
 
     digit: int = Field(ge=0, le=9, description="The most probable digit.")
-    confidence: float = Field(ge=0.0, le=1.0, description="The probability of `digit`.")
+    confidence: float = Field(
+        ge=0.0, le=1.0, description="The calibrated probability of `digit`: right about that often."
+    )
     probabilities: list[float] = Field(
-        min_length=10, max_length=10, description="Probability of each digit 0-9, index = digit; sums to 1."
+        min_length=10,
+        max_length=10,
+        description="Calibrated probability of each digit 0-9, index = digit; sums to 1.",
+    )
+    unsure: bool = Field(description="True when a person should check the answer; `reason` says why.")
+    reason: UnsureReason | None = Field(
+        description="Why the answer is unsure: `confidence` below the service's minimum "
+        "(`low_confidence`), no digit the model knows (`not_a_digit`), or two or more digits side by "
+        "side in one image (`several_digits`); null when it is not."
+    )
+    alternatives: list[AlternativeResponse] = Field(
+        min_length=1, max_length=3, description="The three likeliest digits, most probable first."
     )
     inverted: bool = Field(
         description="True when the upload was dark ink on light paper and its polarity was flipped."

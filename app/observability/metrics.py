@@ -14,6 +14,7 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from app.pipeline.postprocess import Prediction, UnsureReason
 from digits import errors
 
 NAMESPACE = "digitserve"
@@ -23,6 +24,8 @@ DIGITS = tuple(str(digit) for digit in range(10))
 PREPROCESS_BUCKETS_SECONDS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 QUEUE_WAIT_BUCKETS_SECONDS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 INFERENCE_BUCKETS_SECONDS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+# Returned confidence: fine steps near 1, where a drift in the inputs first shows (fewer answers at 0.999).
+CONFIDENCE_BUCKETS = (0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.98, 0.99, 0.995, 0.999, 1.0)
 REQUEST_BUCKETS_SECONDS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 
@@ -59,6 +62,8 @@ class Metrics:
     model_inference_duration: Histogram
     batch_queue_depth: Gauge
     predictions: Counter
+    prediction_confidence: Histogram
+    unsure_predictions: Counter
     model_info: Gauge
     # Label children by label values: `.labels()` takes a lock and builds a key on every call,
     # about 5 us, twice per request. As bounded as the label values.
@@ -98,6 +103,13 @@ class Metrics:
             self.batch_queue_wait.observe(wait_seconds)
         self.batch_size.observe(len(waits))
         self.model_inference_duration.observe(inference_seconds)
+
+    def observe_prediction(self, prediction: Prediction) -> None:
+        """Counts one answer by digit, records its confidence, and counts it by reason when unsure."""
+        self.predictions.labels(digit=str(prediction.digit)).inc()
+        self.prediction_confidence.observe(prediction.confidence)
+        if prediction.reason is not None:
+            self.unsure_predictions.labels(reason=prediction.reason.value).inc()
 
     def set_queue_depth(self, depth: int) -> None:
         """Records the room in use: images waiting for the model plus units held by uploads being decoded."""
@@ -155,6 +167,17 @@ def _build_pipeline_metrics(registry: CollectorRegistry, batch_max_size: int) ->
             "predictions", "Predictions returned, by predicted digit.",
             ["digit"], namespace=NAMESPACE, registry=registry,
         ),
+        "prediction_confidence": Histogram(
+            "prediction_confidence",
+            "Calibrated confidence of each answer (single and batch items); a drift in the inputs shows as "
+            "a shift towards lower confidence.",
+            namespace=NAMESPACE, registry=registry, buckets=CONFIDENCE_BUCKETS,
+        ),
+        "unsure_predictions": Counter(
+            "unsure_predictions",
+            "Answers marked unsure, by reason (low_confidence, not_a_digit, several_digits).",
+            ["reason"], namespace=NAMESPACE, registry=registry,
+        ),
         "model_info": Gauge(
             "model_info",
             "The served model (always 1): its version, the sha256 of saved_model.pb, whether a smoke test.",
@@ -185,6 +208,8 @@ def build_metrics(
         metrics.predictions.labels(digit=digit)
     for code in error_codes():
         metrics.rejected_requests.labels(reason=code)
+    for reason in UnsureReason:
+        metrics.unsure_predictions.labels(reason=reason.value)
     for route, method in routes:
         metrics.http_request_duration.labels(route=route, method=method)
     return metrics

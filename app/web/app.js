@@ -220,6 +220,23 @@
 
   const percent = (probability) => `${(probability * 100).toFixed(1)} %`;
 
+  // Why the service is not sure, in words: the API's `reason` codes.
+  const UNSURE_WHY = {
+    low_confidence: "The writing could be read more than one way; a person should check it.",
+    not_a_digit: "This does not look like a digit the model knows (a letter, a symbol or a scribble?).",
+    several_digits:
+      "The image holds several digits side by side; this reads one digit at a time. Draw or upload one digit.",
+  };
+
+  // "Not sure — 4 or 9?": the likeliest digits that hold some belief, most probable first.
+  function unsureTitle(prediction) {
+    if (prediction.reason === "several_digits") return "Not sure — several digits.";
+    if (prediction.reason === "not_a_digit") return "Not sure — is this a digit?";
+    const likely = prediction.alternatives.filter((alternative) => alternative.probability >= 0.05);
+    const digits = (likely.length > 1 ? likely : prediction.alternatives.slice(0, 2)).map((a) => a.digit);
+    return `Not sure — ${digits.slice(0, -1).join(", ")} or ${digits[digits.length - 1]}?`;
+  }
+
   function buildBars() {
     for (let digit = 0; digit < 10; digit += 1) {
       const item = document.createElement("li");
@@ -234,6 +251,13 @@
   function showPrediction(prediction, preprocessed) {
     byId("digit").textContent = String(prediction.digit);
     byId("confidence").textContent = `${percent(prediction.confidence)} sure`;
+    const unsure = byId("unsure");
+    unsure.hidden = !prediction.unsure;
+    answer.classList.toggle("is-unsure", prediction.unsure);
+    if (prediction.unsure) {
+      byId("unsure-title").textContent = unsureTitle(prediction);
+      byId("unsure-why").textContent = UNSURE_WHY[prediction.reason] || "";
+    }
     prediction.probabilities.forEach((probability, digit) => {
       const item = bars.children[digit];
       item.classList.toggle("top", digit === prediction.digit);

@@ -75,7 +75,16 @@ async def test_predict_reads_mnist_digits(
 
 async def test_predict_response_has_the_documented_fields(service, mnist_test_samples, sample_indices):
     [answer] = await post_each(service.client, png_uploads(mnist_test_samples, sample_indices[:1]))
-    assert set(answer) == {"digit", "confidence", "probabilities", "inverted", "model_version"}
+    assert set(answer) == {
+        "digit",
+        "confidence",
+        "probabilities",
+        "unsure",
+        "reason",
+        "alternatives",
+        "inverted",
+        "model_version",
+    }
     assert len(answer["probabilities"]) == 10 and sum(answer["probabilities"]) == pytest.approx(1.0, abs=1e-4)
     assert answer["confidence"] == max(answer["probabilities"])
     assert answer["model_version"] == "1"

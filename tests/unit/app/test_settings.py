@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from app.settings import Settings
+from app.settings import Settings, describe_settings_error
 
 pytestmark = pytest.mark.unit
 
@@ -70,6 +70,8 @@ def test_queue_must_hold_a_full_batch_and_a_full_batch_request():
         ("decode_timeout_seconds", 0),
         ("decode_worker_memory_max_bytes", 1024),
         ("log_level", "LOUD"),
+        ("min_confidence", 1.5),
+        ("min_confidence", -0.1),
     ],
 )
 def test_out_of_range_values_are_refused(field, value):
@@ -109,3 +111,30 @@ def test_weak_or_unsendable_api_keys_are_refused_without_echoing_them(keys):
 def test_restricting_metrics_needs_a_key():
     with pytest.raises(ValidationError, match="metrics_require_api_key needs at least one key"):
         Settings(metrics_require_api_key=True)
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        (
+            "DIGITSERVE_MIN_CONFIDENCE",
+            "1.5",
+            "DIGITSERVE_MIN_CONFIDENCE: Input should be less than or equal to 1",
+        ),
+        ("DIGITSERVE_MIN_CONFIDENCE", "sure", "DIGITSERVE_MIN_CONFIDENCE: Input should be a valid number"),
+        (
+            "DIGITSERVE_BATCH_MAX_SIZE",
+            "3",
+            "DIGITSERVE_BATCH_MAX_SIZE: Value error, batch_max_size must be a power of 2",
+        ),
+    ],
+)
+def test_a_refused_variable_is_named_in_the_start_up_message(monkeypatch, variable, value, message):
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ValidationError) as error:
+        Settings()
+    assert describe_settings_error(error.value).startswith(message)
+
+
+def test_the_minimum_confidence_defaults_to_the_model_cards():
+    assert Settings().min_confidence is None
