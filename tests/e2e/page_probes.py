@@ -50,6 +50,12 @@ async def shown_answer(page: Page) -> dict:
           seenWidth: document.getElementById("seen").naturalWidth,
           seenHeight: document.getElementById("seen").naturalHeight,
           error: document.getElementById("error").hidden ? "" : document.getElementById("error").textContent,
+          unsure: document.getElementById("unsure").hidden
+            ? null
+            : {
+                title: document.getElementById("unsure-title").textContent,
+                why: document.getElementById("unsure-why").textContent,
+              },
         })"""
     )
 

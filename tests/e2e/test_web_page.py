@@ -223,6 +223,7 @@ async def test_uploaded_photo_is_read_like_the_api_reads_it(
     assert answer["digit"] == str(expected["digit"]) == str(labels[PHOTO_INDEX])
     assert answer["confidence"] == f"{expected['confidence'] * 100:.1f} % sure"
     assert expected["inverted"] is True and "inverted" in answer["polarity"]
+    assert (answer["unsure"] is None) is (expected["unsure"] is False)  # the notice only when unsure
     api_pixels = cv2.imdecode(np.frombuffer(seen_png, dtype=np.uint8), cv2.IMREAD_GRAYSCALE)
     np.testing.assert_array_equal(shown_pixels, api_pixels)
 
@@ -313,3 +314,52 @@ async def test_phone_screen_fits_and_a_finger_drawing_is_read_on_its_own(
         await web.screenshot("phone-drawn-touch")
         assert answer["digit"] == str(labels[PHOTO_INDEX])
         assert await page.evaluate("window.scrollX") == 0
+
+
+async def test_an_unsure_answer_says_so_plainly_with_the_likely_digits_and_why(
+    open_page: OpenPage, mnist_test_samples, tmp_path: Path
+):
+    images, labels = mnist_test_samples
+    four, nine = (int(np.flatnonzero(labels == digit)[0]) for digit in (4, 9))
+    # A number written in one image: the service answers several_digits.
+    number = np.concatenate([images[four], np.zeros((28, 10), np.uint8), images[nine]], axis=1)
+    number_path = tmp_path / "forty-nine.png"
+    cv2.imwrite(str(number_path), cv2.resize(255 - number, None, fx=4, fy=4, interpolation=cv2.INTER_CUBIC))
+    async with open_page() as web:
+        page = web.page
+        async with page.expect_response(lambda response: response.url.endswith("/predict")) as answered:
+            await page.get_by_label("Choose a photo of one digit").set_input_files(number_path)
+        await wait_for_answer(page)
+        api_answer = await (await answered.value).json()
+        shown = await shown_answer(page)
+        assert api_answer["unsure"] is True and api_answer["reason"] == "several_digits"
+        assert shown["unsure"]["title"] == "Not sure — several digits."
+        assert "several digits side by side" in shown["unsure"]["why"]
+        await web.screenshot("unsure-several-digits")
+
+        # Between a 4 and a 9: the service's real answer for a drawn 4, with its belief split.
+        async def split_belief(route):
+            answer = await (await route.fetch()).json()
+            probabilities = [0.0] * 10
+            probabilities[4], probabilities[9], probabilities[7] = 0.55, 0.41, 0.04
+            answer.update(
+                digit=4,
+                confidence=0.55,
+                probabilities=probabilities,
+                unsure=True,
+                reason="low_confidence",
+                alternatives=[{"digit": d, "probability": probabilities[d]} for d in (4, 9, 7)],
+            )
+            await route.fulfill(json=answer)
+
+        await page.route("**/predict", split_belief)
+        await page.get_by_role("button", name="Clear").click()
+        await web.draw(strokes_of_digit(images[four]), "mouse")
+        await predict_drawing(page)
+        shown = await shown_answer(page)
+        assert_consistent_answer(shown)
+        assert shown["digit"] == "4" and shown["unsure"]["title"] == "Not sure — 4 or 9?"
+        assert "more than one way" in shown["unsure"]["why"]
+        assert await text_contrast(page, "#unsure") >= MIN_TEXT_CONTRAST
+        await web.screenshot("unsure-four-or-nine")
+        await page.unroute("**/predict")
