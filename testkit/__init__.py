@@ -15,4 +15,8 @@ Modules:
     overload        the overload scenario: shed with 503 + Retry-After, then recover
     shutdown        the SIGTERM-under-load scenario
     model_timing    the model alone timed per batch size, and the batching ceiling it sets
+    labelled_sets   the labelled test sets (MNIST, USPS, CVL, a folder) as uploads for the HTTP benchmarks
+    unsure_sets     held-out non-digits and two-digit numbers, from sources training never uses
+    held_out_glyphs, held_out_drawings, two_digit_numbers   their fonts, drawings and layouts
+    unsure_tally    how answers to those images count against the unsure targets
 """
