@@ -144,6 +144,12 @@ class Settings(BaseSettings):
     def _upper_case_log_level(cls, value: object) -> object:
         return value.upper() if isinstance(value, str) else value
 
+    @field_validator("min_confidence", mode="before")
+    @classmethod
+    def _empty_means_the_cards(cls, value: object) -> object:
+        # Compose passes an unset host variable on as "" (`${DIGITSERVE_MIN_CONFIDENCE:-}`).
+        return None if isinstance(value, str) and not value.strip() else value
+
     @field_validator("batch_max_size")
     @classmethod
     def _require_power_of_two(cls, value: int) -> int:

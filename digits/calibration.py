@@ -83,5 +83,14 @@ class Calibration:
         return exponentials / exponentials.sum(axis=-1, keepdims=True)
 
 
+def is_sure(confidence: Any, min_confidence: float) -> Any:
+    """The one rule of "sure": a (calibrated) confidence at or above the threshold. Element-wise on arrays.
+
+    The service answers by it, the threshold is chosen by it (`training.calibrate`) and reported by it
+    (`training.evaluate`).
+    """
+    return confidence >= min_confidence
+
+
 def _optional_float(value: Any) -> float | None:
     return None if value is None else float(value)

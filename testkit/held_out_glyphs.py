@@ -25,6 +25,7 @@ from fontTools.ttLib import TTFont
 from PIL import Image, ImageDraw, ImageFont, features
 
 from testkit.held_out_drawings import MARGIN_FRACTION
+from training.outlier_drawings import DIGIT_LIKE_GLYPHS
 
 STIX_TEXT_FONT_NAMES = (
     "STIXGeneral.ttf",
@@ -38,15 +39,14 @@ RENDER_SIZE_PIXELS = 96  # glyphs are drawn once at this em size, then resized l
 # Read as a digit by a person, so never drawn (grouped by the digit they pass for). Includes every
 # glyph that training's outlier generator leaves out as digit-like (`DIGIT_LIKE_GLYPHS` in
 # training/outlier_drawings.py): the model is never taught that those are not digits.
+# Training's list (`DIGIT_LIKE_GLYPHS`) owns which glyphs read as digits; beyond it, lookalikes only the
+# held-out fonts draw: a Greek capital O, slashed and struck circles (a slashed zero), bars (∥ reads 11).
+HELD_OUT_LOOKALIKES = {"0": "ΟοøØ∅○◦∘°", "1": "Ιıℓ∣¦∥‖", "2": "Ζ", "6": "∂", "8": "Β"}
 EXCLUDED_GLYPHS = {
-    "0": "OoQDΟοΩθϑΘσøØ∅φΦ○◦∘°",  # round letters, slashed and struck circles (a slashed zero)
-    "1": "IilΙιıℓ|!()∣¦∥‖/\\",  # one plain, slanted or bowed stroke; ∥ and ‖ read as 11
-    "2": "ZzΖζ",
-    "3": "ε",
-    "5": "Ssς",
-    "6": "bGδ∂",
-    "8": "B&Ββγ",
-    "9": "gq",
+    digit: "".join(glyph for glyph, reads_as in DIGIT_LIKE_GLYPHS.items() if reads_as == digit)
+    + HELD_OUT_LOOKALIKES.get(digit, "")
+    for digit in "0123456789"
+    if digit in DIGIT_LIKE_GLYPHS.values() or digit in HELD_OUT_LOOKALIKES
 }
 _EXCLUDED = frozenset("".join(EXCLUDED_GLYPHS.values()))
 _LATIN = string.ascii_uppercase + string.ascii_lowercase

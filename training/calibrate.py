@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 from scipy.optimize import minimize_scalar
 
-from digits.calibration import CALIBRATION_CARD_KEY, SMALLEST_PROBABILITY, Calibration
+from digits.calibration import CALIBRATION_CARD_KEY, SMALLEST_PROBABILITY, Calibration, is_sure
 from digits.errors import ModelLoadError
 from training.datasets import DigitSet
 
@@ -91,15 +91,20 @@ def fit_temperature(probabilities: np.ndarray, labels: np.ndarray) -> float:
 
 
 def risk_coverage(confidences: np.ndarray, correct: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Answers kept from the most confident down -> (coverage, accuracy of the kept) after each one."""
+    """Answers kept from the most confident down -> (coverage, accuracy of the kept) after each one.
+
+    Equal confidences are kept in data order (a threshold cannot split them; on real model outputs ties
+    are rare below 1.0), so a point inside a run of ties is one no threshold gives exactly.
+    """
     order = np.argsort(-np.asarray(confidences), kind="stable")
     kept = np.arange(1, len(order) + 1)
     return kept / len(order), np.cumsum(np.asarray(correct)[order]) / kept
 
 
 def choose_min_confidence(confidences: np.ndarray, correct: np.ndarray, max_risk: float) -> float:
-    """The lowest confidence threshold whose accepted answers (confidence >= it) are wrong at most
-    `max_risk` of the time; 1.0 when even the most confident answer is wrong too often.
+    """The lowest confidence threshold whose accepted answers (`is_sure`: confidence >= it) are wrong at
+    most `max_risk` of the time; 1.0 when even the most confident answer is wrong too often (then only
+    answers whose confidence rounds to 1.0 are accepted).
 
     Equal confidences are accepted or refused together, so the threshold is one of the confidences.
     """
@@ -143,21 +148,22 @@ def fit_calibration(probabilities: np.ndarray, labels: np.ndarray, max_risk: flo
     confidences = calibrated.max(axis=1)
     correct = calibrated.argmax(axis=1) == labels
     threshold = choose_min_confidence(confidences, correct, max_risk)
-    accepted = confidences >= threshold
+    accepted = is_sure(confidences, threshold)
     return CalibrationFit(
         calibration=Calibration(temperature, threshold),
         images=len(labels),
         max_risk=max_risk,
-        before=_scores(probabilities, labels),
+        before=calibration_scores(probabilities, labels),
         after={
-            **_scores(calibrated, labels),
+            **calibration_scores(calibrated, labels),
             "coverage": round(float(accepted.mean()), 5),
             "accepted_accuracy": round(float(correct[accepted].mean()) if accepted.any() else 1.0, 5),
         },
     )
 
 
-def _scores(probabilities: np.ndarray, labels: np.ndarray) -> dict[str, float]:
+def calibration_scores(probabilities: np.ndarray, labels: np.ndarray) -> dict[str, float]:
+    """NLL and ECE of (N, 10) probabilities, rounded for a model card."""
     return {
         "nll": round(negative_log_likelihood(probabilities, labels), 5),
         "ece": round(expected_calibration_error(probabilities, labels), 5),

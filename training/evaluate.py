@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from app.pipeline.postprocess import AnswerPolicy
-from digits.calibration import Calibration
+from digits.calibration import Calibration, is_sure
 from digits.contract import NUM_CLASSES, to_model_inputs
 from digits.errors import ModelLoadError
 from digits.model_store import MODEL_CARD_FILE_NAME, read_model_card, resolve_version_dir
@@ -88,24 +88,18 @@ REPORTED_COVERAGES = (0.99, 0.98, 0.95, 0.9, 0.8)
 def score_selective(score: DatasetScore, calibration: Calibration, min_confidence: float) -> SelectiveScore:
     """ECE and NLL before and after calibration, the unsure rate and accepted accuracy at the threshold,
     and the accuracy at fixed coverages (risk-coverage), of one scored set."""
-    from training.calibrate import expected_calibration_error, negative_log_likelihood, risk_coverage
+    from training.calibrate import calibration_scores, risk_coverage
 
     calibrated = calibration.apply(score.probabilities)
     confidences = calibrated.max(axis=1)
     correct = calibrated.argmax(axis=1) == score.labels
-    accepted = confidences >= min_confidence
+    accepted = is_sure(confidences, min_confidence)
     coverage, accuracy = risk_coverage(confidences, correct)
-
-    def scores(probabilities: np.ndarray) -> dict[str, float]:
-        return {
-            "ece": round(expected_calibration_error(probabilities, score.labels), 5),
-            "nll": round(negative_log_likelihood(probabilities, score.labels), 5),
-        }
 
     return SelectiveScore(
         name=score.name,
-        before=scores(score.probabilities),
-        after=scores(calibrated),
+        before=calibration_scores(score.probabilities, score.labels),
+        after=calibration_scores(calibrated, score.labels),
         min_confidence=min_confidence,
         unsure_rate=float(1.0 - accepted.mean()),
         accepted_accuracy=float(correct[accepted].mean()) if accepted.any() else 1.0,

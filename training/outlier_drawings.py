@@ -38,7 +38,7 @@ DIGIT_LIKE_GLYPHS = {
     **dict.fromkeys("Zzζ", "2"),
     **dict.fromkeys("ε", "3"),
     **dict.fromkeys("Ssς", "5"),
-    **dict.fromkeys("bδ", "6"),
+    **dict.fromkeys("bGδ", "6"),
     **dict.fromkeys("B&βγ", "8"),
     **dict.fromkeys("gq", "9"),
 }

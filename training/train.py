@@ -57,7 +57,9 @@ class AugmentedBatches(keras.utils.PyDataset):
             if is_training
             else None
         )
-        if is_training:
+        # Mixed once even when not training: batch-norm statistics re-estimated batch by batch would miss
+        # the variance between digits and non-digits if the non-digits sat together at the end.
+        if is_training or len(self.images) > len(digits.images):
             self.random.shuffle(self.order)
 
     def __len__(self) -> int:
@@ -169,10 +171,15 @@ class TrainingBatches:
         two with uniform targets. Validation stays digits only: its loss drives early stopping and the
         choice of the final weights, and should measure how well digits are read, not mixed with how
         non-digits are refused."""
+        # The batch-norm statistics re-estimated on the clean images describe the mix the weights trained
+        # on: non-digits in the same proportion to the digits.
+        clean_outliers = None
+        if outlier_images is not None:
+            share = len(original_digits) / max(1, len(train_digits))
+            clean_outliers = outlier_images[: round(share * len(outlier_images))]
         return cls(
             training=AugmentedBatches(train_digits, config, is_training=True, outlier_images=outlier_images),
-            # The batch-norm statistics re-estimated on these describe the mix the weights trained on.
-            clean=AugmentedBatches(original_digits, config, is_training=False, outlier_images=outlier_images),
+            clean=AugmentedBatches(original_digits, config, is_training=False, outlier_images=clean_outliers),
             validation=AugmentedBatches(validation_digits, config, is_training=False),
         )
 

@@ -70,6 +70,8 @@ class Metrics:
     _request_children: dict[tuple[str, str, int], tuple[Any, Any]] = field(
         default_factory=dict, repr=False, compare=False
     )
+    # The same for every answer's digit and unsure reason (bounded: 10 digits, 3 reasons).
+    _answer_children: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     def observe_request(self, route: str, method: str, status_code: int, duration_seconds: float) -> None:
         """Counts one answered request and records its duration.
@@ -106,10 +108,16 @@ class Metrics:
 
     def observe_prediction(self, prediction: Prediction) -> None:
         """Counts one answer by digit, records its confidence, and counts it by reason when unsure."""
-        self.predictions.labels(digit=str(prediction.digit)).inc()
+        children = self._answer_children
+        if not children:
+            children.update({str(digit): self.predictions.labels(digit=str(digit)) for digit in range(10)})
+            children.update(
+                {reason: self.unsure_predictions.labels(reason=reason.value) for reason in UnsureReason}
+            )
+        children[str(prediction.digit)].inc()
         self.prediction_confidence.observe(prediction.confidence)
         if prediction.reason is not None:
-            self.unsure_predictions.labels(reason=prediction.reason.value).inc()
+            children[prediction.reason].inc()
 
     def set_queue_depth(self, depth: int) -> None:
         """Records the room in use: images waiting for the model plus units held by uploads being decoded."""
@@ -168,7 +176,7 @@ def _build_pipeline_metrics(registry: CollectorRegistry, batch_max_size: int) ->
             ["digit"], namespace=NAMESPACE, registry=registry,
         ),
         "prediction_confidence": Histogram(
-            "prediction_confidence",
+            "prediction_confidence_ratio",
             "Calibrated confidence of each answer (single and batch items); a drift in the inputs shows as "
             "a shift towards lower confidence.",
             namespace=NAMESPACE, registry=registry, buckets=CONFIDENCE_BUCKETS,

@@ -9,7 +9,7 @@ decides), is within a factor 0.6 of the main part's height, either way, and over
 vertically by at least half the shorter one's height. Short pieces (a 5's flag, a 7's bar or crossbar,
 a 1's base, a dot) are never parts; parts one above the other are not side by side. Left to right, a
 part starts a new digit when it shares no column with the parts before it, and either the gap is wide
-(a third of the main part's height) or the two neighbours together would be wider than 0.9x their
+(0.35 of the main part's height) or the two neighbours together would be wider than 0.9x their
 joint height; closer, narrower pairs are the pieces of one broken digit (a 4 with an open top whose
 bar stops short of its stem). Touching digits form one component and count as one here.
 
@@ -30,7 +30,7 @@ import numpy as np
 # Digits in a row are of about one height; a 4's detached bar, a 7's top bar or a 1's base is shorter.
 MIN_PART_HEIGHT_RATIO = 0.6
 MIN_VERTICAL_OVERLAP_FRACTION = 0.5  # of the shorter part's height: in one row, not one above the other
-# A gap of a third of a digit's height lies between digits; the broken strokes of one digit leave less.
+# A gap of about a third of a digit's height lies between digits; the broken strokes of one digit leave less.
 MIN_DIGIT_GAP_FRACTION = 0.35
 # Two close pieces whose joint box is at most 0.9x as wide as tall fit one digit (a broken 4); two
 # digits side by side seldom do (narrow pairs such as "11" written close together).

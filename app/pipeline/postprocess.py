@@ -20,7 +20,7 @@ from enum import StrEnum
 
 import numpy as np
 
-from digits.calibration import Calibration
+from digits.calibration import Calibration, is_sure
 from digits.contract import NUM_CLASSES
 from digits.errors import ModelError
 
@@ -109,7 +109,7 @@ class AnswerPolicy:
         reason = None
         if digit_parts > 1:
             reason = UnsureReason.SEVERAL_DIGITS
-        elif confidence < self.min_confidence:
+        elif not is_sure(confidence, self.min_confidence):
             top_two = confidence + float(row[ranked[1]])
             is_spread = top_two < NOT_A_DIGIT_MAX_TOP_TWO_PROBABILITY
             reason = UnsureReason.NOT_A_DIGIT if is_spread else UnsureReason.LOW_CONFIDENCE

@@ -19,7 +19,7 @@ DOCUMENTED_METRICS = (
     "digitserve_model_inference_duration_seconds",
     "digitserve_batch_queue_depth",
     "digitserve_predictions_total",
-    "digitserve_prediction_confidence",
+    "digitserve_prediction_confidence_ratio",
     "digitserve_unsure_predictions_total",
     "digitserve_model_info",
 )
@@ -71,12 +71,12 @@ async def test_metrics_count_requests_stages_and_predictions(service, mnist_test
     assert service.sample("digitserve_model_inference_duration_seconds_count") >= 1
     predicted = sum(service.sample("digitserve_predictions_total", {"digit": str(d)}) for d in range(10))
     assert predicted == 3
-    assert service.sample("digitserve_prediction_confidence_count") == 3
+    assert service.sample("digitserve_prediction_confidence_ratio_count") == 3
     unsure = sum(
         service.sample("digitserve_unsure_predictions_total", {"reason": reason})
         for reason in ("low_confidence", "not_a_digit", "several_digits")
     )
-    assert unsure == service.sample("digitserve_prediction_confidence_bucket", {"le": "0.9"}) <= 3
+    assert unsure == service.sample("digitserve_prediction_confidence_ratio_bucket", {"le": "0.9"}) <= 3
     assert service.sample("digitserve_batch_queue_depth") == 0
 
 

@@ -136,5 +136,9 @@ def test_a_refused_variable_is_named_in_the_start_up_message(monkeypatch, variab
     assert describe_settings_error(error.value).startswith(message)
 
 
-def test_the_minimum_confidence_defaults_to_the_model_cards():
+def test_the_minimum_confidence_defaults_to_the_model_cards(monkeypatch):
     assert Settings().min_confidence is None
+    monkeypatch.setenv("DIGITSERVE_MIN_CONFIDENCE", "")  # compose's ${DIGITSERVE_MIN_CONFIDENCE:-}
+    assert Settings().min_confidence is None
+    monkeypatch.setenv("DIGITSERVE_MIN_CONFIDENCE", "0.75")
+    assert Settings().min_confidence == 0.75

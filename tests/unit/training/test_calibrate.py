@@ -48,7 +48,7 @@ def test_the_fitted_temperature_lowers_nll_and_ece_on_another_part_of_the_data()
 
 
 def test_ece_is_the_count_weighted_gap_between_accuracy_and_confidence_per_bin():
-    # Two answers at 0.95 (one right), two at 0.55 (both right): bins (0.9, 0.967] and (0.533, 0.6].
+    # Two answers at 0.95 (one right), two at 0.55 (both right): bins (0.933, 1] and (0.533, 0.6].
     probabilities = np.full((4, 10), 0.0)
     probabilities[:2, 0], probabilities[:2, 1] = 0.95, 0.05
     probabilities[2:, 0], probabilities[2:, 1] = 0.55, 0.45

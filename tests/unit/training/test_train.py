@@ -83,3 +83,19 @@ def test_validation_holds_digits_only_and_training_and_clean_batches_the_outlier
     assert len(validation_images) == 20 and set(np.unique(validation_targets)) == {0.0, 1.0}
     for targets in (training_targets, clean_targets):
         assert np.count_nonzero(np.all(targets == np.float32(0.1), axis=1)) == 8
+
+
+def test_clean_batches_hold_outliers_in_the_training_mix_spread_among_the_digits(config):
+    augmented, originals = marked_digits(200), marked_digits(100)  # one static copy per image
+    batches = TrainingBatches.from_digits(augmented, originals, marked_digits(20), config, outlier_images(40))
+
+    clean_images, clean_targets = whole_epoch(batches.clean)
+
+    is_outlier = np.all(clean_targets == np.float32(0.1), axis=1)
+    assert is_outlier.sum() == 20  # 40 outliers for 200 training images: 20 for the 100 clean ones
+    positions = np.flatnonzero(is_outlier)
+    assert positions.min() < 20 and positions.max() >= 100  # mixed in, not all at the end
+    again, _ = whole_epoch(
+        TrainingBatches.from_digits(augmented, originals, marked_digits(20), config, outlier_images(40)).clean
+    )
+    np.testing.assert_array_equal(clean_images, again)  # the same order every time: seeded

@@ -51,8 +51,13 @@ def test_several_digit_sized_parts_make_any_answer_unsure():
 
 
 def test_the_threshold_decides_and_an_answer_at_it_is_accepted():
-    assert AnswerPolicy(min_confidence=0.97).judge(SURE_SEVEN.astype(np.float64)).unsure is False
-    assert AnswerPolicy(min_confidence=0.98).judge(SURE_SEVEN).reason == UnsureReason.LOW_CONFIDENCE
+    exactly = SURE_SEVEN.astype(np.float64)
+    exactly[7] = 0.97  # not float32's 0.97000003, which would pass a "<=" as well
+    assert AnswerPolicy(min_confidence=0.97).judge(exactly).unsure is False
+    assert (
+        AnswerPolicy(min_confidence=np.nextafter(0.97, 1)).judge(exactly).reason
+        == UnsureReason.LOW_CONFIDENCE
+    )
     assert AnswerPolicy(min_confidence=0.0).judge(SPREAD).unsure is False
 
 
