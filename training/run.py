@@ -192,17 +192,10 @@ def _export_and_evaluate(
     from app.pipeline.postprocess import AnswerPolicy
     from digits.calibration import CALIBRATION_CARD_KEY, Calibration
     from training.calibrate import calibrate_model
-    from training.evaluate import (
-        format_selective_table,
-        format_table,
-        load_serving_function,
-        save_evaluation_plots,
-        save_selective_plots,
-        score_dataset,
-        score_selective,
-    )
+    from training.evaluate import format_table, load_serving_function, save_evaluation_plots, score_dataset
     from training.export import describe_environment, export_savedmodel
     from training.promote import RUN_MODEL_FOLDER_NAME, promote
+    from training.selective import format_selective_table, save_selective_plots, score_selective
 
     version_dir = export_savedmodel(model, run_dir / RUN_MODEL_FOLDER_NAME)
     # The temperature and the threshold of "unsure" are fitted on validation digits, never a test set.

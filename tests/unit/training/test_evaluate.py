@@ -18,6 +18,7 @@ from digits.model_store import MODEL_CARD_FILE_NAME, SAVED_MODEL_FILE_NAME
 from training import evaluate
 from training.datasets import DatasetError, DigitSet, DigitSource
 from training.datasets.folder import load_folder
+from training.selective import score_selective
 
 pytestmark = pytest.mark.unit
 
@@ -259,13 +260,13 @@ def test_selective_scores_apply_the_cards_calibration_and_threshold():
     digits = DigitSet("set/test", np.zeros((10, 28, 28), np.uint8), labels)
     score = evaluate.score_dataset(serve_returning(probabilities), digits)
 
-    selective = evaluate.score_selective(score, Calibration(1.0), min_confidence=0.98)
+    selective = score_selective(score, Calibration(1.0), min_confidence=0.98)
 
     assert selective.unsure_rate == 0.5 and selective.accepted_accuracy == 1.0  # the last 9 -> 0 is unsure
     assert selective.before == selective.after  # temperature 1
     # The wrong answer is the last of the least confident: kept only when 95 % (10 of 10) are.
     assert (selective.accuracy_at_coverage[0.9], selective.accuracy_at_coverage[0.95]) == (1.0, 0.9)
-    softened = evaluate.score_selective(score, Calibration(2.0), min_confidence=0.98)
+    softened = score_selective(score, Calibration(2.0), min_confidence=0.98)
     assert softened.unsure_rate == 1.0 and softened.after["ece"] != softened.before["ece"]
 
 
