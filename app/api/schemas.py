@@ -10,7 +10,7 @@ from app.api.errors import http_status
 from app.pipeline.postprocess import UnsureReason
 from digits import errors
 
-EXAMPLE_PROBABILITIES = [0.0001, 0.0002, 0.0011, 0.0005, 0.0003, 0.0001, 0.0, 0.9962, 0.0003, 0.0012]
+EXAMPLE_PROBABILITIES = [0.0001, 0.0002, 0.0011, 0.0005, 0.5512, 0.0001, 0.0, 0.0291, 0.0075, 0.4102]
 
 
 class AlternativeResponse(BaseModel):
@@ -26,19 +26,21 @@ class PredictionResponse(BaseModel):
     model_config = ConfigDict(
         json_schema_extra={
             "examples": [
+                # An unsure answer (a 4 or a 9), so that every field shows a value; a sure one has
+                # "unsure": false and "reason": null.
                 {
-                    "digit": 7,
-                    "confidence": 0.9962,
+                    "digit": 4,
+                    "confidence": 0.5512,
                     "probabilities": EXAMPLE_PROBABILITIES,
-                    "unsure": False,
-                    "reason": None,
+                    "unsure": True,
+                    "reason": "low_confidence",
                     "alternatives": [
-                        {"digit": 7, "probability": 0.9962},
-                        {"digit": 9, "probability": 0.0012},
-                        {"digit": 2, "probability": 0.0011},
+                        {"digit": 4, "probability": 0.5512},
+                        {"digit": 9, "probability": 0.4102},
+                        {"digit": 7, "probability": 0.0291},
                     ],
                     "inverted": True,
-                    "model_version": "1",
+                    "model_version": "6",
                 }
             ]
         }
