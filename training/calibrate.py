@@ -208,16 +208,22 @@ def calibrate_run(run_dir: Path, max_risk: float = DEFAULT_MAX_RISK) -> dict[str
     from digits.model_store import read_model_card, write_model_card
     from training.config import TrainConfig
     from training.datasets.combine import split_train_validation
+    from training.datasets.registry import load_sources
     from training.promote import exported_model_dir
-    from training.run import load_sources
 
     model_dir = exported_model_dir(run_dir)
     card = read_model_card(model_dir)
     if "config" not in card:
         raise ModelLoadError(f"{model_dir}'s model card holds no training config to redraw its validation")
     config = TrainConfig.model_validate(card["config"])
+    sources = load_sources(
+        config.datasets,
+        config.cache_dir,
+        allow_download=config.allow_download,
+        keep_per_split=config.quick_samples_per_split if config.quick else None,
+    )
     split = split_train_validation(
-        load_sources(config), config.validation_fraction, config.seed, repeats=config.repeats_by_source
+        sources, config.validation_fraction, config.seed, repeats=config.repeats_by_source
     )
     section = calibrate_model(model_dir, split.validation, max_risk)
     for folder in {model_dir, run_dir}:

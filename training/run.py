@@ -8,11 +8,9 @@ missing or corrupt files, bad flags), with a message on stderr.
 from __future__ import annotations
 
 import logging
-import shutil
 import sys
 import tempfile
 import time
-from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -33,23 +31,12 @@ logger = logging.getLogger("training")
 
 def load_sources(config: TrainConfig) -> list[DigitSource]:
     """Loads every requested dataset; with --quick, cuts each split to a few hundred images."""
-    from training.datasets.registry import load_source, parse_dataset_spec
+    from training.datasets.registry import load_sources as load_dataset_sources
 
-    sources = [
-        load_source(parse_dataset_spec(spec), config.cache_dir, allow_download=config.allow_download)
-        for spec in config.datasets
-    ]
-    if not config.quick:
-        return sources
-    count = config.quick_samples_per_split
-    return [
-        replace(source, train=_head(source.train, count), test=_head(source.test, count))
-        for source in sources
-    ]
-
-
-def _head(digits: DigitSet | None, count: int) -> DigitSet | None:
-    return None if digits is None else DigitSet(digits.name, digits.images[:count], digits.labels[:count])
+    keep = config.quick_samples_per_split if config.quick else None
+    return load_dataset_sources(
+        config.datasets, config.cache_dir, allow_download=config.allow_download, keep_per_split=keep
+    )
 
 
 def run(config: TrainConfig) -> dict[str, Any]:
@@ -59,6 +46,7 @@ def run(config: TrainConfig) -> dict[str, Any]:
     from training.datasets.combine import held_out_test_sets, split_train_validation
     from training.outliers import generate_outliers
     from training.plots import save_training_curves
+    from training.publish import export_and_evaluate
     from training.train import TrainingBatches, train
     from training.weights import choose_final_weights, require_initial_weights, score_start
 
@@ -101,7 +89,7 @@ def run(config: TrainConfig) -> dict[str, Any]:
     card["training"] = describe_training(fit.history, seconds, hardware, choice.to_card())
     write_model_card(run_dir, card)
     # 5. export, 6. evaluate the exported artefact
-    return _export_and_evaluate(model, card, run_dir, split.validation, test_sets, config)
+    return export_and_evaluate(model, card, run_dir, split.validation, test_sets, config)
 
 
 def _make_run_dir(config: TrainConfig) -> Path:
@@ -174,68 +162,6 @@ def _build_model(config: TrainConfig) -> tuple[keras.Model, str]:
     return model, hardware
 
 
-def _export_and_evaluate(
-    model: keras.Model,
-    card: dict[str, Any],
-    run_dir: Path,
-    validation: DigitSet,
-    test_sets: list[DigitSet],
-    config: TrainConfig,
-) -> dict[str, Any]:
-    """Exports the SavedModel into the run folder, calibrates it on the validation digits and scores it
-    on every test set, where TensorFlow is installed; promotes it into `--output-dir` if one is given."""
-    if not _has_tensorflow():
-        logger.warning(
-            "TensorFlow is not installed: export with `python -m training.export %s`", run_dir / "best.keras"
-        )
-        return card
-    from app.pipeline.postprocess import AnswerPolicy
-    from digits.calibration import CALIBRATION_CARD_KEY, Calibration
-    from training.calibrate import calibrate_model
-    from training.evaluate import format_table, load_serving_function, save_evaluation_plots, score_dataset
-    from training.export import describe_environment, export_savedmodel
-    from training.promote import RUN_MODEL_FOLDER_NAME, promote
-    from training.selective import format_selective_table, save_selective_plots, score_selective
-
-    version_dir = export_savedmodel(model, run_dir / RUN_MODEL_FOLDER_NAME)
-    # The temperature and the threshold of "unsure" are fitted on validation digits, never a test set.
-    card[CALIBRATION_CARD_KEY] = calibrate_model(version_dir, validation, config.unsure_max_risk)
-    policy = AnswerPolicy.for_model(Calibration.from_card(card), None)  # as the service will answer
-    serve = load_serving_function(version_dir)
-    scores = [score_dataset(serve, digits) for digits in test_sets]
-    selective = [score_selective(score, policy.calibration, policy.min_confidence) for score in scores]
-    save_evaluation_plots(version_dir, scores, test_sets)
-    save_selective_plots(version_dir, selective, scores, policy.calibration)
-    for plot_name in ("training_curves.png", "augmentation_samples.png", "outlier_samples.png"):
-        if (run_dir / plot_name).exists():  # outlier samples only where outliers are on
-            shutil.copy(run_dir / plot_name, version_dir / plot_name)
-    card["test_results"] = {
-        score.name: {
-            "images": score.size,
-            "accuracy": round(score.accuracy, 5),
-            "loss": round(score.loss, 5),
-            "calibrated": selected.to_card(),
-        }
-        for score, selected in zip(scores, selective, strict=True)
-    }
-    card["environment"] = describe_environment()
-    write_model_card(version_dir, card)
-    write_model_card(run_dir, {key: value for key, value in card.items() if key != "model_dir"})
-    logger.info(
-        "evaluation of %s on the held-out test sets:\n%s\n%s",
-        version_dir,
-        format_table(scores),
-        format_selective_table(selective),
-    )
-    card["model_dir"] = str(version_dir)
-    if config.output_dir is not None:
-        promoted_dir = promote(
-            run_dir, config.output_dir, config.version, allow_smoke_test=config.allow_smoke_test
-        )
-        card.update(version=int(promoted_dir.name), model_dir=str(promoted_dir))
-    return card
-
-
 def _save_augmentation_samples(
     run_dir: Path, originals: DigitSet, augmented: DigitSet, config: TrainConfig
 ) -> None:
@@ -263,12 +189,6 @@ def _save_augmentation_samples(
     save_digit_grid(
         run_dir / "augmentation_samples.png", np.concatenate(rows), captions, "static augmentation"
     )
-
-
-def _has_tensorflow() -> bool:
-    import importlib.util
-
-    return importlib.util.find_spec("tensorflow") is not None
 
 
 def main(argv: list[str] | None = None) -> int:

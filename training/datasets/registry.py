@@ -7,11 +7,12 @@ CLI, the config and the model card all speak of datasets by the same names.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from training.datasets.cvl import load_cvl
-from training.datasets.digit_set import DatasetError, DigitSource
+from training.datasets.digit_set import DatasetError, DigitSet, DigitSource
 from training.datasets.emnist import load_emnist_digits
 from training.datasets.folder import load_folder
 from training.datasets.mnist import load_mnist
@@ -86,3 +87,23 @@ def load_source(spec: DatasetSpec, cache_dir: Path, *, allow_download: bool = Tr
     if spec.name == "folder":
         return load_folder(spec.paths[0])
     raise DatasetError(f"unknown dataset {spec.name!r}; valid names: {', '.join(DATASET_NAMES)}")
+
+
+def load_sources(
+    specs: Sequence[str], cache_dir: Path, *, allow_download: bool, keep_per_split: int | None = None
+) -> list[DigitSource]:
+    """`--dataset` arguments -> their loaded sources; `keep_per_split` (a smoke test) cuts each split to
+    its first images."""
+    sources = [
+        load_source(parse_dataset_spec(spec), cache_dir, allow_download=allow_download) for spec in specs
+    ]
+    if keep_per_split is None:
+        return sources
+    return [
+        replace(source, train=_head(source.train, keep_per_split), test=_head(source.test, keep_per_split))
+        for source in sources
+    ]
+
+
+def _head(digits: DigitSet | None, count: int) -> DigitSet | None:
+    return None if digits is None else DigitSet(digits.name, digits.images[:count], digits.labels[:count])
