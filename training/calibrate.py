@@ -18,7 +18,7 @@ import math
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from scipy.optimize import minimize_scalar
@@ -26,6 +26,9 @@ from scipy.optimize import minimize_scalar
 from digits.calibration import CALIBRATION_CARD_KEY, SMALLEST_PROBABILITY, Calibration, is_sure
 from digits.errors import ModelLoadError
 from training.datasets import DigitSet
+
+if TYPE_CHECKING:
+    from training.evaluate import ServingFunction
 
 CALIBRATION_BINS = 15  # equal-width confidence bins of the expected calibration error (Guo et al.)
 # Wide enough for any sane network (T < 1 sharpens an under-confident one); fitted on log T.
@@ -171,18 +174,22 @@ def calibration_scores(probabilities: np.ndarray, labels: np.ndarray) -> dict[st
 
 
 def calibrate_model(
-    model_dir: Path, validation: DigitSet, max_risk: float = DEFAULT_MAX_RISK
+    model_dir: Path,
+    validation: DigitSet,
+    max_risk: float = DEFAULT_MAX_RISK,
+    serve: ServingFunction | None = None,
 ) -> dict[str, Any]:
-    """Fits an exported model's calibration on validation digits (scored by the service's loader) and
-    saves its reliability diagram beside the model as calibration.png; returns the card section.
+    """Fits an exported model's calibration on validation digits (scored by the service's loader, or by
+    `serve`, the same model already loaded) and saves its reliability diagram beside the model as
+    calibration.png; returns the card section.
 
     Raises:
         ModelLoadError: the model cannot be loaded.
     """
-    from digits.model import DigitModel
-    from training.evaluate import predict_probabilities
+    from training.evaluate import load_serving_function, predict_probabilities
 
-    probabilities = predict_probabilities(DigitModel.load(model_dir).predict_batch, validation.images)
+    serve = serve or load_serving_function(model_dir)
+    probabilities = predict_probabilities(serve, validation.images)
     fit = fit_calibration(probabilities, validation.labels, max_risk)
     save_reliability_diagram(
         model_dir / CALIBRATION_PLOT_NAME,
@@ -208,7 +215,7 @@ def calibrate_run(run_dir: Path, max_risk: float = DEFAULT_MAX_RISK) -> dict[str
     from digits.model_store import read_model_card, write_model_card
     from training.config import TrainConfig
     from training.datasets.combine import split_train_validation
-    from training.datasets.registry import load_sources
+    from training.datasets.registry import load_configured_sources
     from training.promote import exported_model_dir
 
     model_dir = exported_model_dir(run_dir)
@@ -216,14 +223,11 @@ def calibrate_run(run_dir: Path, max_risk: float = DEFAULT_MAX_RISK) -> dict[str
     if "config" not in card:
         raise ModelLoadError(f"{model_dir}'s model card holds no training config to redraw its validation")
     config = TrainConfig.model_validate(card["config"])
-    sources = load_sources(
-        config.datasets,
-        config.cache_dir,
-        allow_download=config.allow_download,
-        keep_per_split=config.quick_samples_per_split if config.quick else None,
-    )
     split = split_train_validation(
-        sources, config.validation_fraction, config.seed, repeats=config.repeats_by_source
+        load_configured_sources(config),
+        config.validation_fraction,
+        config.seed,
+        repeats=config.repeats_by_source,
     )
     section = calibrate_model(model_dir, split.validation, max_risk)
     for folder in {model_dir, run_dir}:

@@ -47,9 +47,9 @@ def export_and_evaluate(
 
     version_dir = export_savedmodel(model, run_dir / RUN_MODEL_FOLDER_NAME)
     # The temperature and the threshold of "unsure" are fitted on validation digits, never a test set.
-    card[CALIBRATION_CARD_KEY] = calibrate_model(version_dir, validation, config.unsure_max_risk)
-    policy = AnswerPolicy.for_model(Calibration.from_card(card), None)  # as the service will answer
     serve = load_serving_function(version_dir)
+    card[CALIBRATION_CARD_KEY] = calibrate_model(version_dir, validation, config.unsure_max_risk, serve)
+    policy = AnswerPolicy.for_model(Calibration.from_card(card), None)  # as the service will answer
     scores = [score_dataset(serve, digits) for digits in test_sets]
     selective = [score_selective(score, policy.calibration, policy.min_confidence) for score in scores]
     save_evaluation_plots(version_dir, scores, test_sets)

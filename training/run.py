@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from digits.model_store import write_model_card
 from training.config import TrainConfig, parse_args
-from training.datasets import DatasetError, DigitSet, DigitSource, TrainValidationSplit
+from training.datasets import DatasetError, DigitSet, TrainValidationSplit
 from training.promote import PromotionError
 from training.weights import InitialWeightsError
 
@@ -29,21 +29,12 @@ if TYPE_CHECKING:
 logger = logging.getLogger("training")
 
 
-def load_sources(config: TrainConfig) -> list[DigitSource]:
-    """Loads every requested dataset; with --quick, cuts each split to a few hundred images."""
-    from training.datasets.registry import load_sources as load_dataset_sources
-
-    keep = config.quick_samples_per_split if config.quick else None
-    return load_dataset_sources(
-        config.datasets, config.cache_dir, allow_download=config.allow_download, keep_per_split=keep
-    )
-
-
 def run(config: TrainConfig) -> dict[str, Any]:
     """Trains, exports and evaluates one model version; returns its model card."""
     from training.augment import augment_offline
     from training.card import build_model_card, describe_training
     from training.datasets.combine import held_out_test_sets, split_train_validation
+    from training.datasets.registry import load_configured_sources
     from training.outliers import generate_outliers
     from training.plots import save_training_curves
     from training.publish import export_and_evaluate
@@ -55,7 +46,7 @@ def run(config: TrainConfig) -> dict[str, Any]:
     require_initial_weights(config.initial_weights)
     run_dir = _make_run_dir(config)
     # 1. datasets: every source's train split pooled and split 90/10; each test split kept apart.
-    sources = load_sources(config)
+    sources = load_configured_sources(config)
     split = split_train_validation(
         sources, config.validation_fraction, config.seed, repeats=config.repeats_by_source
     )

@@ -10,6 +10,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from training.datasets.cvl import load_cvl
 from training.datasets.digit_set import DatasetError, DigitSet, DigitSource
@@ -17,6 +18,9 @@ from training.datasets.emnist import load_emnist_digits
 from training.datasets.folder import load_folder
 from training.datasets.mnist import load_mnist
 from training.datasets.usps import USPS_FILE_NAME, load_usps
+
+if TYPE_CHECKING:
+    from training.config import TrainConfig
 
 DATASET_NAMES = ("mnist", "emnist-digits", "usps", "cvl", "folder")
 # Datasets read from one file or tree; the others search several folders in order.
@@ -103,6 +107,14 @@ def load_sources(
         replace(source, train=_head(source.train, keep_per_split), test=_head(source.test, keep_per_split))
         for source in sources
     ]
+
+
+def load_configured_sources(config: TrainConfig) -> list[DigitSource]:
+    """A run's `--dataset` arguments -> its sources; with --quick, each split cut to a few hundred."""
+    keep = config.quick_samples_per_split if config.quick else None
+    return load_sources(
+        config.datasets, config.cache_dir, allow_download=config.allow_download, keep_per_split=keep
+    )
 
 
 def _head(digits: DigitSet | None, count: int) -> DigitSet | None:
