@@ -14,6 +14,8 @@ ARG PYTHON_IMAGE=python:3.11-slim
 
 # ---------------------------------------------------------------------------------------------------
 FROM ${PYTHON_IMAGE} AS build
+# Every stage carries this label, so the e2e tests can prune the images that later builds superseded.
+LABEL io.digitserve.image="digitserve"
 # CPU TensorFlow by default; `tensorflow[and-cuda]==2.21.0` for the GPU image (CUDA/cuDNN from wheels,
 # so the host needs only the NVIDIA driver and the container toolkit).
 ARG TENSORFLOW_REQUIREMENT=tensorflow-cpu==2.21.0
@@ -39,6 +41,7 @@ RUN rm -rf /opt/venv/lib/python3*/site-packages/tensorflow/include
 
 # ---------------------------------------------------------------------------------------------------
 FROM ${PYTHON_IMAGE} AS base
+LABEL io.digitserve.image="digitserve"
 # A fixed, unprivileged uid/gid so that volume permissions and Kubernetes' runAsUser agree.
 RUN groupadd --system --gid 10001 digitserve \
     && useradd --system --uid 10001 --gid digitserve --home-dir /home/digitserve --create-home \

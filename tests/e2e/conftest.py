@@ -29,6 +29,8 @@ INSTALL_TIMEOUT_SECONDS = 900
 # A cold build downloads TensorFlow (~250 MB) and installs it on 2 cores.
 BUILD_TIMEOUT_SECONDS = 1800
 HEALTHY_TIMEOUT_SECONDS = 240
+# The label every stage of the Dockerfile carries.
+IMAGE_LABEL = "io.digitserve.image"
 
 
 def docker_binary() -> str:
@@ -77,9 +79,27 @@ class ComposeStack:
 
     def docker(self, *arguments: str, timeout: float = 60) -> str:
         result = subprocess.run(
-            [docker_binary(), *arguments], capture_output=True, text=True, timeout=timeout, check=True
+            [docker_binary(), *arguments],
+            env=self.environment,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=True,
         )
         return result.stdout.strip()
+
+    def prune_superseded_images(self, built_before: float, label_value: str = "digitserve") -> str:
+        """Removes the untagged images labelled `label_value`, created before `built_before` (Unix time).
+
+        Every build of an edited checkout leaves the previous image and its build stage untagged
+        (~4 GB a run): without this, repeated test runs fill the disk. Images of the current run stay,
+        so the next run's build still finds its dependency layers in the cache.
+        """
+        return self.docker(
+            *("image", "prune", "--force", "--filter", f"label={IMAGE_LABEL}={label_value}"),
+            *("--filter", f"until={int(built_before)}"),
+            timeout=300,
+        )
 
     def container_id(self) -> str:
         container = self.compose("ps", "-q", SERVICE).strip()
@@ -137,6 +157,7 @@ def compose_stack(system_tools) -> Iterator[ComposeStack]:
         "DOCKER_BUILDKIT": "0",
     }
     stack = ComposeStack(port=int(environment["DIGITSERVE_HOST_PORT"]), environment=environment)
+    session_started = time.time()
     stack.compose("down", "-v", "--remove-orphans", check=False)
     try:
         stack.compose("build", SERVICE, timeout=BUILD_TIMEOUT_SECONDS)
@@ -145,6 +166,7 @@ def compose_stack(system_tools) -> Iterator[ComposeStack]:
         yield stack
     finally:
         stack.compose("down", "-v", "--remove-orphans", check=False)
+        stack.prune_superseded_images(built_before=session_started)
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from testkit.shared_data import REPO_ROOT
-from tests.e2e.conftest import SERVICE
+from tests.e2e.conftest import IMAGE_LABEL, SERVICE
 
 pytestmark = pytest.mark.e2e
 
@@ -44,6 +44,35 @@ def test_container_runs_as_non_root_with_a_healthcheck_on_healthz(running_stack)
     # The service itself is PID 1 (exec form), so SIGTERM from `docker stop` reaches it.
     pid_1_arguments = running_stack.docker("exec", container, "cat", "/proc/1/cmdline").split("\0")
     assert pid_1_arguments[:3] == ["python", "-m", "app"]
+
+
+def test_every_stage_of_the_image_carries_the_project_label(running_stack):
+    image = running_stack.docker("inspect", "--format", "{{.Image}}", running_stack.container_id())
+    labels = json.loads(
+        running_stack.docker("image", "inspect", "--format", "{{json .Config.Labels}}", image)
+    )
+    assert labels[IMAGE_LABEL] == "digitserve"
+
+
+def test_pruning_removes_superseded_project_images_and_keeps_tagged_ones(compose_stack, tmp_path):
+    """Two builds under one tag leave the first untagged: the disk-filling case that pruning ends."""
+    tag = f"digitserve-prune-probe:{uuid.uuid4().hex[:8]}"
+    image_ids = []
+    for generation in ("first", "second"):
+        (tmp_path / "Dockerfile").write_text(
+            f'FROM python:3.11-slim\nLABEL {IMAGE_LABEL}="prune-probe" probe.generation="{generation}"\n'
+        )
+        compose_stack.docker("build", "--quiet", "--tag", tag, str(tmp_path), timeout=120)
+        image_ids.append(compose_stack.docker("image", "inspect", "--format", "{{.Id}}", tag))
+    superseded, current = image_ids
+    try:
+        # The probe's own label value, so this session's build cache (labelled "digitserve") stays.
+        compose_stack.prune_superseded_images(built_before=time.time() + 60, label_value="prune-probe")
+        remaining = compose_stack.docker("image", "ls", "--all", "--no-trunc", "--quiet").split()
+        assert superseded not in remaining
+        assert current in remaining
+    finally:
+        compose_stack.docker("image", "rm", "--force", tag)
 
 
 def test_image_serves_the_model_baked_in_from_models(running_stack):
