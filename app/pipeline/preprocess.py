@@ -19,6 +19,7 @@ import cv2
 import numpy as np
 
 from app.pipeline.digit_parts import find_digit_parts
+from app.pipeline.ink import MIN_INK_CONTRAST, binarize, cut_out, measure_levels
 from digits.canonicalize import canonicalize_digit
 from digits.errors import NoDigitFoundError
 
@@ -26,9 +27,6 @@ from digits.errors import NoDigitFoundError
 MAX_WORKING_SIDE_PIXELS = 1024
 # Lighting varies slowly, so the paper's brightness is estimated on a coarse grid (cheap and smooth).
 BACKGROUND_GRID_PIXELS = 64
-MIN_INK_CONTRAST = 40  # grey levels between paper and ink; below it there is no legible digit
-NOISE_FLOOR_SIGMAS = 3.0  # paper brighter than median + 3 sigma of its noise counts as ink
-INK_LEVEL_PERCENTILE = 95  # the ink's own level, robust to a few saturated or noisy pixels
 SPECK_AREA_FRACTION = 0.05  # a component with < 5% of the main stroke's area is a speck
 NEIGHBOUR_DISTANCE_FRACTION = 0.25  # pieces of one digit (a 5's flag) lie within 1/4 of its size
 MIN_DIGIT_EXTENT_FRACTION = 0.04  # a digit spans at least 4% of the photo's longer side
@@ -51,6 +49,21 @@ class PreprocessedDigit:
     canonical: np.ndarray
     is_inverted: bool
     digit_parts: int = 1
+
+
+@dataclass(frozen=True)
+class FlatUpload:
+    """An upload after the stages before binarization.
+
+    Attributes:
+        flat: (h, w) uint8, white ink on black, the paper's level subtracted, at the working size.
+        is_inverted: True when the upload was dark ink on light paper and was flipped.
+        scale: working pixels per upload pixel (1.0 unless a huge photo was shrunk).
+    """
+
+    flat: np.ndarray
+    is_inverted: bool
+    scale: float
 
 
 def _shrink(image: np.ndarray, max_side_pixels: int) -> np.ndarray:
@@ -110,7 +123,7 @@ def _flatten_lighting(ink: np.ndarray, is_inverted: bool) -> np.ndarray:
     return np.clip(np.rint(excess), 0, 255).astype(np.uint8)
 
 
-def _find_border_artifacts(labels: np.ndarray, stats: np.ndarray) -> np.ndarray:
+def find_border_artifacts(labels: np.ndarray, stats: np.ndarray) -> np.ndarray:
     """Component labels and stats -> bool per component: a page edge or frame rather than ink.
 
     Such a component touches the image border, or reaches across most of it, and either lies mostly in
@@ -142,7 +155,7 @@ def _select_digit_components(strong: np.ndarray) -> tuple[np.ndarray, int]:
     extents = np.maximum(stats[:, cv2.CC_STAT_WIDTH], stats[:, cv2.CC_STAT_HEIGHT])
     min_extent = max(MIN_DIGIT_EXTENT_PIXELS, MIN_DIGIT_EXTENT_FRACTION * max(strong.shape))
     candidates = np.arange(count) > 0
-    is_ink = candidates & ~_find_border_artifacts(labels, stats)
+    is_ink = candidates & ~find_border_artifacts(labels, stats)
     # A digit may itself touch the border (a tight crop); frames only lose when real ink remains.
     if np.any(is_ink & (extents >= min_extent)):
         candidates = is_ink
@@ -159,60 +172,15 @@ def _select_digit_components(strong: np.ndarray) -> tuple[np.ndarray, int]:
     return (is_piece & is_near)[labels], len(find_digit_parts(stats, is_piece, largest))
 
 
-def _masked_percentiles(image: np.ndarray, mask: np.ndarray, percentiles: list[float]) -> np.ndarray:
-    """`np.percentile(image[mask], percentiles)` (linear method, same floats), from a histogram.
-
-    uint8 pixels take 256 values, so their sorted order is known from a histogram: this costs a
-    tenth of np.percentile's boolean gather and partition, about a quarter of `preprocess_image`'s
-    time on a 300-pixel photo.
-    """
-    counts = cv2.calcHist([image], [0], mask.view(np.uint8), [256], [0, 256])
-    cumulative = np.cumsum(counts.ravel().astype(np.int64))  # float32 counts are exact below 2**24
-    last_index = int(cumulative[-1]) - 1
-    positions = last_index * (np.asarray(percentiles, dtype=np.float64) / 100)
-    lower = np.floor(positions)
-    # The value at sorted index k is the first grey level whose cumulative count exceeds k.
-    below = np.searchsorted(cumulative, lower, side="right").astype(np.float64)
-    above = np.searchsorted(cumulative, np.minimum(lower + 1, last_index), side="right").astype(np.float64)
-    fraction, step = positions - lower, above - below
-    # NumPy's own interpolation (`_lerp`), term for term, so that the results are bit-identical.
-    return np.where(fraction >= 0.5, above - step * (1 - fraction), below + step * fraction)
-
-
-def _noise_floor(flat: np.ndarray, strong: np.ndarray) -> float:
-    """Paper level plus NOISE_FLOOR_SIGMAS robust sigmas (from the interquartile range) of its noise."""
-    paper = ~strong
-    if not paper.any():
-        return 0.0
-    lower, median, upper = _masked_percentiles(flat, paper, [25, 50, 75])
-    return float(median + NOISE_FLOOR_SIGMAS * (upper - lower) / 1.349)
-
-
 def _extract_digit(flat: np.ndarray) -> tuple[np.ndarray, int]:
     """(H, W) uint8 flattened ink -> (h, w) uint8 crop (paper 0, ink ~255, all else 0), digit parts count.
 
     Raises:
         NoDigitFoundError: no sizeable component, or ink too faint to tell from the paper.
     """
-    sigma_pixels = max(0.7, max(flat.shape) / 300)  # denoise at the scale of the photo's grain
-    smoothed = cv2.GaussianBlur(flat, (0, 0), sigma_pixels)
-    threshold, _ = cv2.threshold(smoothed, 0, 255, cv2.THRESH_BINARY | cv2.THRESH_OTSU)
-    strong = smoothed > threshold
-    kept, digit_parts = _select_digit_components(strong)
-    floor = _noise_floor(flat, strong)
-    ink_level = float(_masked_percentiles(flat, kept, [INK_LEVEL_PERCENTILE])[0])
-    if ink_level - floor < MIN_INK_CONTRAST:
-        raise NoDigitFoundError("no digit found: the marks are too faint to tell from the paper")
-    # The antialiased or blurred rim of a stroke lies below the threshold but belongs to the digit.
-    rim_pixels = 1 + int(np.ceil(2 * sigma_pixels))
-    rows, columns = np.nonzero(kept)
-    top, left = max(0, rows.min() - rim_pixels), max(0, columns.min() - rim_pixels)
-    bottom, right = rows.max() + rim_pixels + 1, columns.max() + rim_pixels + 1
-    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * rim_pixels + 1, 2 * rim_pixels + 1))
-    mask = cv2.dilate(kept[top:bottom, left:right].view(np.uint8), kernel).astype(bool)
-    crop = flat[top:bottom, left:right].astype(np.float32)
-    stretched = np.clip((crop - floor) * (255.0 / (ink_level - floor)), 0, 255)
-    return np.where(mask, np.rint(stretched), 0).astype(np.uint8), digit_parts
+    ink = binarize(flat)
+    kept, digit_parts = _select_digit_components(ink.strong)
+    return cut_out(flat, kept, measure_levels(flat, ink, kept), ink.rim_pixels), digit_parts
 
 
 def preprocess_image(gray: np.ndarray) -> PreprocessedDigit:
@@ -229,15 +197,26 @@ def preprocess_image(gray: np.ndarray) -> PreprocessedDigit:
         NoDigitFoundError: the image is uniform, blank, only specks, or its marks are too faint.
         ValueError: `gray` is not a 2-D uint8 array (a programming error, not bad user input).
     """
+    upload = flatten_upload(gray)
+    crop, digit_parts = _extract_digit(upload.flat)
+    return PreprocessedDigit(canonicalize_digit(crop), upload.is_inverted, digit_parts)
+
+
+def flatten_upload(gray: np.ndarray) -> FlatUpload:
+    """(H, W) uint8 grayscale upload -> white ink on black, lighting evened out, at the working size.
+
+    Raises:
+        NoDigitFoundError: the image is (nearly) uniform.
+        ValueError: `gray` is not a 2-D uint8 array (a programming error, not bad user input).
+    """
     if not isinstance(gray, np.ndarray) or gray.ndim != 2 or gray.dtype != np.uint8:
         raise ValueError(f"expected a 2-D uint8 array, got {getattr(gray, 'shape', type(gray))}")
     if gray.size == 0 or int(gray.max()) - int(gray.min()) < MIN_INK_CONTRAST:
         raise NoDigitFoundError("no digit found: the image is (nearly) uniform")
-    gray = _shrink(np.ascontiguousarray(gray), MAX_WORKING_SIDE_PIXELS)
-    is_inverted = _is_dark_ink_on_light_paper(gray)
-    ink = cv2.bitwise_not(gray) if is_inverted else gray
-    crop, digit_parts = _extract_digit(_flatten_lighting(ink, is_inverted))
-    return PreprocessedDigit(canonicalize_digit(crop), is_inverted, digit_parts)
+    working = _shrink(np.ascontiguousarray(gray), MAX_WORKING_SIDE_PIXELS)
+    is_inverted = _is_dark_ink_on_light_paper(working)
+    ink = cv2.bitwise_not(working) if is_inverted else working
+    return FlatUpload(_flatten_lighting(ink, is_inverted), is_inverted, working.shape[1] / gray.shape[1])
 
 
 def encode_png(canonical: np.ndarray) -> bytes:

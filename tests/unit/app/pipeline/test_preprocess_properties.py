@@ -18,7 +18,8 @@ from hypothesis.extra import numpy as hnp
 from PIL import Image
 
 from app.pipeline.decode import decode_image
-from app.pipeline.preprocess import PreprocessedDigit, _masked_percentiles, preprocess_image
+from app.pipeline.ink import masked_percentiles
+from app.pipeline.preprocess import PreprocessedDigit, preprocess_image
 from digits.errors import DigitServeError, NoDigitFoundError
 from testkit.byte_mutations import mutated_files
 from testkit.images import encode_with_pillow
@@ -147,4 +148,4 @@ def test_masked_percentiles_equal_numpy_percentiles_exactly(image, mask_seed, pe
     mask = np.random.default_rng(mask_seed).random(image.shape) < 0.6
     mask.flat[0] = True  # never empty: preprocess only asks about non-empty masks
     expected = np.percentile(image[mask], percentiles + [25, 50, 75, 95])
-    np.testing.assert_array_equal(_masked_percentiles(image, mask, percentiles + [25, 50, 75, 95]), expected)
+    np.testing.assert_array_equal(masked_percentiles(image, mask, percentiles + [25, 50, 75, 95]), expected)
