@@ -28,7 +28,7 @@ from app.api.middleware import (
     RequestMetricsMiddleware,
     RouteMatchMiddleware,
 )
-from app.api.routes import docs, health, metrics, predict, preprocess, web
+from app.api.routes import docs, health, metrics, predict, preprocess, read, web
 from app.observability.logging import configure_logging
 from app.observability.metrics import build_metrics
 from app.pipeline.batcher import BatcherConfig, MicroBatcher
@@ -179,7 +179,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         docs_url=None,
         redoc_url=None,
     )
-    upload_routers = (predict.router, preprocess.router)
+    upload_routers = (predict.router, read.router, preprocess.router)
     routers = (*upload_routers, health.router, metrics.router, web.router, docs.router)
     for router in routers:
         # FastAPI would keep only the last of two `file` fields: every upload route refuses them.

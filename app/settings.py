@@ -41,7 +41,8 @@ class Settings(BaseSettings):
             pixel (16-bit, RGBA, float...) and the copies made while converting it to grayscale.
         image_max_aspect_ratio: longest side over shortest side; a 1 x 40,000,000 strip is no digit.
         jpeg_max_scans: most scans a (progressive) JPEG may hold; each scan is a pass over the image.
-        batch_max_files: most files in one `POST /predict/batch` request (413 above).
+        batch_max_files: most files in one `POST /predict/batch` or `/read/batch` request (413 above).
+        read_max_digits: most digits `POST /read` reads in one number (422 `too_many_digits` above).
         tf_intra_op_threads: threads TensorFlow splits one operation between; 0 lets TensorFlow
             choose (`TF_NUM_INTRAOP_THREADS`, else one per core of the host, not of the container).
         tf_inter_op_threads: threads TensorFlow runs independent operations on; 0 lets it choose.
@@ -96,6 +97,7 @@ class Settings(BaseSettings):
     upload_max_bytes: int = Field(default=10 * MEBIBYTE_BYTES, gt=0)
     image_max_pixels: int = Field(default=40_000_000, gt=0)
     batch_max_files: int = Field(default=64, ge=1, le=1024)
+    read_max_digits: int = Field(default=20, ge=1, le=100)
     # One thread each: the model has one batch in flight and the event loop keeps another core busy
     # with HTTP and decoding, so a second intra-op thread mostly waits for it. Measured on 2 cores:
     # a batch of 1 costs 0.9 ms of CPU with 1 thread against 1.5 ms with 2, a batch of 32 13 ms

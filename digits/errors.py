@@ -29,6 +29,12 @@ class NoDigitFoundError(DigitServeError):
     code = "no_digit_found"
 
 
+class TooManyDigitsError(DigitServeError):
+    """The image holds more digits in a row than a number may have (`DIGITSERVE_READ_MAX_DIGITS`)."""
+
+    code = "too_many_digits"
+
+
 # --- the upload is not a usable image ---
 
 

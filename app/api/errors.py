@@ -28,6 +28,7 @@ HTTP_STATUS_BY_ERROR_CODE: dict[str, int] = {
     # 422: a well-formed request the service cannot act on
     errors.InvalidRequestError.code: 422,
     errors.NoDigitFoundError.code: 422,
+    errors.TooManyDigitsError.code: 422,
     errors.ImageTooElongatedError.code: 422,
     # 431: a request head over the size or field-count limit
     errors.RequestHeaderTooLargeError.code: 431,

@@ -23,7 +23,7 @@ from app.api.disconnect import cancelled_on_disconnect
 from app.api.errors import http_status
 from app.api.schemas import AlternativeResponse, BatchItemErrorResponse, ErrorResponse, PredictionResponse
 from app.pipeline import prepare
-from app.pipeline.image_header import DecodeLimits, inspect_image
+from app.pipeline.image_header import inspect_image
 from app.pipeline.preprocess import PreprocessedDigit
 from digits.contract import to_model_input
 from digits.errors import DigitServeError, RequestTimeoutError
@@ -58,7 +58,7 @@ def header_cost(state: ServiceState, data: bytes) -> int:
     return header.decoded_bytes // state.settings.image_cost_unit_bytes
 
 
-def _cost_or_error(state: ServiceState, data: bytes) -> int | DigitServeError:
+def cost_or_error(state: ServiceState, data: bytes) -> int | DigitServeError:
     try:
         return header_cost(state, data)
     except DigitServeError as error:
@@ -74,12 +74,13 @@ async def _decode_unless_refused(
 
 
 async def run_decode_task(
-    state: ServiceState, task: Callable[[bytes, DecodeLimits], Result], data: bytes
+    state: ServiceState, task: Callable[..., Result], data: bytes, *options: object
 ) -> Result:
-    """Runs a decode task on the decode workers, timed as the preprocess stage (waiting included)."""
+    """Runs `task(data, limits, *options)` on the decode workers, timed as the preprocess stage
+    (waiting included)."""
     started_seconds = time.perf_counter()
     try:
-        return await state.decode_pool.run(task, data, state.decode_limits)
+        return await state.decode_pool.run(task, data, state.decode_limits, *options)
     finally:
         state.metrics.preprocess_duration.observe(time.perf_counter() - started_seconds)
 
@@ -141,12 +142,12 @@ async def predict_upload(state: ServiceState, data: bytes, receive: Receive) -> 
     return _to_response(state, digit, probabilities)
 
 
-def _is_input_error(error: BaseException) -> bool:
+def is_input_error(error: BaseException) -> bool:
     """Whether an upload's failure is its own (4xx, answered at its index) rather than the service's."""
     return isinstance(error, DigitServeError) and http_status(error) < 500
 
 
-def _to_item_error(state: ServiceState, error: DigitServeError) -> BatchItemErrorResponse:
+def to_item_error(state: ServiceState, error: DigitServeError) -> BatchItemErrorResponse:
     state.metrics.rejected_requests.labels(reason=error.code).inc()
     return BatchItemErrorResponse(
         status_code=http_status(error), error=ErrorResponse(detail=error.detail, code=error.code)
@@ -168,7 +169,7 @@ async def predict_uploads(
         with state.batcher.reserve(len(uploads)) as reservation:
             # Every header first, and the room for all of them at once: a request refused for room is
             # refused before any of its uploads is decoded.
-            costs = [_cost_or_error(state, data) for data in uploads]
+            costs = [cost_or_error(state, data) for data in uploads]
             reservation.add_cost(sum(cost for cost in costs if isinstance(cost, int)))
             outcomes = await asyncio.gather(
                 *(
@@ -178,7 +179,7 @@ async def predict_uploads(
                 return_exceptions=True,
             )
             for outcome in outcomes:
-                if isinstance(outcome, BaseException) and not _is_input_error(outcome):
+                if isinstance(outcome, BaseException) and not is_input_error(outcome):
                     raise outcome
             digits = [outcome for outcome in outcomes if isinstance(outcome, PreprocessedDigit)]
             model_inputs = [to_model_input(digit.canonical) for digit in digits]
@@ -187,7 +188,7 @@ async def predict_uploads(
     answers: list[PredictionResponse | BatchItemErrorResponse] = []
     for outcome in outcomes:
         if isinstance(outcome, DigitServeError):
-            answers.append(_to_item_error(state, outcome))
+            answers.append(to_item_error(state, outcome))
         else:
             answers.append(_to_response(state, outcome, next(rows_in_order)))
     return answers

@@ -133,6 +133,18 @@ class Reservation:
         self._held_units += unit_count
         self._room._change(unit_count, 0)
 
+    def add_images(self, image_count: int) -> None:
+        """Holds room for `image_count` more images than reserved: the cut-outs of a number, known
+        only once its upload is segmented. A forming batch waits for them too.
+
+        Raises:
+            PayloadTooLargeError: more than the whole queue (413).
+            QueueFullError: no room for them now.
+        """
+        self.add_cost(image_count)
+        self._waited_images += image_count
+        self._room._change(0, image_count)
+
     def give_up(self) -> None:
         """Gives back all the room held (at submission, or when the request ends without one)."""
         held_units, waited_images = self._held_units, self._waited_images

@@ -18,6 +18,7 @@ def test_defaults_describe_the_documented_service():
     assert (settings.batch_max_size, settings.batch_max_wait_ms, settings.queue_max_size) == (32, 5.0, 256)
     assert settings.upload_max_bytes == 10 * 1024 * 1024 and settings.image_max_pixels == 40_000_000
     assert (settings.batch_max_files, settings.request_timeout_seconds) == (64, 10.0)
+    assert settings.read_max_digits == 20
     assert (settings.tf_intra_op_threads, settings.tf_inter_op_threads, settings.opencv_threads) == (1, 1, 1)
     assert (settings.decode_workers, settings.decode_timeout_seconds) == (2, 3.0)
     assert (settings.image_max_decoded_bytes, settings.image_max_aspect_ratio) == (128 * 1024 * 1024, 32.0)
@@ -122,6 +123,11 @@ def test_restricting_metrics_needs_a_key():
             "DIGITSERVE_MIN_CONFIDENCE: Input should be less than or equal to 1",
         ),
         ("DIGITSERVE_MIN_CONFIDENCE", "sure", "DIGITSERVE_MIN_CONFIDENCE: Input should be a valid number"),
+        (
+            "DIGITSERVE_READ_MAX_DIGITS",
+            "0",
+            "DIGITSERVE_READ_MAX_DIGITS: Input should be greater than or equal to 1",
+        ),
         (
             "DIGITSERVE_BATCH_MAX_SIZE",
             "3",

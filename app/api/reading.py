@@ -1,0 +1,154 @@
+"""Upload bytes -> `ReadResponse`: the request path of `/read`, stage by stage.
+
+As for `/predict` (`inference`): room reserved in the batcher's queue for the upload -> header read
+-> decode and segmentation in a decode worker (`prepare.prepare_number`) -> room for every cut-out of
+every reading -> all of them to the model in one `submit_many`, batched with other requests' images
+-> the readings chosen and judged (`read_choice`) -> response; within the request's deadline, dropped
+when the client disconnects.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+from collections.abc import Sequence
+
+import numpy as np
+from starlette.types import Receive
+
+from app.api.deps import ServiceState
+from app.api.inference import (
+    cost_or_error,
+    header_cost,
+    is_input_error,
+    request_scope,
+    run_decode_task,
+    to_item_error,
+)
+from app.api.read_schemas import BoxResponse, NumberUnsureReason, ReadDigitResponse, ReadResponse
+from app.api.schemas import AlternativeResponse, BatchItemErrorResponse
+from app.pipeline import prepare
+from app.pipeline.preprocess import encode_png
+from app.pipeline.queue_room import Reservation
+from app.pipeline.read_choice import NumberReading, ReadDigit, choose_reading
+from app.pipeline.segment import SegmentedNumber
+from digits.contract import to_model_input
+from digits.errors import DigitServeError
+
+
+async def _segment(state: ServiceState, data: bytes) -> SegmentedNumber:
+    return await run_decode_task(state, prepare.prepare_number, data, state.settings.read_max_digits)
+
+
+async def _read_candidates(
+    reservation: Reservation, numbers: Sequence[SegmentedNumber], reserved_images: int
+) -> list[np.ndarray]:
+    """Every candidate of `numbers` through the model in one submission -> one rows array per number."""
+    candidates = [candidate for number in numbers for candidate in number.candidates]
+    reservation.add_images(max(0, len(candidates) - reserved_images))
+    rows = np.asarray(await reservation.submit_many([to_model_input(c.canonical) for c in candidates]))
+    ends = np.cumsum([len(number.candidates) for number in numbers])
+    return np.split(rows, ends[:-1])
+
+
+def _digit_response(digit: ReadDigit, include_model_view: bool) -> ReadDigitResponse:
+    prediction, (x, y, width, height) = digit.prediction, digit.candidate.box
+    model_view = None
+    if include_model_view:
+        model_view = base64.b64encode(encode_png(digit.candidate.canonical)).decode("ascii")
+    return ReadDigitResponse(
+        digit=prediction.digit,
+        confidence=prediction.confidence,
+        unsure=prediction.unsure,
+        reason=prediction.reason,
+        alternatives=[
+            AlternativeResponse(digit=a.digit, probability=a.probability) for a in prediction.alternatives
+        ],
+        box=BoxResponse(x=x, y=y, width=width, height=height),
+        model_view=model_view,
+    )
+
+
+def _number_reason(reading: NumberReading) -> NumberUnsureReason | None:
+    if reading.is_segmentation_doubtful:
+        return NumberUnsureReason.DOUBTFUL_SEGMENTATION
+    if reading.unsure:
+        return NumberUnsureReason.UNSURE_DIGIT
+    return None
+
+
+def _to_response(
+    state: ServiceState, number: SegmentedNumber, rows: np.ndarray, include_model_view: bool
+) -> ReadResponse:
+    reading = choose_reading(number, rows, state.answer_policy, state.settings.read_max_digits)
+    for digit in reading.digits:
+        state.metrics.observe_prediction(digit.prediction)
+    return ReadResponse(
+        text=reading.text,
+        digits=[_digit_response(digit, include_model_view) for digit in reading.digits],
+        unsure=reading.unsure,
+        reason=_number_reason(reading),
+        inverted=number.is_inverted,
+        model_version=state.model.version,
+    )
+
+
+async def read_upload(
+    state: ServiceState, data: bytes, receive: Receive, include_model_view: bool = False
+) -> ReadResponse:
+    """Reads the number in one uploaded image (`receive`: the request's, to notice a disconnect).
+
+    Raises:
+        DigitServeError: bad input (4xx, `too_many_digits` among them), a full queue (503), a model
+            failure (500), a timeout (504), a disconnected client (499).
+    """
+    async with request_scope(state, receive):
+        with state.batcher.reserve(1) as reservation:
+            reservation.add_cost(header_cost(state, data))
+            number = await _segment(state, data)
+            (rows,) = await _read_candidates(reservation, [number], reserved_images=1)
+    return _to_response(state, number, rows, include_model_view)
+
+
+async def _segment_unless_refused(
+    state: ServiceState, data: bytes, cost: int | DigitServeError
+) -> SegmentedNumber:
+    if isinstance(cost, DigitServeError):
+        raise cost
+    return await _segment(state, data)
+
+
+async def read_uploads(
+    state: ServiceState, uploads: Sequence[bytes], receive: Receive, include_model_view: bool = False
+) -> list[ReadResponse | BatchItemErrorResponse]:
+    """Reads the number in each uploaded image; an unreadable image yields an error at its index.
+
+    Input errors (4xx) stay with their image; service errors fail the whole request, as in
+    `/predict/batch`.
+    """
+    async with request_scope(state, receive):
+        with state.batcher.reserve(len(uploads)) as reservation:
+            # Every header first, and the room for all of them at once, as in /predict/batch.
+            costs = [cost_or_error(state, data) for data in uploads]
+            reservation.add_cost(sum(cost for cost in costs if isinstance(cost, int)))
+            outcomes = await asyncio.gather(
+                *(
+                    _segment_unless_refused(state, data, cost)
+                    for data, cost in zip(uploads, costs, strict=True)
+                ),
+                return_exceptions=True,
+            )
+            for outcome in outcomes:
+                if isinstance(outcome, BaseException) and not is_input_error(outcome):
+                    raise outcome
+            numbers = [outcome for outcome in outcomes if isinstance(outcome, SegmentedNumber)]
+            rows = (
+                await _read_candidates(reservation, numbers, reserved_images=len(uploads)) if numbers else []
+            )
+    rows_in_order = iter(rows)
+    return [
+        to_item_error(state, outcome)
+        if isinstance(outcome, DigitServeError)
+        else _to_response(state, outcome, next(rows_in_order), include_model_view)
+        for outcome in outcomes
+    ]
