@@ -293,7 +293,9 @@ def _cuts_into_touching_digits(kept: np.ndarray, slant: float, digit_height: int
     profile = np.bincount(np.floor(sheared - start).astype(int), minlength=int(np.ceil(span)))
     grid_rows, grid_columns = np.indices(kept.shape)
     grid_sheared = grid_columns - slant * (grid_rows - middle_row) - start
-    most = min(MAX_PIECES_PER_GROUP, round(span / (TOUCHING_DIGIT_WIDTH_HEIGHTS * max(height, digit_height))))
+    most = min(
+        MAX_PIECES_PER_GROUP, max(2, round(span / (TOUCHING_DIGIT_WIDTH_HEIGHTS * max(height, digit_height))))
+    )
     cuts = []
     for pieces in range(2, most + 1):
         for positions in _cut_positions(profile, pieces):
