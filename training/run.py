@@ -44,9 +44,11 @@ def run(config: TrainConfig) -> dict[str, Any]:
     # Bad input is said before minutes of loading data and hours of training: the start checkpoints,
     # a taken run name, a taken promotion version.
     require_initial_weights(config.initial_weights)
-    run_dir = _make_run_dir(config)
+    _check_run_dir_is_free(config)
     # 1. datasets: every source's train split pooled and split 90/10; each test split kept apart.
+    # Loaded before the run folder is made, so that a dataset error leaves no empty run behind.
     sources = load_configured_sources(config)
+    run_dir = _make_run_dir(config)
     split = split_train_validation(
         sources, config.validation_fraction, config.seed, repeats=config.repeats_by_source
     )
@@ -83,8 +85,8 @@ def run(config: TrainConfig) -> dict[str, Any]:
     return export_and_evaluate(model, card, run_dir, split.validation, test_sets, config)
 
 
-def _make_run_dir(config: TrainConfig) -> Path:
-    """Makes the run's own folder, after checking that the version it would promote to is free.
+def _check_run_dir_is_free(config: TrainConfig) -> None:
+    """Checks, before any data is loaded, that the run's name and the version it would promote to are free.
 
     Raises:
         FileExistsError: a run of that name exists (runs are never overwritten).
@@ -94,6 +96,18 @@ def _make_run_dir(config: TrainConfig) -> Path:
 
     if config.output_dir is not None and config.version is not None:
         check_version_is_free(config.output_dir / str(config.version))
+    if config.run_name is not None and (config.runs_dir / config.run_name).exists():
+        raise FileExistsError(
+            f"run folder {config.runs_dir / config.run_name} exists; runs are never overwritten"
+        )
+
+
+def _make_run_dir(config: TrainConfig) -> Path:
+    """Makes the run's own folder (named, or by its start time).
+
+    Raises:
+        FileExistsError: a run of that name appeared since the check (runs are never overwritten).
+    """
     config.runs_dir.mkdir(parents=True, exist_ok=True)
     if config.run_name is not None:
         run_dir = config.runs_dir / config.run_name

@@ -242,15 +242,42 @@ def test_training_cli_names_the_corrupt_file(tmp_path):
     for split in ("train", "t10k"):
         for name in (f"{split}-images-idx3-ubyte.gz", f"{split}-labels-idx1-ubyte.gz"):
             (folder / name).write_bytes(b"\x1f\x8b\x08\x00 this is not really gzip")
-    result = run_cli("training.run", "--no-download", "--dataset", f"mnist={folder}")
+    runs_dir = tmp_path / "runs"
+    result = run_cli(
+        "training.run", "--no-download", "--dataset", f"mnist={folder}", "--runs-dir", str(runs_dir)
+    )
     assert result.returncode == 2
     assert f"{folder}/" in result.stderr and "ubyte.gz: corrupt gzip stream" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not runs_dir.exists() or not any(runs_dir.iterdir())  # no empty run folder left behind
+
+
+def test_training_cli_refuses_a_run_name_in_use_before_loading_data(tmp_path):
+    (tmp_path / "runs" / "taken").mkdir(parents=True)
+    # --data-dir is empty: the taken name must be reported before the datasets are looked for.
+    result = run_cli(
+        "training.run", "--no-download", "--data-dir", str(tmp_path / "data"),
+        "--runs-dir", str(tmp_path / "runs"), "--run-name", "taken",
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert f"run folder {tmp_path / 'runs' / 'taken'} exists" in result.stderr
     assert "Traceback" not in result.stderr
 
 
 def test_training_cli_offline_without_files_says_what_to_put_where(tmp_path):
-    result = run_cli("training.run", "--no-download", "--data-dir", str(tmp_path), "--dataset", "mnist")
+    runs_dir = tmp_path / "runs"
+    result = run_cli(
+        "training.run",
+        "--no-download",
+        "--data-dir",
+        str(tmp_path),
+        "--dataset",
+        "mnist",
+        "--runs-dir",
+        str(runs_dir),
+    )
     assert result.returncode == 2
+    assert not runs_dir.exists() or not any(runs_dir.iterdir())
     assert "train-images-idx3-ubyte.gz" in result.stderr and str(tmp_path / "mnist") in result.stderr
 
 
