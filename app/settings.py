@@ -32,7 +32,8 @@ class Settings(BaseSettings):
         batch_max_wait_ms: longest time the first queued image waits for others to join its batch
             (it does not wait when no other image is queued or being decoded).
         queue_max_size: most images waiting for the model or being decoded for it (or for
-            `/preprocess`); beyond it requests get 503 + Retry-After.
+            `/preprocess`); beyond it requests get 503 + Retry-After. A number for `/read` takes
+            about 16 (its cut-outs), so 1024 admits 64 numbers, or 1024 single digits, at once.
         queue_retry_after_seconds: the Retry-After value sent with a queue-full 503.
         request_timeout_seconds: deadline of one request, decode to response; past it, 504.
         upload_max_bytes: largest request body accepted (413 above, refused early by Content-Length).
@@ -91,7 +92,7 @@ class Settings(BaseSettings):
     min_confidence: float | None = Field(default=None, ge=0.0, le=1.0)
     batch_max_size: int = Field(default=32, ge=1, le=1024)
     batch_max_wait_ms: float = Field(default=5.0, ge=0.0, le=1000.0)
-    queue_max_size: int = Field(default=256, ge=1, le=65536)
+    queue_max_size: int = Field(default=1024, ge=1, le=65536)
     queue_retry_after_seconds: int = Field(default=1, ge=1, le=3600)
     request_timeout_seconds: float = Field(default=10.0, gt=0.0, le=600.0)
     upload_max_bytes: int = Field(default=10 * MEBIBYTE_BYTES, gt=0)

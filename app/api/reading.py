@@ -35,6 +35,12 @@ from app.pipeline.segment import SegmentedNumber
 from digits.contract import to_model_input
 from digits.errors import DigitServeError
 
+# Queue room a number takes at admission, before its upload is segmented: the cut-outs of a typical
+# number (3-7 digits written from training digits, half with a touching pair: 16 on average), so that
+# an overloaded service refuses numbers before decoding them. Room for more, when a number has more,
+# is asked for after segmentation, and may then be refused (503).
+ADMISSION_IMAGES_PER_NUMBER = 16
+
 
 async def _segment(state: ServiceState, data: bytes) -> SegmentedNumber:
     return await run_decode_task(state, prepare.prepare_number, data, state.settings.read_max_digits)
@@ -104,9 +110,10 @@ async def read_upload(
     """
     async with request_scope(state, receive):
         with state.batcher.reserve(1) as reservation:
+            reservation.add_images(ADMISSION_IMAGES_PER_NUMBER - 1)
             reservation.add_cost(header_cost(state, data))
             number = await _segment(state, data)
-            (rows,) = await _read_candidates(reservation, [number], reserved_images=1)
+            (rows,) = await _read_candidates(reservation, [number], reserved_images=ADMISSION_IMAGES_PER_NUMBER)
     return _to_response(state, number, rows, include_model_view)
 
 
@@ -128,6 +135,9 @@ async def read_uploads(
     """
     async with request_scope(state, receive):
         with state.batcher.reserve(len(uploads)) as reservation:
+            # A batch's estimate stays within half the queue, so that a full batch is admitted when idle.
+            reserved = min(len(uploads) * ADMISSION_IMAGES_PER_NUMBER, state.settings.queue_max_size // 2)
+            reservation.add_images(max(0, reserved - len(uploads)))
             # Every header first, and the room for all of them at once, as in /predict/batch.
             costs = [cost_or_error(state, data) for data in uploads]
             reservation.add_cost(sum(cost for cost in costs if isinstance(cost, int)))

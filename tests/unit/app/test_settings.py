@@ -15,7 +15,7 @@ pytestmark = pytest.mark.unit
 def test_defaults_describe_the_documented_service():
     settings = Settings()
     assert settings.model_dir == Path("models/digits") and settings.model_version is None
-    assert (settings.batch_max_size, settings.batch_max_wait_ms, settings.queue_max_size) == (32, 5.0, 256)
+    assert (settings.batch_max_size, settings.batch_max_wait_ms, settings.queue_max_size) == (32, 5.0, 1024)
     assert settings.upload_max_bytes == 10 * 1024 * 1024 and settings.image_max_pixels == 40_000_000
     assert (settings.batch_max_files, settings.request_timeout_seconds) == (64, 10.0)
     assert settings.read_max_digits == 20
