@@ -33,7 +33,7 @@ class Settings(BaseSettings):
             (it does not wait when no other image is queued or being decoded).
         queue_max_size: most images waiting for the model or being decoded for it (or for
             `/preprocess`); beyond it requests get 503 + Retry-After. A number for `/read` takes
-            about 16 (its cut-outs), so 1024 admits 64 numbers, or 1024 single digits, at once.
+            about 12 (its cut-outs), so 1024 admits 85 numbers, or 1024 single digits, at once.
         queue_retry_after_seconds: the Retry-After value sent with a queue-full 503.
         request_timeout_seconds: deadline of one request, decode to response; past it, 504.
         upload_max_bytes: largest request body accepted (413 above, refused early by Content-Length).

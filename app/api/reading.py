@@ -36,10 +36,10 @@ from digits.contract import to_model_input
 from digits.errors import DigitServeError
 
 # Queue room a number takes at admission, before its upload is segmented: the cut-outs of a typical
-# number (3-7 digits written from training digits, half with a touching pair: 16 on average), so that
+# number (3-7 digits written from training digits, half with a touching pair: 12 on average), so that
 # an overloaded service refuses numbers before decoding them. Room for more, when a number has more,
 # is asked for after segmentation, and may then be refused (503).
-ADMISSION_IMAGES_PER_NUMBER = 16
+ADMISSION_IMAGES_PER_NUMBER = 12
 
 
 async def _segment(state: ServiceState, data: bytes) -> SegmentedNumber:
@@ -113,7 +113,9 @@ async def read_upload(
             reservation.add_images(ADMISSION_IMAGES_PER_NUMBER - 1)
             reservation.add_cost(header_cost(state, data))
             number = await _segment(state, data)
-            (rows,) = await _read_candidates(reservation, [number], reserved_images=ADMISSION_IMAGES_PER_NUMBER)
+            (rows,) = await _read_candidates(
+                reservation, [number], reserved_images=ADMISSION_IMAGES_PER_NUMBER
+            )
     return _to_response(state, number, rows, include_model_view)
 
 

@@ -53,6 +53,8 @@ PIECE_REACH_HEIGHTS = 0.35  # a piece joins a digit at most this far from it, in
 # Single handwritten digits are at most about as wide as tall (a wide 0, a 2 with a long base): wider
 # groups get readings as touching digits. Each touching digit is about 0.6 heights wide.
 MIN_SPLIT_ASPECT = 0.7
+MAX_ONE_DIGIT_ASPECT = 0.95
+WIDE_FACTOR = 1.15
 TOUCHING_DIGIT_WIDTH_HEIGHTS = 0.6
 MAX_PIECES_PER_GROUP = 4
 MAX_PARTS_PER_CLUSTER = 4  # close parts whose groupings into digits are all read (2**(n-1) of them)
@@ -204,6 +206,13 @@ def _cluster_parts(stats: np.ndarray, parts: list[np.ndarray], digit_height: int
     return result
 
 
+def _part_pixels(labels: np.ndarray, stats: np.ndarray, part: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The rows and columns of a part's ink, from the labels inside its components' joint box."""
+    left, top = stats[part, 0].min(), stats[part, 1].min()
+    right, bottom = (stats[part, 0] + stats[part, 2]).max(), (stats[part, 1] + stats[part, 3]).max()
+    return np.nonzero(np.isin(labels[top:bottom, left:right], part))
+
+
 def _estimate_slant(group_pixels: list[tuple[np.ndarray, np.ndarray]]) -> float:
     """Columns per row of the writing's slant: the median of each digit group's own second moments."""
     slants = []
@@ -279,7 +288,9 @@ def _compositions(count: int) -> list[list[list[int]]]:
     return readings
 
 
-def _cuts_into_touching_digits(kept: np.ndarray, slant: float, digit_height: int) -> list[list[np.ndarray]]:
+def _cuts_into_touching_digits(
+    kept: np.ndarray, slant: float, digit_height: int, typical_width: float
+) -> list[list[np.ndarray]]:
     """A wide part (H, W) bool -> its cuts into 2..k touching digits, each a list of (H, W) bool sides,
     cut along the slant at the emptiest columns; none for a part about as narrow as one digit."""
     rows, columns = np.nonzero(kept)
@@ -288,7 +299,9 @@ def _cuts_into_touching_digits(kept: np.ndarray, slant: float, digit_height: int
     sheared = columns - slant * (rows - middle_row)  # columns along the slant
     start = sheared.min()
     span = sheared.max() - start + 1
-    if span < MIN_SPLIT_ASPECT * height:
+    if span < MIN_SPLIT_ASPECT * height or (
+        span < MAX_ONE_DIGIT_ASPECT * height and span < WIDE_FACTOR * typical_width
+    ):
         return []
     profile = np.bincount(np.floor(sheared - start).astype(int), minlength=int(np.ceil(span)))
     grid_rows, grid_columns = np.indices(kept.shape)
@@ -345,7 +358,7 @@ def _cluster_readings(
                 if len(run) == 1:
                     run_options += [
                         Reading(tuple(add(kept & side, side) for side in sides), cuts=len(sides) - 1)
-                        for sides in _cuts_into_touching_digits(kept, slant, digit_height)
+                        for sides in _cuts_into_touching_digits(kept, slant, digit_height, typical_width)
                     ]
                 options_by_run[run] = run_options
             options.append(options_by_run[run])
@@ -389,7 +402,7 @@ def segment_number(gray: np.ndarray, max_digits: int) -> SegmentedNumber:
     is_kept = np.zeros(len(stats), dtype=bool)
     is_kept[np.concatenate(parts)] = True
     levels = measure_levels(upload.flat, ink, is_kept[labels])
-    slant = _estimate_slant([np.nonzero(np.isin(labels, part)) for part in parts])
+    slant = _estimate_slant([_part_pixels(labels, stats, part) for part in parts])
     # Most parts are one digit each: their median width (with one digit's usual width as a prior, for
     # numbers of one or two parts) is the number's typical digit width.
     part_widths = [
