@@ -198,7 +198,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
 def image_route_paths() -> list[str]:
     """The route templates that take uploads and do image work: admitted by the batcher's room."""
-    return [route.path for router in (predict.router, preprocess.router) for route in router.routes]
+    return [route.path for router in (predict.router, read.router, preprocess.router) for route in router.routes]
 
 
 def api_key_protected_paths(settings: Settings) -> list[str]:

@@ -25,7 +25,7 @@ def digit_png() -> bytes:
 
 
 def upload(route: str) -> dict:
-    if route == "/predict/batch":
+    if route.endswith("/batch"):
         return {"files": [("files", ("a.png", digit_png())), ("files", ("b.png", digit_png()))]}
     return {"files": {"file": ("digit.png", digit_png())}}
 
@@ -43,18 +43,18 @@ async def keyed_service(make_settings):
         yield service
 
 
-@pytest.mark.parametrize("route", ["/predict", "/predict/batch", "/preprocess"])
+@pytest.mark.parametrize("route", ["/predict", "/predict/batch", "/read", "/read/batch", "/preprocess"])
 async def test_upload_routes_refuse_requests_without_a_key(keyed_service, route):
     assert_unauthorized(await keyed_service.client.post(route, **upload(route)))
 
 
-@pytest.mark.parametrize("route", ["/predict", "/predict/batch", "/preprocess"])
+@pytest.mark.parametrize("route", ["/predict", "/predict/batch", "/read", "/read/batch", "/preprocess"])
 async def test_upload_routes_refuse_a_wrong_key_in_either_header(keyed_service, route):
     for headers in ({"X-API-Key": WRONG_KEY}, {"Authorization": f"Bearer {WRONG_KEY}"}):
         assert_unauthorized(await keyed_service.client.post(route, headers=headers, **upload(route)))
 
 
-@pytest.mark.parametrize("route", ["/predict", "/predict/batch", "/preprocess"])
+@pytest.mark.parametrize("route", ["/predict", "/predict/batch", "/read", "/read/batch", "/preprocess"])
 @pytest.mark.parametrize(
     "headers",
     [{"X-API-Key": RIGHT_KEY}, {"X-API-Key": OTHER_KEY}, {"Authorization": f"Bearer {RIGHT_KEY}"}],

@@ -169,7 +169,7 @@ def multipart_body(boundary: str, part_count: int, *, is_file: bool) -> bytes:
 
 
 @pytest.mark.parametrize("is_file", [True, False], ids=["file-parts", "field-parts"])
-@pytest.mark.parametrize("route", ["/predict", "/predict/batch", "/preprocess"])
+@pytest.mark.parametrize("route", ["/predict", "/predict/batch", "/read", "/read/batch", "/preprocess"])
 async def test_huge_multipart_part_count_is_refused_cheaply(service, route, is_file):
     boundary = "oddfilesboundary"
     body = multipart_body(boundary, 50_000, is_file=is_file)  # ~3 MB, under the 10 MiB body limit

@@ -38,7 +38,15 @@ def upload_for(filename: str, digit: np.ndarray) -> bytes:
 
 def test_readme_has_examples_for_every_upload_route():
     paths = {url_path(arguments) for arguments in curl_commands()}
-    assert {"/predict", "/predict/batch", "/preprocess", "/readyz", "/metrics"} <= paths
+    assert {
+        "/predict",
+        "/predict/batch",
+        "/read",
+        "/read/batch",
+        "/preprocess",
+        "/readyz",
+        "/metrics",
+    } <= paths
 
 
 @pytest.mark.parametrize("arguments", curl_commands(), ids=url_path)
