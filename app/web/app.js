@@ -1,11 +1,16 @@
 // The digitserve page: a drawing or an uploaded photo -> POST /predict and POST /preprocess -> the
-// digit, its probabilities and the 28x28 image the model read. Plain browser APIs, no build step.
+// digit, its probabilities and the 28x28 image the model read; in number mode, POST /read -> the
+// number, each digit's box on the image and its 28x28 image. Plain browser APIs, no build step.
 "use strict";
 
 (() => {
-  // A pen about 1/14 of the pad wide: once the digit is scaled into MNIST's 20x20 box, its strokes
+  // A pen about 1/14 of the pad high: once the digit is scaled into MNIST's 20x20 box, its strokes
   // are about 2 pixels wide, like the handwriting the model learned from.
   const BRUSH_WIDTH_FRACTION = 1 / 14;
+  // The number pad is three one-digit pads side by side: room for a few digits at the same size.
+  const PAD_WIDTHS = { digit: 280, number: 840 };
+  const SHOWN_IMAGE_MAX_HEIGHT_PIXELS = 320;
+  const SHOWN_IMAGE_MAX_SIDE_PIXELS = 1200;
   const AUTO_PREDICT_DELAY_MS = 600;
   const UNREADABLE_FILE = "That file is not an image the service can read. Choose a PNG or JPEG photo.";
   const TRY_AGAIN = "The service is busy right now. Please try again in a moment.";
@@ -21,6 +26,20 @@
     queue_full: TRY_AGAIN,
     not_ready: "The service is still starting. Please try again in a moment.",
     request_timeout: TRY_AGAIN,
+    too_many_digits: "That is more digits than the service reads in one number. Write a shorter number.",
+  };
+  // The words that depend on what is read; the number mode's own messages for the same codes.
+  const MODES = {
+    digit: { noun: "digit", pad: "draw one digit", photo: "one digit", messages: {} },
+    number: {
+      noun: "number",
+      pad: "write a number in one row",
+      photo: "a number",
+      messages: {
+        no_digit_found: "No digits found. Write the number in one row, on a plain background.",
+        empty_file: "That file is empty. Choose a photo of a number.",
+      },
+    },
   };
 
   const byId = (id) => document.getElementById(id);
@@ -28,6 +47,7 @@
   const pen = pad.getContext("2d");
   const result = byId("result");
   const answer = byId("answer");
+  const reading = byId("reading");
   const status = byId("status");
   const error = byId("error");
   const bars = byId("bars");
@@ -39,6 +59,7 @@
   let latestRequest = 0;
   let inFlight = null;
   let seenImageUrl = "";
+  let mode = MODES.digit;
 
   class ApiError extends Error {
     constructor(message, code) {
@@ -53,7 +74,7 @@
     pen.fillStyle = "#fff";
     pen.fillRect(0, 0, pad.width, pad.height);
     pen.strokeStyle = pen.fillStyle = "#000";
-    pen.lineWidth = pad.width * BRUSH_WIDTH_FRACTION;
+    pen.lineWidth = pad.height * BRUSH_WIDTH_FRACTION;
     pen.lineCap = pen.lineJoin = "round";
     hasInk = false;
   }
@@ -117,7 +138,7 @@
     clearTimeout(autoPredictTimer);
     if (!hasInk) {
       cancelRequest();
-      showError("Draw a digit first, or choose a photo.");
+      showError(`Draw a ${mode.noun} first, or choose a photo.`);
       return;
     }
     photo.hidden = true;
@@ -129,8 +150,26 @@
     clearTimeout(autoPredictTimer);
     cancelRequest();
     clearPad();
-    showStatus("Draw a digit or choose a photo to start.");
+    showStatus(`Draw a ${mode.noun} or choose a photo to start.`);
   });
+
+  // --- the mode: one digit (POST /predict) or a number (POST /read, on a wide pad) ------------------
+
+  for (const radio of document.querySelectorAll("[name=mode]")) {
+    radio.addEventListener("change", () => {
+      mode = MODES[radio.value];
+      document.body.classList.toggle("number-mode", mode === MODES.number);
+      clearTimeout(autoPredictTimer);
+      cancelRequest();
+      pad.width = PAD_WIDTHS[radio.value]; // a new size empties the canvas and resets the pen
+      clearPad();
+      pad.setAttribute("aria-label", `Drawing area: ${mode.pad} with a mouse, pen or finger`);
+      byId("file-label").textContent = `Choose a photo of ${mode.photo}`;
+      fileInput.value = "";
+      photo.hidden = true;
+      showStatus(`Draw a ${mode.noun} or choose a photo to start.`);
+    });
+  }
 
   // --- photos: the file picker and drag and drop ----------------------------------------------------
 
@@ -182,7 +221,8 @@
     } catch {
       // Not the service's JSON (a proxy's error page): the status line is all there is.
     }
-    const message = MESSAGES[body.code] || body.detail || `The service answered ${response.status}.`;
+    const known = mode.messages[body.code] || MESSAGES[body.code];
+    const message = known || body.detail || `The service answered ${response.status}.`;
     throw new ApiError(message, body.code || String(response.status));
   }
 
@@ -195,10 +235,18 @@
     const { signal } = inFlight;
     result.setAttribute("aria-busy", "true");
     // A new answer replaces the previous one in place; dimmed (CSS) while it is on its way.
-    if (answer.hidden) showStatus("Reading the digit…");
+    if (answer.hidden && reading.hidden) showStatus(`Reading the ${mode.noun}…`);
     try {
       const blob = await image;
       if (request !== latestRequest) return;
+      if (mode === MODES.number) {
+        const response = await postImage("/read?include_model_view=true", blob, name, signal);
+        // A format the browser cannot draw (TIFF) is still read: the answer comes without the image.
+        const picture = createImageBitmap(blob).catch(() => null);
+        const [number, bitmap] = await Promise.all([response.json(), picture]);
+        if (request === latestRequest) showNumber(number, bitmap);
+        return;
+      }
       const [prediction, preprocessed] = await Promise.all([
         postImage("/predict", blob, name, signal).then((response) => response.json()),
         postImage("/preprocess", blob, name, signal).then((response) => response.blob()),
@@ -225,16 +273,21 @@
     low_confidence: "The writing could be read more than one way; a person should check it.",
     not_a_digit: "This does not look like a digit the model knows (a letter, a symbol or a scribble?).",
     several_digits:
-      "The image holds several digits side by side; this reads one digit at a time. Draw or upload one digit.",
+      "The image holds several digits side by side; this reads one digit at a time. Draw or upload one " +
+      "digit, or choose “A number” above.",
   };
 
-  // "Not sure — 4 or 9?": the likeliest digits that hold some belief, most probable first.
+  // "4 or 9": the likeliest digits that hold some belief, most probable first.
+  function likelyDigits(alternatives) {
+    const likely = alternatives.filter((alternative) => alternative.probability >= 0.05);
+    const digits = (likely.length > 1 ? likely : alternatives.slice(0, 2)).map((a) => a.digit);
+    return `${digits.slice(0, -1).join(", ")} or ${digits[digits.length - 1]}`;
+  }
+
   function unsureTitle(prediction) {
     if (prediction.reason === "several_digits") return "Not sure — several digits.";
     if (prediction.reason === "not_a_digit") return "Not sure — is this a digit?";
-    const likely = prediction.alternatives.filter((alternative) => alternative.probability >= 0.05);
-    const digits = (likely.length > 1 ? likely : prediction.alternatives.slice(0, 2)).map((a) => a.digit);
-    return `Not sure — ${digits.slice(0, -1).join(", ")} or ${digits[digits.length - 1]}?`;
+    return `Not sure — ${likelyDigits(prediction.alternatives)}?`;
   }
 
   function buildBars() {
@@ -271,20 +324,100 @@
       ? "Dark ink on a light background: the colours were inverted (white ink on black, like MNIST)."
       : "Light ink on a dark background: the colours were kept as they are.";
     byId("model-version").textContent = `Model version ${prediction.model_version}.`;
-    status.hidden = error.hidden = true;
+    status.hidden = error.hidden = reading.hidden = true;
     answer.hidden = false;
+  }
+
+  // 1st, 2nd, 3rd, 4th ... 11th, 12th, 13th ... 21st.
+  const ordinal = (position) =>
+    `${position}${(Math.floor(position / 10) % 10 !== 1 && ["th", "st", "nd", "rd"][position % 10]) || "th"}`;
+
+  // Why a number is not sure, in words, naming the digits a person should look at.
+  function numberUnsure(number) {
+    const doubtful = number.digits.flatMap((digit, index) =>
+      digit.unsure ? [`the ${ordinal(index + 1)} digit (${likelyDigits(digit.alternatives)}?)`] : [],
+    );
+    const check = doubtful.join(" and ");
+    if (number.reason === "doubtful_segmentation") {
+      return [
+        "Not sure — check how the digits were cut.",
+        "The digits may touch or be broken, so the boxes could be wrong: a person should check them." +
+          (check ? ` Check ${check} too.` : ""),
+      ];
+    }
+    return [
+      `Not sure — ${doubtful.length > 1 ? "some digits" : "a digit"} could be read more than one way.`,
+      `A person should check ${check || "the digits"}.`,
+    ];
+  }
+
+  // The image, scaled down to at most SHOWN_IMAGE_MAX_SIDE_PIXELS, with a box and label per digit;
+  // the boxes are placed in percent of the image, so they follow it as CSS scales it.
+  function showMarkedImage(number, picture) {
+    const marked = byId("marked");
+    const canvas = byId("read-image");
+    marked.hidden = !picture;
+    if (!picture) return;
+    const { width, height } = picture;
+    const scale = Math.min(1, SHOWN_IMAGE_MAX_SIDE_PIXELS / Math.max(width, height));
+    canvas.width = Math.round(width * scale);
+    canvas.height = Math.round(height * scale);
+    canvas.getContext("2d").drawImage(picture, 0, 0, canvas.width, canvas.height);
+    picture.close();
+    marked.style.width = `min(100%, ${(SHOWN_IMAGE_MAX_HEIGHT_PIXELS * width) / height}px)`;
+    marked.replaceChildren(canvas);
+    for (const digit of number.digits) {
+      const box = document.createElement("span");
+      const label = document.createElement("span");
+      box.className = digit.unsure ? "box is-unsure" : "box";
+      box.style.left = `${(digit.box.x / width) * 100}%`;
+      box.style.top = `${(digit.box.y / height) * 100}%`;
+      box.style.width = `${(digit.box.width / width) * 100}%`;
+      box.style.height = `${(digit.box.height / height) * 100}%`;
+      label.className = "box-label";
+      label.textContent = `${digit.digit} ${percent(digit.confidence)}`;
+      box.append(label);
+      marked.append(box);
+    }
+  }
+
+  function showNumber(number, picture) {
+    byId("number").textContent = number.text;
+    const unsure = byId("number-unsure");
+    unsure.hidden = !number.unsure;
+    reading.classList.toggle("is-unsure", number.unsure);
+    if (number.unsure) {
+      [byId("number-unsure-title").textContent, byId("number-unsure-why").textContent] = numberUnsure(number);
+    }
+    showMarkedImage(number, picture);
+    byId("views").replaceChildren(
+      ...number.digits.map((digit, index) => {
+        const item = document.createElement("li");
+        const view = new Image(56, 56);
+        view.src = `data:image/png;base64,${digit.model_view}`;
+        view.alt = `The ${ordinal(index + 1)} digit as the model read it`;
+        const caption = document.createElement("span");
+        caption.textContent = `${digit.digit} ${percent(digit.confidence)}`;
+        item.classList.toggle("is-unsure", digit.unsure);
+        item.append(view, caption);
+        return item;
+      }),
+    );
+    byId("model-version").textContent = `Model version ${number.model_version}.`;
+    status.hidden = error.hidden = answer.hidden = true;
+    reading.hidden = false;
   }
 
   function showError(message) {
     error.textContent = message;
     error.hidden = false;
-    status.hidden = answer.hidden = true;
+    status.hidden = answer.hidden = reading.hidden = true;
   }
 
   function showStatus(message) {
     status.textContent = message;
     status.hidden = false;
-    error.hidden = answer.hidden = true;
+    error.hidden = answer.hidden = reading.hidden = true;
   }
 
   clearPad();

@@ -134,3 +134,72 @@ async def text_contrast(page: Page, selector: str) -> float:
 
     lighter, darker = sorted((luminance(foreground), luminance(background)), reverse=True)
     return (lighter + 0.05) / (darker + 0.05)
+
+
+async def read_drawing(page: Page) -> None:
+    """Presses Predict in number mode and waits for the answer of `POST /read`."""
+    async with page.expect_response(lambda response: "/read?" in response.url):
+        await page.get_by_role("button", name="Predict").click()
+    await wait_for_answer(page)
+
+
+async def shown_number(page: Page) -> dict:
+    """The number the page shows: text, notice, each digit's box (CSS pixels from the image's top left,
+    and the image's shown size) with its label, and each 28x28 model view with its caption."""
+    await page.wait_for_function(
+        """() => !document.getElementById("reading").hidden &&
+          [...document.querySelectorAll("#views img")].every((view) => view.complete && view.naturalWidth)""",
+        timeout=ANSWER_TIMEOUT_MS,
+    )
+    return await page.evaluate(
+        """() => {
+          const image = document.getElementById("read-image").getBoundingClientRect();
+          const byId = (id) => document.getElementById(id);
+          return {
+            text: byId("number").textContent,
+            imageWidth: image.width,
+            imageHeight: image.height,
+            boxes: [...document.querySelectorAll("#marked .box")].map((box) => {
+              const rect = box.getBoundingClientRect();
+              return {
+                label: box.textContent,
+                x: rect.left - image.left,
+                y: rect.top - image.top,
+                width: rect.width,
+                height: rect.height,
+              };
+            }),
+            views: [...document.querySelectorAll("#views li")].map((item) => ({
+              src: item.querySelector("img").src,
+              width: item.querySelector("img").naturalWidth,
+              height: item.querySelector("img").naturalHeight,
+              caption: item.textContent,
+            })),
+            error: byId("error").hidden ? "" : byId("error").textContent,
+            unsure: byId("number-unsure").hidden
+              ? null
+              : {
+                  title: byId("number-unsure-title").textContent,
+                  why: byId("number-unsure-why").textContent,
+                },
+          };
+        }"""
+    )
+
+
+def assert_number_shown_as_answered(shown: dict, answer: dict, image_width_pixels: int) -> None:
+    """The page shows the API's `answer` to `POST /read`: its text, one labelled box in place per digit,
+    one 28x28 model view per digit, and the notice exactly when the answer is unsure."""
+    assert shown["error"] == "" and shown["text"] == answer["text"]
+    labels = [f"{digit['digit']} {digit['confidence'] * 100:.1f} %" for digit in answer["digits"]]
+    assert [box["label"] for box in shown["boxes"]] == labels
+    assert [view["caption"] for view in shown["views"]] == labels
+    assert all((view["width"], view["height"]) == (28, 28) for view in shown["views"])
+    assert [view["src"] for view in shown["views"]] == [
+        f"data:image/png;base64,{digit['model_view']}" for digit in answer["digits"]
+    ]
+    scale = shown["imageWidth"] / image_width_pixels
+    for box, digit in zip(shown["boxes"], answer["digits"], strict=True):
+        expected = [digit["box"][side] * scale for side in ("x", "y", "width", "height")]
+        assert [box[side] for side in ("x", "y", "width", "height")] == pytest.approx(expected, abs=1.0)
+    assert (shown["unsure"] is None) is (answer["unsure"] is False)

@@ -2,8 +2,10 @@
 
 MNIST test digits are redrawn on the page's pad stroke by stroke with a mouse, a pen and a finger;
 a photo-like JPEG and broken files are uploaded through the file picker; the page is used from the
-keyboard and on a phone-sized screen. The browser may reach 127.0.0.1 only: every other request is
-aborted and fails the test. Screenshots go to the test's tmp_path and to test-output/web/.
+keyboard and on a phone-sized screen. In number mode, a number written from MNIST test digits
+(`testkit.written_numbers`) is uploaded, and three digits are redrawn side by side on the wide pad.
+The browser may reach 127.0.0.1 only: every other request is aborted and fails the test.
+Screenshots go to the test's tmp_path and to test-output/web/.
 """
 
 from __future__ import annotations
@@ -19,26 +21,31 @@ import cv2
 import httpx
 import numpy as np
 import pytest
-from playwright.async_api import Browser, async_playwright
+from playwright.async_api import Browser, Page, async_playwright
 
-from testkit.images import encode_jpeg
+from testkit.images import encode_jpeg, encode_png
 from testkit.model_fixture import export_fixture_model
 from testkit.photo_like import render_photo_like
 from testkit.server import free_port, running_service
 from testkit.shared_data import REPO_ROOT
-from tests.e2e.digit_strokes import strokes_of_digit
+from testkit.two_digit_numbers import DigitPool
+from testkit.written_numbers import load_digit_pool, write_number
+from tests.e2e.digit_strokes import Point, strokes_of_digit
 from tests.e2e.page_probes import (
     ANSWER_TIMEOUT_MS,
     assert_consistent_answer,
+    assert_number_shown_as_answered,
     ink_pixel_count,
     predict_drawing,
+    read_drawing,
     seen_image_pixels,
     shown_answer,
+    shown_number,
     tab_to,
     text_contrast,
     wait_for_answer,
 )
-from tests.e2e.web_browser import CHROMIUM_FLAGS, SCREENSHOT_COPY_DIR, BrowserPage
+from tests.e2e.web_browser import CHROMIUM_FLAGS, MNIST_SIZE_PIXELS, SCREENSHOT_COPY_DIR, BrowserPage
 
 pytestmark = pytest.mark.e2e
 
@@ -54,6 +61,16 @@ PHONE_VIEWPORT = {"width": 375, "height": 667}
 # MNIST test image 0 (a 7), as the photo and as the phone drawing: fixed in advance, not by result.
 PHOTO_INDEX = 0
 PHOTO_SEED = 0
+# The uploaded number: 4 digits of the first 2000 MNIST test digits, seed fixed in advance.
+NUMBER_POOL_SIZE = 2000
+NUMBER_DIGIT_COUNT = 4
+NUMBER_SEED = 0
+# More digits in a row than the service reads in one number (DIGITSERVE_READ_MAX_DIGITS, 20).
+TOO_LONG_NUMBER_DIGIT_COUNT = 22
+# The drawn number: MNIST test images 0, 1 and 2 (7, 2, 1), side by side on the 3:1 pad.
+DRAWN_NUMBER_INDICES = (0, 1, 2)
+MIN_DRAWN_NUMBER_DIGITS_READ = 2
+WIDE_PAD_SIZE_PIXELS = (840, 280)
 
 
 # --- the service, the browser and the page ---------------------------------------------------------
@@ -138,6 +155,52 @@ RECORD_POINTER_TYPES = """() => {
     if (event.isTrusted) window.pointerTypesSeen.push(event.pointerType);
   });
 }"""
+
+
+@pytest.fixture(scope="module")
+def digit_pool() -> DigitPool:
+    return load_digit_pool("mnist", "test", limit=NUMBER_POOL_SIZE)
+
+
+def write_number_file(pool: DigitPool, digit_count: int, folder: Path) -> tuple[Path, int]:
+    """A scanned number of `digit_count` digits of `pool` as a PNG file, and its width in pixels."""
+    number = write_number(pool, digit_count, np.random.default_rng(NUMBER_SEED), rendering="scan")
+    path = folder / f"number-{number.text}.png"
+    path.write_bytes(encode_png(number.image))
+    return path, number.image.shape[1]
+
+
+@pytest.fixture(scope="module")
+def number_upload(digit_pool: DigitPool, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, int]:
+    return write_number_file(digit_pool, NUMBER_DIGIT_COUNT, tmp_path_factory.mktemp("number"))
+
+
+def read_by_the_api(base_url: str, path: Path) -> dict:
+    with httpx.Client(base_url=base_url, timeout=30) as client:
+        files = {"file": (path.name, path.read_bytes(), "image/png")}
+        response = client.post("/read", params={"include_model_view": "true"}, files=files)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def side_by_side(digits_strokes: list[list[list[Point]]]) -> list[list[tuple[float, float]]]:
+    """Each digit's strokes on its own square of a pad as wide as the digits are many, left to right.
+
+    `BrowserPage.draw` maps (row, column) on a 28x28 grid onto the whole pad; on a pad n times as wide
+    as high, column c of the k-th square is column (28 k + c + 0.5) / n - 0.5 of that grid.
+    """
+    count = len(digits_strokes)
+    return [
+        [(row, (position * MNIST_SIZE_PIXELS + column + 0.5) / count - 0.5) for row, column in stroke]
+        for position, strokes in enumerate(digits_strokes)
+        for stroke in strokes
+    ]
+
+
+async def pad_size(page: Page) -> tuple[int, int]:
+    """The drawing pad's buffer: (width, height) in canvas pixels."""
+    width, height = await page.evaluate("(pad => [pad.width, pad.height])(document.getElementById('pad'))")
+    return width, height
 
 
 def first_index_of_each_digit(labels: np.ndarray) -> list[int]:
@@ -363,3 +426,173 @@ async def test_an_unsure_answer_says_so_plainly_with_the_likely_digits_and_why(
         assert await text_contrast(page, "#unsure") >= MIN_TEXT_CONTRAST
         await web.screenshot("unsure-four-or-nine")
         await page.unroute("**/predict")
+
+
+async def test_an_uploaded_number_is_read_like_the_api_reads_it(
+    open_page: OpenPage, number_upload: tuple[Path, int], base_url: str
+):
+    number_path, image_width_pixels = number_upload
+    expected = read_by_the_api(base_url, number_path)
+    async with open_page() as web:
+        page = web.page
+        requested = []
+        page.on(
+            "request",
+            lambda request: (
+                request.url.startswith(base_url) and requested.append(request.url.removeprefix(base_url))
+            ),
+        )
+        await page.get_by_role("radio", name="A number").check()
+        async with page.expect_response(lambda response: "/read?" in response.url):
+            await page.get_by_label("Choose a photo of a number").set_input_files(number_path)
+        await wait_for_answer(page)
+        shown = await shown_number(page)
+        await web.screenshot("number-uploaded")
+    assert_number_shown_as_answered(shown, expected, image_width_pixels)
+    assert len(expected["text"]) == NUMBER_DIGIT_COUNT
+    assert requested == ["/read?include_model_view=true"], "number mode asks /read only"
+
+
+async def test_a_number_drawn_on_the_wide_pad_is_read(open_page: OpenPage, mnist_test_samples):
+    images, labels = mnist_test_samples
+    truth = "".join(str(labels[index]) for index in DRAWN_NUMBER_INDICES)
+    async with open_page() as web:
+        page = web.page
+        await page.get_by_role("radio", name="A number").check()
+        assert await pad_size(page) == WIDE_PAD_SIZE_PIXELS
+        pad = await page.locator("#pad").bounding_box()
+        assert pad["width"] == pytest.approx(3 * pad["height"], abs=1.0)
+        digits_strokes = [strokes_of_digit(images[index]) for index in DRAWN_NUMBER_INDICES]
+        await web.draw(side_by_side(digits_strokes), "mouse")
+        async with page.expect_response(lambda response: "/read?" in response.url) as answered:
+            await read_drawing(page)
+        answer = await (await answered.value).json()
+        shown = await shown_number(page)
+        await web.screenshot("number-drawn-mouse")
+    print(f"drawn {truth}, read {shown['text']}")
+    assert_number_shown_as_answered(shown, answer, WIDE_PAD_SIZE_PIXELS[0])
+    assert len(shown["text"]) == len(truth), f"drew {truth}, the page shows {shown['text']}"
+    # Each box lies over the square its digit was drawn on.
+    for position, box in enumerate(shown["boxes"]):
+        center_x = (box["x"] + box["width"] / 2) / shown["imageWidth"]
+        assert position / 3 < center_x < (position + 1) / 3, f"box {position} is not over its digit"
+    right = sum(shown_digit == drawn for shown_digit, drawn in zip(shown["text"], truth, strict=True))
+    assert right >= MIN_DRAWN_NUMBER_DIGITS_READ, f"drew {truth}, the page shows {shown['text']}"
+
+
+async def test_number_mode_fits_a_phone_and_one_digit_mode_works_again_after_it(
+    open_page: OpenPage, number_upload: tuple[Path, int], base_url: str, mnist_test_samples
+):
+    images, labels = mnist_test_samples
+    number_path, image_width_pixels = number_upload
+    expected = read_by_the_api(base_url, number_path)
+    async with open_page(viewport=PHONE_VIEWPORT, is_mobile=True, device_scale_factor=2) as web:
+        page = web.page
+        for choice in ("One digit", "A number"):
+            box = await page.locator(".mode label", has_text=choice).bounding_box()
+            assert box["x"] >= 0 and box["x"] + box["width"] <= PHONE_VIEWPORT["width"], choice
+        await page.get_by_role("radio", name="A number").tap()
+        pad = await page.locator("#pad").bounding_box()
+        assert pad["x"] >= 0 and pad["x"] + pad["width"] <= PHONE_VIEWPORT["width"]
+        assert pad["width"] == pytest.approx(3 * pad["height"], abs=1.0)
+        await page.get_by_label("Choose a photo of a number").set_input_files(number_path)
+        await wait_for_answer(page)
+        assert_number_shown_as_answered(await shown_number(page), expected, image_width_pixels)
+        widths = await page.evaluate(
+            "({scroll: document.documentElement.scrollWidth, viewport: window.innerWidth})"
+        )
+        assert widths["scroll"] <= widths["viewport"], "the page scrolls sideways on a phone"
+        await web.screenshot("phone-number-uploaded")
+
+        # Back to one digit from the keyboard: the arrow keys move between the two radio buttons.
+        await page.get_by_role("radio", name="A number").focus()
+        await page.keyboard.press("ArrowLeft")
+        assert await page.get_by_role("radio", name="One digit").is_checked()
+        assert await pad_size(page) == (280, 280) and await ink_pixel_count(page) == 0
+        assert await page.locator("#reading").is_hidden()
+        assert await page.get_by_label("Choose a photo of one digit").is_visible()
+        await web.draw(strokes_of_digit(images[PHOTO_INDEX]), "touch")
+        async with page.expect_request(lambda request: request.url.endswith("/predict"), timeout=10_000):
+            pass
+        await wait_for_answer(page)
+        answer = await shown_answer(page)
+        assert_consistent_answer(answer)
+        await web.screenshot("phone-one-digit-after-number")
+        assert answer["digit"] == str(labels[PHOTO_INDEX])
+
+
+async def test_number_mode_errors_are_shown_in_plain_words(
+    open_page: OpenPage, digit_pool: DigitPool, tmp_path: Path
+):
+    too_long_path, _ = write_number_file(digit_pool, TOO_LONG_NUMBER_DIGIT_COUNT, tmp_path)
+    blank_path = tmp_path / "blank.png"
+    cv2.imwrite(str(blank_path), np.full((200, 600), 255, dtype=np.uint8))
+    async with open_page() as web:
+        page, error = web.page, web.page.get_by_role("alert")
+        await page.get_by_role("radio", name="A number").check()
+        file_input = page.get_by_label("Choose a photo of a number")
+        await file_input.set_input_files(blank_path)
+        await wait_for_answer(page)
+        await error.filter(has_text="No digits found").wait_for(timeout=ANSWER_TIMEOUT_MS)
+
+        await page.get_by_role("button", name="Predict").click()
+        await error.filter(has_text="Draw a number first").wait_for(timeout=ANSWER_TIMEOUT_MS)
+
+        async with page.expect_response(lambda response: "/read?" in response.url) as answered:
+            await file_input.set_input_files(too_long_path)
+        await wait_for_answer(page)
+        assert (await (await answered.value).json())["code"] == "too_many_digits"
+        await error.filter(has_text="more digits than the service reads").wait_for(timeout=ANSWER_TIMEOUT_MS)
+        assert await page.locator("#reading").is_hidden()
+        await web.screenshot("number-error-too-many-digits")
+
+
+async def test_an_unsure_number_says_which_digits_to_check_and_why(
+    open_page: OpenPage, number_upload: tuple[Path, int], base_url: str, tmp_path: Path
+):
+    number_path, _ = number_upload
+    # The picker fires no change for the file it already holds: the second upload is a copy.
+    copy_path = tmp_path / f"copy-of-{number_path.name}"
+    copy_path.write_bytes(number_path.read_bytes())
+    # The service's real answer, with the 2nd digit's belief split between it and the next digit up.
+    # (Chromium does not hand an uploaded file's bytes to `route.fetch`, so the answer is asked first.)
+    answer = read_by_the_api(base_url, number_path)
+    second = answer["digits"][1]
+    digit, other = second["digit"], (second["digit"] + 1) % 10
+    alternatives = [(digit, 0.55), (other, 0.41), ((digit + 2) % 10, 0.04)]
+    second.update(
+        confidence=0.55,
+        unsure=True,
+        reason="low_confidence",
+        alternatives=[{"digit": digit, "probability": p} for digit, p in alternatives],
+    )
+    reasons = iter(["unsure_digit", "doubtful_segmentation"])
+
+    async def answer_unsure(route):
+        await route.fulfill(json={**answer, "unsure": True, "reason": next(reasons)})
+
+    check = f"the 2nd digit ({digit} or {other}?)"
+    async with open_page() as web:
+        page = web.page
+        await page.route("**/read?*", answer_unsure)
+        await page.get_by_role("radio", name="A number").check()
+        file_input = page.get_by_label("Choose a photo of a number")
+        await file_input.set_input_files(number_path)
+        await wait_for_answer(page)
+        shown = await shown_number(page)
+        assert shown["unsure"] == {
+            "title": "Not sure — a digit could be read more than one way.",
+            "why": f"A person should check {check}.",
+        }
+        unsure_boxes = await page.locator("#marked .box.is-unsure").all_text_contents()
+        assert unsure_boxes == [f"{digit} 55.0 %"]
+        assert await text_contrast(page, "#number-unsure") >= MIN_TEXT_CONTRAST
+        await web.screenshot("number-unsure-digit")
+
+        await file_input.set_input_files(copy_path)
+        await wait_for_answer(page)
+        await page.get_by_text("Not sure — check how the digits were cut.").wait_for()
+        shown = await shown_number(page)
+        assert "may touch or be broken" in shown["unsure"]["why"] and check in shown["unsure"]["why"]
+        await web.screenshot("number-unsure-cut")
+        await page.unroute("**/read?*")
