@@ -13,7 +13,6 @@ recalibrates a finished run from its card: the same datasets and seed draw the s
 
 from __future__ import annotations
 
-import argparse
 import math
 import sys
 from dataclasses import dataclass
@@ -25,6 +24,7 @@ from scipy.optimize import minimize_scalar
 
 from digits.calibration import CALIBRATION_CARD_KEY, SMALLEST_PROBABILITY, Calibration, is_sure
 from digits.errors import ModelLoadError
+from training.cli import FlagArgumentParser, bounded_value
 from training.datasets import DigitSet
 
 if TYPE_CHECKING:
@@ -212,7 +212,10 @@ def calibrate_run(run_dir: Path, max_risk: float = DEFAULT_MAX_RISK) -> dict[str
         DatasetError: its datasets cannot be loaded.
         ModelLoadError: its model or card cannot be read.
     """
+    from pydantic import ValidationError
+
     from digits.model_store import read_model_card, write_model_card
+    from training.cli import describe_validation_error
     from training.config import TrainConfig
     from training.datasets.combine import split_train_validation
     from training.datasets.registry import load_configured_sources
@@ -222,7 +225,13 @@ def calibrate_run(run_dir: Path, max_risk: float = DEFAULT_MAX_RISK) -> dict[str
     card = read_model_card(model_dir)
     if "config" not in card:
         raise ModelLoadError(f"{model_dir}'s model card holds no training config to redraw its validation")
-    config = TrainConfig.model_validate(card["config"])
+    try:
+        config = TrainConfig.model_validate(card["config"])
+    except ValidationError as error:
+        raise ModelLoadError(
+            f"{model_dir}'s model card holds a training config this version cannot read: "
+            f"{describe_validation_error(error)}"
+        ) from error
     split = split_train_validation(
         load_configured_sources(config),
         config.validation_fraction,
@@ -259,18 +268,16 @@ def main(argv: list[str] | None = None) -> int:
     from training.datasets import DatasetError
     from training.promote import PromotionError
 
-    parser = argparse.ArgumentParser(prog="python -m training.calibrate", description=__doc__.splitlines()[0])
+    parser = FlagArgumentParser(prog="python -m training.calibrate", description=__doc__.splitlines()[0])
     parser.add_argument("run_dir", type=Path, help="a finished run's folder (runs/<run>)")
     parser.add_argument(
         "--max-risk",
-        type=float,
+        type=bounded_value(float, ge=0.0, lt=1.0),
         default=DEFAULT_MAX_RISK,
         help="share of wrong answers allowed among the confident validation answers; sets the "
         f"model's minimum confidence (default {DEFAULT_MAX_RISK})",
     )
     args = parser.parse_args(argv)
-    if not 0.0 <= args.max_risk < 1.0:
-        parser.error(f"--max-risk must lie in [0, 1), got {args.max_risk}")
     try:
         section = calibrate_run(args.run_dir, args.max_risk)
     except (PromotionError, DatasetError, ModelLoadError) as error:

@@ -33,18 +33,39 @@ def describe_sources(sources: Sequence[DigitSource], specs: Sequence[str]) -> li
 def describe_training(
     history: dict[str, list[float]], seconds: float, hardware: str, weight_choice: dict[str, Any]
 ) -> dict[str, Any]:
-    """Epochs run, the best epoch by validation loss and its metrics, wall time, hardware, and which
-    weights were kept (`WeightChoice.to_card()`)."""
+    """What a run's training did and kept.
+
+    Args:
+        history: Keras History metrics, one value per epoch (loss, accuracy, val_loss, val_accuracy,
+            learning_rate).
+        seconds: wall time of training and of the choice of the final weights.
+        hardware: where it trained, e.g. "CPU (tensorflow)".
+        weight_choice: `WeightChoice.to_card()`, the candidates and the kept weights.
+
+    Returns:
+        The card's `training` section: `kept_val_loss` and `kept_val_accuracy` are those of the weights
+        the run kept (the exported ones); `best_epoch_val_*` those of the best epoch as training
+        measured it (with the batch-norm statistics of augmented batches), which may be other weights;
+        `history` every epoch's metrics, which the lineage plot of a later fine-tune reads.
+    """
     val_losses = history.get("val_loss", [])
     best_epoch = int(np.argmin(val_losses)) if val_losses else len(history.get("loss", [])) - 1
     return {
         "seconds": round(seconds, 1),
         "epochs_run": len(history.get("loss", [])),
         "best_epoch": best_epoch + 1,
-        "best_val_loss": round(float(val_losses[best_epoch]), 5) if val_losses else None,
-        "best_val_accuracy": round(float(history["val_accuracy"][best_epoch]), 5) if val_losses else None,
+        "best_epoch_val_loss": round(float(val_losses[best_epoch]), 5) if val_losses else None,
+        "best_epoch_val_accuracy": (
+            round(float(history["val_accuracy"][best_epoch]), 5) if val_losses else None
+        ),
+        "kept_weights": weight_choice.get("adopted"),
+        "kept_val_loss": weight_choice.get("val_loss"),
+        "kept_val_accuracy": weight_choice.get("val_accuracy"),
         "hardware": hardware,
         "weight_choice": weight_choice,
+        "history": {
+            name: [round(float(value), 6) for value in values] for name, values in sorted(history.items())
+        },
     }
 
 

@@ -14,9 +14,9 @@ import argparse
 import types
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Generic, NoReturn, TypeVar, Union, get_args, get_origin
+from typing import Annotated, Any, Generic, NoReturn, TypeVar, Union, get_args, get_origin
 
-from pydantic import BaseModel, TypeAdapter, ValidationError
+from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 from pydantic.fields import FieldInfo
 
 BOOLEAN_PREFIXES = ("enable_", "allow_")
@@ -90,7 +90,45 @@ def _derive_flag_names(name: str, field: FieldInfo) -> tuple[str, ...]:
     return (f"--{'no-' if field.get_default() else ''}{stem.replace('_', '-')}",)
 
 
-class ModelArgumentParser(argparse.ArgumentParser, Generic[ModelT]):
+class FlagArgumentParser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors are one line that names the flag, "prog: error: --flag: message",
+    and exit with status 2 (argparse's own print the usage, then "argument --flag: message")."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message.removeprefix('argument ')}\n")
+
+
+def bounded_value(value_type: type, **bounds: float) -> Callable[[str], Any]:
+    """An argparse `type=`: str -> a value_type within pydantic bounds (ge, gt, le, lt), refused with the
+    message `training.run` gives, e.g. "--version: Input should be greater than or equal to 1"."""
+    finite = {"allow_inf_nan": False} if value_type is float else {}
+    return _converter(Annotated[value_type, Field(**bounds, **finite)])
+
+
+def describe_validation_error(error: ValidationError, flag_by_path: dict[str, str] | None = None) -> str:
+    """A pydantic ValidationError -> "name: message; ...", without pydantic's wording around the messages
+    (its title, the input repeated, a link to its documentation).
+
+    Args:
+        error: what pydantic found.
+        flag_by_path: the flag of each dotted field path: a problem is named by the flag of the deepest
+            field it names, or by its message alone (a rule across fields names its flags itself).
+            None: named by the field path, for values read from a file.
+    """
+    problems = []
+    for problem in error.errors():
+        message = problem["msg"].removeprefix("Value error, ")
+        location = [str(part) for part in problem["loc"]]  # e.g. ("initial_weights", 0)
+        if flag_by_path is None:
+            name = ".".join(location)
+        else:
+            paths = (".".join(location[:end]) for end in range(len(location), 0, -1))
+            name = next((flag_by_path[path] for path in paths if path in flag_by_path), "")
+        problems.append(f"{name}: {message}" if name else message)
+    return "; ".join(problems)
+
+
+class ModelArgumentParser(FlagArgumentParser, Generic[ModelT]):
     """An ArgumentParser with one flag per field of `model_class`; `parse_model` returns the model.
 
     Errors (an unknown flag, a value of the wrong type, a value the model refuses) exit with status 2
@@ -108,10 +146,6 @@ class ModelArgumentParser(argparse.ArgumentParser, Generic[ModelT]):
             if section and section not in groups:
                 groups[section] = self.add_argument_group(model_class.model_fields[section].description)
             _add_flag(groups.get(section, self), field_flag)
-
-    def error(self, message: str) -> NoReturn:
-        # argparse says "argument --epochs: ..."; the model's errors say "--epochs: ...": one format.
-        self.exit(2, f"{self.prog}: error: {message.removeprefix('argument ')}\n")
 
     def parse_model(
         self,
@@ -138,18 +172,8 @@ class ModelArgumentParser(argparse.ArgumentParser, Generic[ModelT]):
         try:
             return self.model_class.model_validate(adjust(values) if adjust else values)
         except ValidationError as error:
-            self.error("; ".join(self._describe(problem) for problem in error.errors()))
-
-    def _describe(self, problem: Any) -> str:
-        """One problem pydantic found -> "--flag: message", the flag of the deepest field it names."""
-        message = problem["msg"].removeprefix("Value error, ")
-        location = [str(part) for part in problem["loc"]]  # e.g. ("initial_weights", 0)
-        flag_by_path = {field_flag.path: field_flag.names[0] for field_flag in self.field_flags}
-        for end in range(len(location), 0, -1):
-            flag = flag_by_path.get(".".join(location[:end]))
-            if flag:
-                return f"{flag}: {message}"
-        return message
+            flag_by_path = {field_flag.path: field_flag.names[0] for field_flag in self.field_flags}
+            self.error(describe_validation_error(error, flag_by_path))
 
 
 def _add_flag(parser: argparse._ActionsContainer, field_flag: FieldFlag) -> None:
@@ -184,6 +208,8 @@ class _ReplaceDefaultThenAppend(argparse.Action):
 
 def _converter(annotation: Any) -> Callable[[str], Any]:
     """str -> a value of the type (bounds are the model's to check, after every flag is read)."""
+    if annotation is float:  # "nan" would otherwise pass the type and meet a bound it is never within
+        annotation = Annotated[float, Field(allow_inf_nan=False)]
     adapter = TypeAdapter(annotation)
 
     def convert(text: str) -> Any:

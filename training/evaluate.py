@@ -28,6 +28,7 @@ from digits.calibration import Calibration
 from digits.contract import NUM_CLASSES, to_model_inputs
 from digits.errors import ModelLoadError
 from digits.model_store import MODEL_CARD_FILE_NAME, read_model_card, resolve_version_dir
+from training.cli import FlagArgumentParser, bounded_value
 from training.config import DEFAULT_CACHE_DIR
 from training.datasets import DatasetError, DigitSet, DigitSource
 from training.plots import save_confusion_matrices, save_digit_grid
@@ -196,7 +197,7 @@ def _dataset_specs_from_card(version_dir: Path) -> list[str]:
 
 
 def _parse_arguments(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m training.evaluate", description=__doc__.splitlines()[0])
+    parser = FlagArgumentParser(prog="python -m training.evaluate", description=__doc__.splitlines()[0])
     parser.add_argument("model_dir", type=Path, help="a version folder or a folder of versions")
     parser.add_argument(
         "--dataset",
@@ -209,7 +210,7 @@ def _parse_arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE_DIR)
     parser.add_argument(
         "--min-confidence",
-        type=_unit_interval,
+        type=bounded_value(float, ge=0.0, le=1.0),
         help="the threshold of unsure answers to report at (default: the model card's, as the service)",
     )
     parser.add_argument("--no-download", action="store_true", help="never download missing files")
@@ -221,13 +222,6 @@ def _parse_arguments(argv: list[str] | None) -> argparse.Namespace:
         f"{DEFAULT_REPORTS_DIR}/<model folder>-<version>, e.g. {DEFAULT_REPORTS_DIR}/digits-4",
     )
     return parser.parse_args(argv)
-
-
-def _unit_interval(text: str) -> float:
-    value = float(text)
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"must lie in [0, 1], got {text}")
-    return value
 
 
 def _load_evaluation_sets(specs: list[str], args: argparse.Namespace) -> list[DigitSet]:

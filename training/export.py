@@ -12,7 +12,6 @@ The SavedModel goes into the checkpoint's run folder (`model/`), like a run's ow
 
 from __future__ import annotations
 
-import argparse
 import platform
 import shutil
 import subprocess
@@ -25,6 +24,7 @@ from typing import Any
 import keras
 
 from digits.model_store import read_model_card, write_model_card
+from training.cli import FlagArgumentParser, bounded_value
 
 RECORDED_PACKAGES = (
     "keras",
@@ -98,13 +98,15 @@ def main(argv: list[str] | None = None) -> int:
     """`python -m training.export CHECKPOINT.keras [--export-dir DIR] [--output-dir DIR] [--version N]`."""
     from training.promote import RUN_MODEL_FOLDER_NAME, PromotionError, promote
 
-    parser = argparse.ArgumentParser(prog="python -m training.export", description=__doc__.splitlines()[0])
+    parser = FlagArgumentParser(prog="python -m training.export", description=__doc__.splitlines()[0])
     parser.add_argument("checkpoint", type=Path, help="a .keras file saved by training.run")
     parser.add_argument(
         "--export-dir", type=Path, default=None, help="where to write the SavedModel; default: RUN/model"
     )
     parser.add_argument("--output-dir", type=Path, default=None, help="then promote it into this folder")
-    parser.add_argument("--version", type=int, default=None, help="promoted version; default: the next")
+    parser.add_argument(
+        "--version", type=bounded_value(int, ge=1), default=None, help="promoted version; default: the next"
+    )
     parser.add_argument("--allow-smoke-test", action="store_true", help="promote a --quick model too")
     args = parser.parse_args(argv)
     if not args.checkpoint.is_file():

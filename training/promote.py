@@ -11,7 +11,6 @@ Smoke-test models (`--quick`) are refused unless asked for: the service would re
 
 from __future__ import annotations
 
-import argparse
 import shutil
 import sys
 import tempfile
@@ -26,6 +25,7 @@ from digits.model_store import (
     read_model_card,
     write_model_card,
 )
+from training.cli import FlagArgumentParser, bounded_value
 
 RUN_MODEL_FOLDER_NAME = "model"  # where a run exports its SavedModel, inside its run folder
 
@@ -102,10 +102,12 @@ def check_version_is_free(version_dir: Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """`python -m training.promote RUN [--models-dir DIR] [--version N] [--allow-smoke-test]`."""
-    parser = argparse.ArgumentParser(prog="python -m training.promote", description=__doc__.splitlines()[0])
+    parser = FlagArgumentParser(prog="python -m training.promote", description=__doc__.splitlines()[0])
     parser.add_argument("run", type=Path, help="a run folder (runs/<run>) or its exported model folder")
     parser.add_argument("--models-dir", type=Path, default=Path("models/digits"), help="the served folder")
-    parser.add_argument("--version", type=int, default=None, help="default: one above the highest")
+    parser.add_argument(
+        "--version", type=bounded_value(int, ge=1), default=None, help="default: one above the highest"
+    )
     parser.add_argument("--allow-smoke-test", action="store_true", help="promote a --quick model too")
     args = parser.parse_args(argv)
     try:

@@ -40,7 +40,7 @@ def export_and_evaluate(
     from app.pipeline.postprocess import AnswerPolicy
     from digits.calibration import CALIBRATION_CARD_KEY, Calibration
     from training.calibrate import calibrate_model
-    from training.evaluate import format_table, load_serving_function, save_evaluation_plots, score_dataset
+    from training.evaluate import load_serving_function, save_evaluation_plots, score_dataset
     from training.export import describe_environment, export_savedmodel
     from training.promote import RUN_MODEL_FOLDER_NAME, promote
     from training.selective import format_selective_table, save_selective_plots, score_selective
@@ -69,11 +69,9 @@ def export_and_evaluate(
     card["environment"] = describe_environment()
     write_model_card(version_dir, card)
     write_model_card(run_dir, {key: value for key, value in card.items() if key != "model_dir"})
+    # Accuracy and loss per set are in the run's printed summary; calibration's details only here.
     logger.info(
-        "evaluation of %s on the held-out test sets:\n%s\n%s",
-        version_dir,
-        format_table(scores),
-        format_selective_table(selective),
+        "calibration of %s on the held-out test sets:\n%s", version_dir, format_selective_table(selective)
     )
     card["model_dir"] = str(version_dir)
     if config.output_dir is not None:

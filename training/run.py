@@ -19,6 +19,7 @@ from digits.model_store import write_model_card
 from training.config import TrainConfig, parse_args
 from training.datasets import DatasetError, DigitSet, TrainValidationSplit
 from training.promote import PromotionError
+from training.summary import format_run_summary
 from training.weights import InitialWeightsError
 
 if TYPE_CHECKING:
@@ -35,6 +36,7 @@ def run(config: TrainConfig) -> dict[str, Any]:
     from training.card import build_model_card, describe_training
     from training.datasets.combine import held_out_test_sets, split_train_validation
     from training.datasets.registry import load_configured_sources
+    from training.lineage import list_run_histories
     from training.outliers import generate_outliers
     from training.plots import save_training_curves
     from training.publish import export_and_evaluate
@@ -71,7 +73,6 @@ def run(config: TrainConfig) -> dict[str, Any]:
     started_at = time.perf_counter()
     start = score_start(model, batches) if config.initial_weights else None
     fit = train(model, batches, config, run_dir / "best.keras")
-    save_training_curves(run_dir / "training_curves.png", fit.history)
     # 4. choose the final weights on validation; checkpointed, so a later fine-tune starts from them.
     choice = choose_final_weights(model, fit.averaging, start, batches)
     model.save(run_dir / "best.keras")
@@ -81,6 +82,8 @@ def run(config: TrainConfig) -> dict[str, Any]:
     seconds = time.perf_counter() - started_at
     card["training"] = describe_training(fit.history, seconds, hardware, choice.to_card())
     write_model_card(run_dir, card)
+    # The whole lineage: a fine-tune's curves continue those of the runs it started from.
+    save_training_curves(run_dir / "training_curves.png", list_run_histories(card, run_dir.name))
     # 5. export, 6. evaluate the exported artefact
     return export_and_evaluate(model, card, run_dir, split.validation, test_sets, config)
 
@@ -208,10 +211,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"the model is kept in its run folder under {config.runs_dir}; promote it with "
                   "python -m training.promote RUN --models-dir DIR", file=sys.stderr)  # fmt: skip
         return 2
-    where = card.get("model_dir", "the run folder (export it with python -m training.export)")
-    print(f"model in {where}: {card['training']}")
-    for name, result in card.get("test_results", {}).items():
-        print(f"  {name}: accuracy {100 * result['accuracy']:.2f} % on {result['images']} images")
+    print(format_run_summary(card))
     return 0
 
 

@@ -10,7 +10,6 @@ import contextlib
 import logging
 import math
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +21,7 @@ from training.augment import build_realtime_augmenter
 from training.averaging import WeightAveraging
 from training.config import TrainConfig
 from training.datasets import DigitSet
+from training.progress import BatchProgress, EpochLog
 
 logger = logging.getLogger(__name__)
 
@@ -78,20 +78,6 @@ class AugmentedBatches(keras.utils.PyDataset):
             self.random.shuffle(self.order)
 
 
-class EpochLog(keras.callbacks.Callback):
-    """One log line per epoch with every metric, the learning rate and the epoch's wall time."""
-
-    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
-        self.started_at = time.perf_counter()
-
-    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-        logs = logs or {}
-        metrics = " ".join(f"{name}={value:.4f}" for name, value in sorted(logs.items()))
-        learning_rate = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
-        elapsed_seconds = time.perf_counter() - self.started_at
-        logger.info("epoch %d: %s lr=%.2e time=%.1fs", epoch + 1, metrics, learning_rate, elapsed_seconds)
-
-
 def describe_hardware() -> tuple[str, contextlib.AbstractContextManager]:
     """Picks where to train and says so.
 
@@ -145,6 +131,7 @@ def build_callbacks(config: TrainConfig, checkpoint_path: Path) -> list[keras.ca
             patience=config.reduce_lr_patience_epochs,
             min_lr=config.min_learning_rate,
         ),
+        *([BatchProgress(sys.stderr)] if sys.stderr.isatty() else []),  # erased before the epoch's line
         EpochLog(),
     ]
 
@@ -218,7 +205,6 @@ def train(model: keras.Model, batches: TrainingBatches, config: TrainConfig, che
         validation_data=batches.validation,
         epochs=config.epochs,
         callbacks=callbacks,
-        # A progress bar helps at a terminal; in a log file one line per epoch reads better.
-        verbose=1 if sys.stdout.isatty() else 2,
+        verbose=0,  # EpochLog writes the epoch's one line; Keras's would repeat it
     )
     return Fit(history.history, averaging)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -83,6 +83,8 @@ class Candidate:
     # With the statistics the weights came with (averaged weights have none: theirs are re-estimated).
     val_loss_own_statistics: float
     val_loss_clean_statistics: float
+    val_accuracy_own_statistics: float
+    val_accuracy_clean_statistics: float
 
     @property
     def has_clean_statistics(self) -> bool:
@@ -92,6 +94,13 @@ class Candidate:
     @property
     def val_loss(self) -> float:
         return min(self.val_loss_own_statistics, self.val_loss_clean_statistics)
+
+    @property
+    def val_accuracy(self) -> float:
+        """The validation accuracy of these weights with the statistics they keep (the better loss)."""
+        if self.has_clean_statistics:
+            return self.val_accuracy_clean_statistics
+        return self.val_accuracy_own_statistics
 
 
 @dataclass(frozen=True)
@@ -115,20 +124,25 @@ class WeightChoice:
             "adopted": self.winner.name,
             "adopted_clean_statistics": self.winner.has_clean_statistics,
             "val_loss": round(self.winner.val_loss, 5),
+            "val_accuracy": round(self.winner.val_accuracy, 5),
             "epochs_averaged": self.epochs_averaged,
             "candidates": {
                 candidate.name: {
                     "val_loss_own_statistics": round(candidate.val_loss_own_statistics, 5),
                     "val_loss_clean_statistics": round(candidate.val_loss_clean_statistics, 5),
+                    "val_accuracy_own_statistics": round(candidate.val_accuracy_own_statistics, 5),
+                    "val_accuracy_clean_statistics": round(candidate.val_accuracy_clean_statistics, 5),
                 }
                 for candidate in self.candidates
             },
         }
 
 
-def validation_loss(model: keras.Model, validation_batches: keras.utils.PyDataset) -> float:
-    """The loss Keras reports as val_loss (cross-entropy plus the weight penalties) on these batches."""
-    return float(model.evaluate(validation_batches, verbose=0, return_dict=True)["loss"])
+def validate(model: keras.Model, validation_batches: keras.utils.PyDataset) -> tuple[float, float]:
+    """The loss Keras reports as val_loss (cross-entropy plus the weight penalties) and the accuracy
+    (share of argmax hits, in [0, 1]) on these batches; the model is compiled with `compile_model`."""
+    results = model.evaluate(validation_batches, verbose=0, return_dict=True)
+    return float(results["loss"]), float(results["accuracy"])
 
 
 def score_weights(model: keras.Model, name: str, batches: TrainingBatches) -> Candidate:
@@ -137,12 +151,12 @@ def score_weights(model: keras.Model, name: str, batches: TrainingBatches) -> Ca
     from training.averaging import recalibrate_batch_norm
 
     own_weights = model.get_weights()
-    own_loss = validation_loss(model, batches.validation)
+    own_loss, own_accuracy = validate(model, batches.validation)
     recalibrate_batch_norm(model, batches.clean, len(batches.clean))
-    clean_loss = validation_loss(model, batches.validation)
-    candidate = Candidate(name, model.get_weights(), own_loss, clean_loss)
+    clean_loss, clean_accuracy = validate(model, batches.validation)
+    candidate = Candidate(name, model.get_weights(), own_loss, clean_loss, own_accuracy, clean_accuracy)
     if not candidate.has_clean_statistics:
-        candidate = Candidate(name, own_weights, own_loss, clean_loss)
+        candidate = replace(candidate, weights=own_weights)
         model.set_weights(own_weights)
     logger.info(
         "%s weights: val_loss %.4f with their batch-norm statistics, %.4f with statistics from "
@@ -191,10 +205,11 @@ def choose_final_weights(
     choice = WeightChoice(tuple(candidates), epochs_averaged)
     model.set_weights(choice.winner.weights)
     logger.info(
-        "final weights: %s%s, val_loss %.4f (%s)",
+        "final weights: %s%s, val_loss %.4f, val_accuracy %.4f (%s)",
         choice.winner.name,
         " with clean batch-norm statistics" if choice.winner.has_clean_statistics else "",
         choice.winner.val_loss,
+        choice.winner.val_accuracy,
         ", ".join(f"{candidate.name} {candidate.val_loss:.4f}" for candidate in candidates),
     )
     return choice

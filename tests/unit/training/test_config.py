@@ -213,6 +213,7 @@ def test_a_bad_value_exits_2_with_one_line_naming_the_flag(flags, message, field
     assert exit_info.value.code == 2
     assert error.count("\n") == 1 and message in error
     assert field_name not in error.replace(message, "") and "validation error" not in error
+    assert "errors.pydantic.dev" not in error and "For further information" not in error
 
 
 def test_repeat_weighs_a_named_dataset_more_and_defaults_to_none():

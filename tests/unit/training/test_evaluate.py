@@ -303,7 +303,21 @@ def test_cli_reports_calibration_and_unsure_answers_at_the_cards_threshold_or_th
     assert "unsure below 0.2500" in capsys.readouterr().out
 
 
-def test_cli_refuses_a_threshold_outside_zero_to_one(model_dir, capsys):
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("1.5", "--min-confidence: Input should be less than or equal to 1"),
+        ("-0.1", "--min-confidence: Input should be greater than or equal to 0"),
+        ("nan", "--min-confidence: Input should be a finite number"),
+        ("high", "--min-confidence: Input should be a valid number"),
+    ],
+)
+def test_cli_refuses_a_threshold_outside_zero_to_one_in_one_line_naming_the_flag(
+    model_dir, value, message, capsys
+):
     with pytest.raises(SystemExit) as exit_info:
-        evaluate.main([str(model_dir), "--min-confidence", "1.5"])
-    assert exit_info.value.code == 2 and "must lie in [0, 1], got 1.5" in capsys.readouterr().err
+        evaluate.main([str(model_dir), "--min-confidence", value])
+    error = capsys.readouterr().err
+    assert exit_info.value.code == 2 and error.count("\n") == 1
+    assert error.startswith(f"python -m training.evaluate: error: {message}")
+    assert "argument " not in error and "_interval" not in error

@@ -28,6 +28,10 @@ def all_equal(first: list[np.ndarray], second: list[np.ndarray]) -> bool:
     return all(np.array_equal(a, b) for a, b in zip(first, second, strict=True))
 
 
+def evaluated(model: keras.Model, batches: Batches) -> dict[str, float]:
+    return model.evaluate(batches, verbose=0, return_dict=True)
+
+
 def zero_weights(model: keras.Model) -> None:
     model.set_weights([np.zeros_like(weights) for weights in model.get_weights()])
 
@@ -52,8 +56,23 @@ def test_statistics_from_clean_images_are_adopted_when_they_validate_better(mode
 
     assert outcome.has_clean_statistics is True
     assert outcome.val_loss_clean_statistics < outcome.val_loss_own_statistics
-    assert outcome.val_loss == pytest.approx(float(model.evaluate(clean, verbose=0)), abs=1e-5)
+    assert outcome.val_loss == pytest.approx(evaluated(model, clean)["loss"], abs=1e-5)
     assert all_equal(model.get_weights(), outcome.weights)
+
+
+def test_the_accuracy_reported_for_the_kept_weights_is_theirs_with_the_statistics_they_keep(
+    model_and_clean_batches,
+):
+    model, clean = model_and_clean_batches
+
+    choice = choose_final_weights(model, None, None, batches_of(clean))
+
+    kept = evaluated(model, clean)  # the model now holds the kept weights and statistics
+    assert choice.winner.has_clean_statistics
+    assert choice.winner.val_accuracy == pytest.approx(kept["accuracy"])
+    assert choice.winner.val_accuracy == choice.winner.val_accuracy_clean_statistics
+    assert choice.to_card()["val_accuracy"] == pytest.approx(kept["accuracy"], abs=1e-5)
+    assert choice.to_card()["val_loss"] == pytest.approx(kept["loss"], abs=1e-5)
 
 
 def test_statistics_are_left_alone_when_the_new_ones_validate_worse(model_and_clean_batches):
@@ -97,7 +116,7 @@ def test_the_fine_tuned_weights_stay_when_they_validate_better(model_and_clean_b
 def trained_model_and_batches() -> tuple[keras.Model, Batches]:
     model, batches = fitted_tiny_model(sample_count=64, batch_size=32)
     # Precondition: clearly better than the uniform guess (log 2 = 0.69) that all-zero weights give.
-    assert model.evaluate(batches, verbose=0) < 0.3
+    assert evaluated(model, batches)["loss"] < 0.3
     return model, batches
 
 
@@ -132,16 +151,18 @@ def test_average_is_adopted_when_it_validates_better(trained_model_and_batches):
     assert all_equal(trainable(model), good)
 
 
-def candidate(name: str, own: float, clean: float) -> Candidate:
-    return Candidate(name, [np.full(2, own)], own, clean)
+def candidate(
+    name: str, own: float, clean: float, accuracies: tuple[float, float] = (0.9, 0.95)
+) -> Candidate:
+    return Candidate(name, [np.full(2, own)], own, clean, *accuracies)
 
 
 def test_the_lowest_loss_wins_over_every_candidate_and_either_statistics():
     choice = WeightChoice(
         (
-            candidate("best_epoch", 0.30, 0.25),
-            candidate("averaged", 0.27, 0.28),
-            candidate("start", 0.26, 0.2),
+            candidate("best_epoch", 0.30, 0.25, (0.91, 0.92)),
+            candidate("averaged", 0.27, 0.28, (0.93, 0.94)),
+            candidate("start", 0.26, 0.2, (0.95, 0.96)),
         ),
         epochs_averaged=4,
     )
@@ -151,11 +172,27 @@ def test_the_lowest_loss_wins_over_every_candidate_and_either_statistics():
         "adopted": "start",
         "adopted_clean_statistics": True,
         "val_loss": 0.2,
+        "val_accuracy": 0.96,  # the kept weights' accuracy, with the statistics they keep
         "epochs_averaged": 4,
         "candidates": {
-            "best_epoch": {"val_loss_own_statistics": 0.3, "val_loss_clean_statistics": 0.25},
-            "averaged": {"val_loss_own_statistics": 0.27, "val_loss_clean_statistics": 0.28},
-            "start": {"val_loss_own_statistics": 0.26, "val_loss_clean_statistics": 0.2},
+            "best_epoch": {
+                "val_loss_own_statistics": 0.3,
+                "val_loss_clean_statistics": 0.25,
+                "val_accuracy_own_statistics": 0.91,
+                "val_accuracy_clean_statistics": 0.92,
+            },
+            "averaged": {
+                "val_loss_own_statistics": 0.27,
+                "val_loss_clean_statistics": 0.28,
+                "val_accuracy_own_statistics": 0.93,
+                "val_accuracy_clean_statistics": 0.94,
+            },
+            "start": {
+                "val_loss_own_statistics": 0.26,
+                "val_loss_clean_statistics": 0.2,
+                "val_accuracy_own_statistics": 0.95,
+                "val_accuracy_clean_statistics": 0.96,
+            },
         },
     }
 

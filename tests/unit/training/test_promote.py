@@ -72,3 +72,14 @@ def test_the_exported_model_is_found_in_a_run_folder_or_given_itself(run_dir, tm
     assert exported_model_dir(run_dir) == exported_model_dir(run_dir / "model") == run_dir / "model"
     with pytest.raises(PromotionError, match="holds no exported model"):
         exported_model_dir(tmp_path)
+
+
+@pytest.mark.parametrize("version", ["0", "-2", "seven"])
+def test_the_cli_refuses_a_bad_version_in_one_line_naming_the_flag(run_dir, tmp_path, version, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        promote_module.main([str(run_dir), "--models-dir", str(tmp_path / "digits"), "--version", version])
+
+    error = capsys.readouterr().err
+    assert exit_info.value.code == 2 and error.count("\n") == 1
+    assert error.startswith("python -m training.promote: error: --version: Input should be")
+    assert not (tmp_path / "digits").exists()

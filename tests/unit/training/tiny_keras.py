@@ -12,8 +12,17 @@ def tiny_model() -> keras.Model:
     hidden = keras.layers.BatchNormalization(name="bn")(hidden)
     outputs = keras.layers.Dense(2, activation="softmax", name="out")(hidden)
     model = keras.Model(inputs, outputs)
-    model.compile(optimizer="sgd", loss="categorical_crossentropy")
+    compile_tiny_model(model, "sgd")
     return model
+
+
+def compile_tiny_model(model: keras.Model, optimizer: str | keras.optimizers.Optimizer) -> None:
+    # Compiled as training.train.compile_model compiles the digit model: with its "accuracy" metric.
+    model.compile(
+        optimizer=optimizer,
+        loss="categorical_crossentropy",
+        metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")],
+    )
 
 
 class Batches(keras.utils.PyDataset):
@@ -33,7 +42,7 @@ def fitted_tiny_model(sample_count: int, batch_size: int) -> tuple[keras.Model, 
     """A tiny model fitted (seeded) to tell the sign of the first of 4 normal inputs; and its data."""
     keras.utils.set_random_seed(0)
     model = tiny_model()
-    model.compile(optimizer=keras.optimizers.Adam(0.05), loss="categorical_crossentropy")
+    compile_tiny_model(model, keras.optimizers.Adam(0.05))
     inputs = np.random.default_rng(1).normal(size=(sample_count, 4)).astype("float32")
     targets = np.eye(2, dtype="float32")[(inputs[:, 0] > 0).astype(int)]
     batches = Batches(inputs, targets, batch_size=batch_size)
