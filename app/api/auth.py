@@ -33,6 +33,8 @@ from digits.errors import UnauthorizedError
 logger = logging.getLogger(__name__)
 
 API_KEY_HEADER = "X-API-Key"
+HOW_TO_SEND_A_KEY = f"send it in {API_KEY_HEADER} or as Authorization: Bearer <key>"
+UNAUTHORIZED_EXAMPLE_DETAIL = f"an API key is required: {HOW_TO_SEND_A_KEY}"
 BEARER_SCHEME = "bearer"
 
 
@@ -106,7 +108,7 @@ class ApiKeyMiddleware:
         fields = {"code": UnauthorizedError.code, "path": scope["path"], "credential": credential}
         logger.info("request refused: %s API key", credential, extra={"fields": fields})
         wanted = "an API key is required" if presented is None else "a valid API key is required"
-        error = UnauthorizedError(f"{wanted}: send it in {API_KEY_HEADER} or as Authorization: Bearer <key>")
+        error = UnauthorizedError(f"{wanted}: {HOW_TO_SEND_A_KEY}")
         await render_domain_error(error)(scope, receive, send)
 
 
@@ -125,9 +127,15 @@ def document_api_key_security(app: FastAPI, protected_paths: Collection[str]) ->
             schemes = document.setdefault("components", {}).setdefault("securitySchemes", {})
             schemes["ApiKeyHeader"] = {"type": "apiKey", "in": "header", "name": API_KEY_HEADER}
             schemes["BearerKey"] = {"type": "http", "scheme": BEARER_SCHEME}
+            example = {"detail": UNAUTHORIZED_EXAMPLE_DETAIL, "code": UnauthorizedError.code}
             unauthorized = {
                 "description": "Error; `code` is `unauthorized`: no API key, or a wrong one",
-                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorResponse"}}},
+                "content": {
+                    "application/json": {
+                        "schema": {"$ref": "#/components/schemas/ErrorResponse"},
+                        "examples": {"unauthorized": {"summary": "unauthorized", "value": example}},
+                    }
+                },
             }
             for path in protected_paths:
                 for operation in document["paths"].get(path, {}).values():

@@ -46,6 +46,11 @@ HTTP_STATUS_BY_ERROR_CODE: dict[str, int] = {
     errors.ClientDisconnectedError.code: 499,
 }
 
+# The failures the framework answers before any route runs, by status: a body the multipart parser
+# refuses (no boundary, a cut-off upload, more than 1,000 parts), an unknown path, a wrong method.
+# No domain error stands for them; the error handlers give them these codes.
+FRAMEWORK_ERROR_CODES: dict[int, str] = {400: "bad_request", 404: "not_found", 405: "method_not_allowed"}
+
 
 def http_status(error: errors.DigitServeError | type[errors.DigitServeError]) -> int:
     """The HTTP status the API answers a domain error (an instance or its class) with."""

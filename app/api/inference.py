@@ -13,6 +13,7 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import TypeVar
 
 import numpy as np
@@ -21,7 +22,13 @@ from starlette.types import Receive
 from app.api.deps import ServiceState
 from app.api.disconnect import cancelled_on_disconnect
 from app.api.errors import http_status
-from app.api.schemas import AlternativeResponse, BatchItemErrorResponse, ErrorResponse, PredictionResponse
+from app.api.schemas import (
+    AlternativeResponse,
+    BatchItemErrorResponse,
+    BatchPredictionItemResponse,
+    ErrorResponse,
+    PredictionResponse,
+)
 from app.pipeline import prepare
 from app.pipeline.image_header import inspect_image
 from app.pipeline.preprocess import PreprocessedDigit
@@ -29,6 +36,14 @@ from digits.contract import to_model_input
 from digits.errors import DigitServeError, RequestTimeoutError
 
 Result = TypeVar("Result")
+
+
+@dataclass(frozen=True)
+class UploadedImage:
+    """One file of a batch: the name it was uploaded under (echoed in its answer) and its bytes."""
+
+    filename: str
+    data: bytes
 
 
 @asynccontextmanager
@@ -147,16 +162,19 @@ def is_input_error(error: BaseException) -> bool:
     return isinstance(error, DigitServeError) and http_status(error) < 500
 
 
-def to_item_error(state: ServiceState, error: DigitServeError) -> BatchItemErrorResponse:
+def to_item_error(state: ServiceState, error: DigitServeError, filename: str) -> BatchItemErrorResponse:
+    """The answer at a batch's index whose file failed on its own (counted like a refused request)."""
     state.metrics.rejected_requests.labels(reason=error.code).inc()
     return BatchItemErrorResponse(
-        status_code=http_status(error), error=ErrorResponse(detail=error.detail, code=error.code)
+        filename=filename,
+        status_code=http_status(error),
+        error=ErrorResponse(detail=error.detail, code=error.code),
     )
 
 
 async def predict_uploads(
-    state: ServiceState, uploads: Sequence[bytes], receive: Receive
-) -> list[PredictionResponse | BatchItemErrorResponse]:
+    state: ServiceState, uploads: Sequence[UploadedImage], receive: Receive
+) -> list[BatchPredictionItemResponse | BatchItemErrorResponse]:
     """Reads the digit in each uploaded image; an unreadable image yields an error at its index.
 
     Input errors (4xx) stay with their image. Service errors (queue full, model failure, timeout)
@@ -169,12 +187,12 @@ async def predict_uploads(
         with state.batcher.reserve(len(uploads)) as reservation:
             # Every header first, and the room for all of them at once: a request refused for room is
             # refused before any of its uploads is decoded.
-            costs = [cost_or_error(state, data) for data in uploads]
+            costs = [cost_or_error(state, upload.data) for upload in uploads]
             reservation.add_cost(sum(cost for cost in costs if isinstance(cost, int)))
             outcomes = await asyncio.gather(
                 *(
-                    _decode_unless_refused(state, data, cost)
-                    for data, cost in zip(uploads, costs, strict=True)
+                    _decode_unless_refused(state, upload.data, cost)
+                    for upload, cost in zip(uploads, costs, strict=True)
                 ),
                 return_exceptions=True,
             )
@@ -185,10 +203,11 @@ async def predict_uploads(
             model_inputs = [to_model_input(digit.canonical) for digit in digits]
             rows = await reservation.submit_many(model_inputs) if model_inputs else []
     rows_in_order = iter(rows)
-    answers: list[PredictionResponse | BatchItemErrorResponse] = []
-    for outcome in outcomes:
+    answers: list[BatchPredictionItemResponse | BatchItemErrorResponse] = []
+    for upload, outcome in zip(uploads, outcomes, strict=True):
         if isinstance(outcome, DigitServeError):
-            answers.append(to_item_error(state, outcome))
+            answers.append(to_item_error(state, outcome, upload.filename))
         else:
-            answers.append(_to_response(state, outcome, next(rows_in_order)))
+            answer = _to_response(state, outcome, next(rows_in_order))
+            answers.append(BatchPredictionItemResponse(**dict(answer), filename=upload.filename))
     return answers

@@ -1,5 +1,5 @@
-"""Pure ASGI middlewares around every request: the route it goes to, request IDs, RED metrics with a
-catch-all 500. The body limits are `app.api.body_limits`.
+"""Pure ASGI middlewares around every request: the route it goes to, request IDs, RED metrics and the
+access line, with a catch-all 500. The body limits are `app.api.body_limits`.
 
 Pure ASGI (not `BaseHTTPMiddleware`): no task and no body buffering per request, and the layers
 inside them see the raw `receive` stream.
@@ -18,6 +18,7 @@ from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.api.error_handlers import build_error_response
+from app.observability.access_log import is_access_log_enabled, write_access_line
 from app.observability.logging import request_id_context
 from app.observability.metrics import UNMATCHED_ROUTE, Metrics
 
@@ -121,11 +122,13 @@ class RouteMatchMiddleware:
 
 
 class RequestMetricsMiddleware:
-    """Counts and times every request by route template, method and status code.
+    """Counts and times every request by route template, method and status code, and writes its
+    access line (`app.observability.access_log`) from the same status and duration.
 
-    It wraps every layer that can answer early (401, 503, 413), so that those are counted too, and
-    turns an unexpected exception into a 500 `internal_error` JSON body: logged with its traceback
-    here, never sent to the client.
+    It wraps every layer that can answer early (401, 503, 413), so that those are counted and logged
+    too, and turns an unexpected exception into a 500 `internal_error` JSON body: logged with its
+    traceback here, never sent to the client. Inside `RequestIdMiddleware`: the access line carries
+    the request ID.
     """
 
     def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
@@ -141,11 +144,14 @@ class RequestMetricsMiddleware:
         started_seconds = time.perf_counter()
         status_code = 500
         is_response_started = False
+        response_bytes = 0
 
         async def send_and_record(message: Message) -> None:
-            nonlocal status_code, is_response_started
+            nonlocal status_code, is_response_started, response_bytes
             if message["type"] == "http.response.start":
                 status_code, is_response_started = message["status"], True
+            elif message["type"] == "http.response.body":
+                response_bytes += len(message.get("body", b""))
             await send(message)
 
         try:
@@ -159,6 +165,9 @@ class RequestMetricsMiddleware:
             response = build_error_response(
                 500, "internal_error", "internal server error; it has been logged"
             )
-            await response(scope, receive, send)
+            await response(scope, receive, send_and_record)
         finally:
-            self.metrics.observe_request(route, method, status_code, time.perf_counter() - started_seconds)
+            duration_seconds = time.perf_counter() - started_seconds
+            self.metrics.observe_request(route, method, status_code, duration_seconds)
+            if is_access_log_enabled():
+                write_access_line(scope, status_code, duration_seconds, response_bytes)

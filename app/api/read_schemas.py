@@ -6,7 +6,12 @@ from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from app.api.schemas import AlternativeResponse, BatchItemErrorResponse
+from app.api.schemas import (
+    BATCH_ITEM_ERROR_EXAMPLE,
+    FILENAME_DESCRIPTION,
+    AlternativeResponse,
+    BatchItemErrorResponse,
+)
 from app.pipeline.postprocess import UnsureReason
 
 
@@ -41,50 +46,48 @@ class ReadDigitResponse(BaseModel):
     )
 
 
+# A number of two sure digits, without `?include_model_view=true`.
+READ_EXAMPLE = {
+    "text": "42",
+    "digits": [
+        {
+            "digit": 4,
+            "confidence": 0.9981,
+            "unsure": False,
+            "reason": None,
+            "alternatives": [
+                {"digit": 4, "probability": 0.9981},
+                {"digit": 9, "probability": 0.0012},
+                {"digit": 1, "probability": 0.0004},
+            ],
+            "box": {"x": 31, "y": 40, "width": 52, "height": 80},
+            "model_view": None,
+        },
+        {
+            "digit": 2,
+            "confidence": 0.9994,
+            "unsure": False,
+            "reason": None,
+            "alternatives": [
+                {"digit": 2, "probability": 0.9994},
+                {"digit": 7, "probability": 0.0003},
+                {"digit": 3, "probability": 0.0002},
+            ],
+            "box": {"x": 101, "y": 38, "width": 47, "height": 83},
+            "model_view": None,
+        },
+    ],
+    "unsure": False,
+    "reason": None,
+    "inverted": True,
+    "model_version": "6",
+}
+
+
 class ReadResponse(BaseModel):
     """The number read from one image, digits left to right."""
 
-    model_config = ConfigDict(
-        json_schema_extra={
-            "examples": [
-                {
-                    "text": "42",
-                    "digits": [
-                        {
-                            "digit": 4,
-                            "confidence": 0.9981,
-                            "unsure": False,
-                            "reason": None,
-                            "alternatives": [
-                                {"digit": 4, "probability": 0.9981},
-                                {"digit": 9, "probability": 0.0012},
-                                {"digit": 1, "probability": 0.0004},
-                            ],
-                            "box": {"x": 31, "y": 40, "width": 52, "height": 80},
-                            "model_view": None,
-                        },
-                        {
-                            "digit": 2,
-                            "confidence": 0.9994,
-                            "unsure": False,
-                            "reason": None,
-                            "alternatives": [
-                                {"digit": 2, "probability": 0.9994},
-                                {"digit": 7, "probability": 0.0003},
-                                {"digit": 3, "probability": 0.0002},
-                            ],
-                            "box": {"x": 101, "y": 38, "width": 47, "height": 83},
-                            "model_view": None,
-                        },
-                    ],
-                    "unsure": False,
-                    "reason": None,
-                    "inverted": True,
-                    "model_version": "6",
-                }
-            ]
-        }
-    )
+    model_config = ConfigDict(json_schema_extra={"examples": [READ_EXAMPLE]})
 
     text: str = Field(pattern=r"^[0-9]+$", description="The digits read, left to right.")
     digits: list[ReadDigitResponse] = Field(min_length=1)
@@ -97,7 +100,23 @@ class ReadResponse(BaseModel):
     model_version: str = Field(description="Version folder of the model that answered.")
 
 
+class BatchReadItemResponse(ReadResponse):
+    """The number read from one image of a batch, and the name of its file."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{**READ_EXAMPLE, "filename": "postcode.jpg"}]})
+
+    filename: str = Field(description=FILENAME_DESCRIPTION)
+
+
 class BatchReadResponse(BaseModel):
     """One entry per uploaded file, in upload order: a read number, or an error for that file."""
 
-    readings: list[ReadResponse | BatchItemErrorResponse]
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"readings": [{**READ_EXAMPLE, "filename": "postcode.jpg"}, BATCH_ITEM_ERROR_EXAMPLE]}
+            ]
+        }
+    )
+
+    readings: list[BatchReadItemResponse | BatchItemErrorResponse]

@@ -18,6 +18,7 @@ from starlette.types import Receive
 
 from app.api.deps import ServiceState
 from app.api.inference import (
+    UploadedImage,
     cost_or_error,
     header_cost,
     is_input_error,
@@ -25,7 +26,13 @@ from app.api.inference import (
     run_decode_task,
     to_item_error,
 )
-from app.api.read_schemas import BoxResponse, NumberUnsureReason, ReadDigitResponse, ReadResponse
+from app.api.read_schemas import (
+    BatchReadItemResponse,
+    BoxResponse,
+    NumberUnsureReason,
+    ReadDigitResponse,
+    ReadResponse,
+)
 from app.api.schemas import AlternativeResponse, BatchItemErrorResponse
 from app.pipeline import prepare
 from app.pipeline.preprocess import encode_png
@@ -128,8 +135,8 @@ async def _segment_unless_refused(
 
 
 async def read_uploads(
-    state: ServiceState, uploads: Sequence[bytes], receive: Receive, include_model_view: bool = False
-) -> list[ReadResponse | BatchItemErrorResponse]:
+    state: ServiceState, uploads: Sequence[UploadedImage], receive: Receive, include_model_view: bool = False
+) -> list[BatchReadItemResponse | BatchItemErrorResponse]:
     """Reads the number in each uploaded image; an unreadable image yields an error at its index.
 
     Input errors (4xx) stay with their image; service errors fail the whole request, as in
@@ -141,12 +148,12 @@ async def read_uploads(
             reserved = min(len(uploads) * ADMISSION_IMAGES_PER_NUMBER, state.settings.queue_max_size // 2)
             reservation.add_images(max(0, reserved - len(uploads)))
             # Every header first, and the room for all of them at once, as in /predict/batch.
-            costs = [cost_or_error(state, data) for data in uploads]
+            costs = [cost_or_error(state, upload.data) for upload in uploads]
             reservation.add_cost(sum(cost for cost in costs if isinstance(cost, int)))
             outcomes = await asyncio.gather(
                 *(
-                    _segment_unless_refused(state, data, cost)
-                    for data, cost in zip(uploads, costs, strict=True)
+                    _segment_unless_refused(state, upload.data, cost)
+                    for upload, cost in zip(uploads, costs, strict=True)
                 ),
                 return_exceptions=True,
             )
@@ -159,8 +166,11 @@ async def read_uploads(
             )
     rows_in_order = iter(rows)
     return [
-        to_item_error(state, outcome)
+        to_item_error(state, outcome, upload.filename)
         if isinstance(outcome, DigitServeError)
-        else _to_response(state, outcome, next(rows_in_order), include_model_view)
-        for outcome in outcomes
+        else BatchReadItemResponse(
+            **dict(_to_response(state, outcome, next(rows_in_order), include_model_view)),
+            filename=upload.filename,
+        )
+        for upload, outcome in zip(uploads, outcomes, strict=True)
     ]

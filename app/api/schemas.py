@@ -1,16 +1,50 @@
-"""The API's JSON bodies: predictions, batch results, errors and probe answers (with OpenAPI examples)."""
+"""The API's JSON bodies: predictions, batch results, errors and probe answers (with OpenAPI examples),
+and the schema of an uploaded file."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from fastapi import UploadFile
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 
-from app.api.errors import http_status
+from app.api.errors import FRAMEWORK_ERROR_CODES, http_status
 from app.pipeline.postprocess import UnsureReason
 from digits import errors
 
 EXAMPLE_PROBABILITIES = [0.0001, 0.0002, 0.0011, 0.0005, 0.5512, 0.0001, 0.0, 0.0291, 0.0075, 0.4102]
+# An unsure answer (a 4 or a 9), so that every field shows a value; a sure one has "unsure": false
+# and "reason": null.
+PREDICTION_EXAMPLE = {
+    "digit": 4,
+    "confidence": 0.5512,
+    "probabilities": EXAMPLE_PROBABILITIES,
+    "unsure": True,
+    "reason": "low_confidence",
+    "alternatives": [
+        {"digit": 4, "probability": 0.5512},
+        {"digit": 9, "probability": 0.4102},
+        {"digit": 7, "probability": 0.0291},
+    ],
+    "inverted": True,
+    "model_version": "6",
+}
+BATCH_ITEM_ERROR_EXAMPLE = {
+    "filename": "scribble.png",
+    "status_code": 400,
+    "error": {
+        "detail": "the upload is not a recognizable image (unknown file signature)",
+        "code": "undecodable_image",
+    },
+}
+FILENAME_DESCRIPTION = (
+    "The name the file was uploaded under (its multipart `filename`), to match answers to files."
+)
+
+# An uploaded file, documented as OpenAPI 3.0's `format: binary`. FastAPI writes JSON Schema's
+# `contentMediaType` instead, which Swagger UI's "Try it out" turns into a file picker for a single
+# field but into a text box for each item of a list (`files`): it could not send a batch.
+ImageFile = Annotated[UploadFile, WithJsonSchema({"type": "string", "format": "binary"})]
 
 
 class AlternativeResponse(BaseModel):
@@ -23,28 +57,7 @@ class AlternativeResponse(BaseModel):
 class PredictionResponse(BaseModel):
     """The digit read from one image."""
 
-    model_config = ConfigDict(
-        json_schema_extra={
-            "examples": [
-                # An unsure answer (a 4 or a 9), so that every field shows a value; a sure one has
-                # "unsure": false and "reason": null.
-                {
-                    "digit": 4,
-                    "confidence": 0.5512,
-                    "probabilities": EXAMPLE_PROBABILITIES,
-                    "unsure": True,
-                    "reason": "low_confidence",
-                    "alternatives": [
-                        {"digit": 4, "probability": 0.5512},
-                        {"digit": 9, "probability": 0.4102},
-                        {"digit": 7, "probability": 0.0291},
-                    ],
-                    "inverted": True,
-                    "model_version": "6",
-                }
-            ]
-        }
-    )
+    model_config = ConfigDict(json_schema_extra={"examples": [PREDICTION_EXAMPLE]})
 
     digit: int = Field(ge=0, le=9, description="The most probable digit.")
     confidence: float = Field(
@@ -88,28 +101,35 @@ class ErrorResponse(BaseModel):
 class BatchItemErrorResponse(BaseModel):
     """An image of a batch that could not be read; the other images are unaffected."""
 
-    model_config = ConfigDict(
-        json_schema_extra={
-            "examples": [
-                {
-                    "status_code": 400,
-                    "error": {
-                        "detail": "the upload is not a recognizable image",
-                        "code": "undecodable_image",
-                    },
-                }
-            ]
-        }
-    )
+    model_config = ConfigDict(json_schema_extra={"examples": [BATCH_ITEM_ERROR_EXAMPLE]})
 
+    filename: str = Field(description=FILENAME_DESCRIPTION)
     status_code: int = Field(description="The HTTP status this image alone would have been answered with.")
     error: ErrorResponse
+
+
+class BatchPredictionItemResponse(PredictionResponse):
+    """The digit read from one image of a batch, and the name of its file."""
+
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{**PREDICTION_EXAMPLE, "filename": "first.png"}]}
+    )
+
+    filename: str = Field(description=FILENAME_DESCRIPTION)
 
 
 class BatchPredictionResponse(BaseModel):
     """One entry per uploaded file, in upload order: a prediction, or an error for that file."""
 
-    predictions: list[PredictionResponse | BatchItemErrorResponse]
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"predictions": [{**PREDICTION_EXAMPLE, "filename": "first.png"}, BATCH_ITEM_ERROR_EXAMPLE]}
+            ]
+        }
+    )
+
+    predictions: list[BatchPredictionItemResponse | BatchItemErrorResponse]
 
 
 class HealthResponse(BaseModel):
@@ -148,19 +168,74 @@ UPLOAD_INPUT_ERRORS = (
 )
 
 
-def error_responses(*error_classes: type[errors.DigitServeError]) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI `responses` for the given domain errors, grouped by status, each code listed.
+# An example `detail` of each error code a route documents: what the service really says (numbers
+# from the default settings).
+ERROR_EXAMPLE_DETAILS = {
+    "bad_request": "There was an error parsing the body",
+    "empty_file": "the uploaded file is empty",
+    "undecodable_image": "the upload is not a recognizable image (unknown file signature)",
+    "upload_timeout": "no byte of the request body arrived for 10 s",
+    "payload_too_large": "the request body is 12582912 bytes; the limit is 10485760 bytes",
+    "image_too_large": "the image is 10000x10000 = 100,000,000 pixels; the limit is 40,000,000",
+    "image_too_complex": "the JPEG holds more than 24 scans (passes over the image); save it as a "
+    "baseline (non-progressive) JPEG",
+    "too_many_files": "65 files uploaded; at most 64 per request",
+    "unsupported_image_type": "the upload is an SVG drawing (vector images are not decoded; export it "
+    "as PNG); supported formats are PNG, JPEG, BMP, WebP, TIFF and GIF",
+    "image_too_elongated": "the image is 1x100000 pixels: one side is more than 32 times the other, too "
+    "thin to hold a digit; crop it to the digit",
+    "no_digit_found": "no digit found: the image is (nearly) uniform",
+    "too_many_digits": "23 digits found; at most 20 are read",
+    "invalid_request": "invalid request: the body is image/png, not a multipart/form-data form; upload "
+    "the image as a file in the multipart/form-data field `file`, e.g. curl -F file=@digit.png",
+    "model_error": "the model failed on this batch",
+    "queue_full": "the prediction queue is full (1024 units of work); retry later",
+    "not_ready": "the model is not ready yet",
+    "upload_capacity_exhausted": "the server is receiving as many upload bytes as it can hold; retry in "
+    "a moment",
+    "temp_space_full": "the server has no temporary space left to receive uploads; retry in a moment",
+    "request_timeout": "the prediction did not complete within 10 seconds; retry later",
+}
+
+
+def error_responses(
+    *error_classes: type[errors.DigitServeError], framework_statuses: tuple[int, ...] = ()
+) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` for the given errors, grouped by status: each code listed, each with an example.
 
     Args:
-        error_classes: the errors a route can answer with.
+        error_classes: the domain errors a route can answer with.
+        framework_statuses: statuses the framework answers before the route runs (400 `bad_request`).
 
     Returns:
-        A FastAPI `responses=` mapping: status -> ErrorResponse model and a description naming codes.
+        A FastAPI `responses=` mapping: status -> ErrorResponse model, a description naming the codes,
+        and one example body per code (Swagger UI offers them in a list).
     """
     codes_by_status: dict[int, list[str]] = {}
+    for status in framework_statuses:
+        codes_by_status.setdefault(status, []).append(FRAMEWORK_ERROR_CODES[status])
     for error_class in error_classes:
-        codes_by_status.setdefault(http_status(error_class), []).append(f"`{error_class.code}`")
+        codes_by_status.setdefault(http_status(error_class), []).append(error_class.code)
     return {
-        status: {"model": ErrorResponse, "description": "Error; `code` is one of " + ", ".join(codes)}
+        status: {
+            "model": ErrorResponse,
+            "description": "Error; `code` is one of " + ", ".join(f"`{code}`" for code in codes),
+            "content": {
+                "application/json": {
+                    "examples": {
+                        code: {
+                            "summary": code,
+                            "value": {"detail": ERROR_EXAMPLE_DETAILS[code], "code": code},
+                        }
+                        for code in codes
+                    }
+                }
+            },
+        }
         for status, codes in sorted(codes_by_status.items())
     }
+
+
+def upload_error_responses(*error_classes: type[errors.DigitServeError]) -> dict[int | str, dict[str, Any]]:
+    """`error_responses` of a route that takes a multipart body, which the parser may refuse (400)."""
+    return error_responses(*error_classes, framework_statuses=(400,))

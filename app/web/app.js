@@ -1,6 +1,8 @@
 // The digitserve page: a drawing or an uploaded photo -> POST /predict and POST /preprocess -> the
 // digit, its probabilities and the 28x28 image the model read; in number mode, POST /read -> the
-// number, each digit's box on the image and its 28x28 image. Plain browser APIs, no build step.
+// number, each digit's box on the image and its 28x28 image. One input at a time: a photo clears the
+// drawing, a stroke clears the photo, and the result names which one it was read from.
+// Plain browser APIs, no build step.
 "use strict";
 
 (() => {
@@ -51,6 +53,7 @@
   const status = byId("status");
   const error = byId("error");
   const bars = byId("bars");
+  const source = byId("source");
 
   let hasInk = false;
   let activePointerId = null;
@@ -110,6 +113,7 @@
       // Capture only keeps a stroke going outside the pad; drawing works without it.
     }
     clearTimeout(autoPredictTimer);
+    clearPhoto();
     lastPoint = toPadPoint(event);
     drawDot(lastPoint);
     hasInk = true;
@@ -141,8 +145,7 @@
       showError(`Draw a ${mode.noun} first, or choose a photo.`);
       return;
     }
-    photo.hidden = true;
-    submit(new Promise((resolve) => pad.toBlob(resolve, "image/png")), "drawing.png");
+    submit(new Promise((resolve) => pad.toBlob(resolve, "image/png")), "drawing.png", "your drawing");
   }
 
   byId("predict").addEventListener("click", predictDrawing);
@@ -165,8 +168,7 @@
       clearPad();
       pad.setAttribute("aria-label", `Drawing area: ${mode.pad} with a mouse, pen or finger`);
       byId("file-label").textContent = `Choose a photo of ${mode.photo}`;
-      fileInput.value = "";
-      photo.hidden = true;
+      clearPhoto();
       showStatus(`Draw a ${mode.noun} or choose a photo to start.`);
     });
   }
@@ -177,12 +179,24 @@
   const photo = byId("photo");
   let photoUrl = "";
 
+  // The preview shows once the browser has drawn the file: a file it cannot draw (not an image, or
+  // TIFF) shows no broken-image icon, only the service's answer.
+  photo.addEventListener("load", () => (photo.hidden = false));
+
+  function clearPhoto() {
+    fileInput.value = "";
+    photo.hidden = true;
+    photo.removeAttribute("src");
+    URL.revokeObjectURL(photoUrl);
+  }
+
   function submitPhoto(file) {
-    if (photoUrl) URL.revokeObjectURL(photoUrl);
-    photoUrl = URL.createObjectURL(file);
-    photo.src = photoUrl;
-    photo.hidden = false;
-    submit(file, file.name);
+    clearTimeout(autoPredictTimer);
+    clearPad();
+    photo.hidden = true;
+    URL.revokeObjectURL(photoUrl);
+    photo.src = photoUrl = URL.createObjectURL(file);
+    submit(file, file.name, file.name);
   }
 
   fileInput.addEventListener("change", () => {
@@ -198,7 +212,10 @@
   dropZone.addEventListener("dragleave", () => dropZone.classList.remove("dragging"));
   dropZone.addEventListener("drop", (event) => {
     dropZone.classList.remove("dragging");
-    if (event.dataTransfer.files[0]) submitPhoto(event.dataTransfer.files[0]);
+    const file = event.dataTransfer.files[0];
+    if (!file) return;
+    fileInput.files = event.dataTransfer.files; // the picker names the photo being read
+    submitPhoto(file);
   });
 
   // --- talking to the service -------------------------------------------------------------------------
@@ -227,8 +244,9 @@
   }
 
   // `image` is a Blob or File, or a promise of one (the pad's PNG is encoded asynchronously); the
-  // page is busy from the call on, and only the latest request's answer is ever shown.
-  async function submit(image, name) {
+  // page is busy from the call on, and only the latest request's answer is ever shown, with
+  // `origin` (what it was read from).
+  async function submit(image, name, origin) {
     cancelRequest();
     const request = latestRequest;
     inFlight = new AbortController();
@@ -244,14 +262,14 @@
         // A format the browser cannot draw (TIFF) is still read: the answer comes without the image.
         const picture = createImageBitmap(blob).catch(() => null);
         const [number, bitmap] = await Promise.all([response.json(), picture]);
-        if (request === latestRequest) showNumber(number, bitmap);
+        if (request === latestRequest) showNumber(number, bitmap, origin);
         return;
       }
       const [prediction, preprocessed] = await Promise.all([
         postImage("/predict", blob, name, signal).then((response) => response.json()),
         postImage("/preprocess", blob, name, signal).then((response) => response.blob()),
       ]);
-      if (request === latestRequest) showPrediction(prediction, preprocessed);
+      if (request === latestRequest) showPrediction(prediction, preprocessed, origin);
     } catch (failure) {
       if (request !== latestRequest) return;
       if (failure instanceof ApiError) showError(failure.message);
@@ -301,7 +319,7 @@
     }
   }
 
-  function showPrediction(prediction, preprocessed) {
+  function showPrediction(prediction, preprocessed, origin) {
     byId("digit").textContent = String(prediction.digit);
     byId("confidence").textContent = `${percent(prediction.confidence)} sure`;
     const unsure = byId("unsure");
@@ -324,8 +342,7 @@
       ? "Dark ink on a light background: the colours were inverted (white ink on black, like MNIST)."
       : "Light ink on a dark background: the colours were kept as they are.";
     byId("model-version").textContent = `Model version ${prediction.model_version}.`;
-    status.hidden = error.hidden = reading.hidden = true;
-    answer.hidden = false;
+    showAnswer(answer, origin);
   }
 
   // 1st, 2nd, 3rd, 4th ... 11th, 12th, 13th ... 21st.
@@ -381,7 +398,7 @@
     }
   }
 
-  function showNumber(number, picture) {
+  function showNumber(number, picture, origin) {
     byId("number").textContent = number.text;
     const unsure = byId("number-unsure");
     unsure.hidden = !number.unsure;
@@ -404,20 +421,28 @@
       }),
     );
     byId("model-version").textContent = `Model version ${number.model_version}.`;
-    status.hidden = error.hidden = answer.hidden = true;
-    reading.hidden = false;
+    showAnswer(reading, origin);
+  }
+
+  // Shows one of the result's parts (an answer, a number, an error or a status) and hides the others.
+  function showOnly(part) {
+    for (const other of [status, error, answer, reading, source]) other.hidden = other !== part;
+  }
+
+  function showAnswer(part, origin) {
+    showOnly(part);
+    source.textContent = `Read from ${origin}`;
+    source.hidden = false;
   }
 
   function showError(message) {
     error.textContent = message;
-    error.hidden = false;
-    status.hidden = answer.hidden = reading.hidden = true;
+    showOnly(error);
   }
 
   function showStatus(message) {
     status.textContent = message;
-    status.hidden = false;
-    error.hidden = answer.hidden = reading.hidden = true;
+    showOnly(status);
   }
 
   clearPad();

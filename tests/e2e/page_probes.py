@@ -203,3 +203,37 @@ def assert_number_shown_as_answered(shown: dict, answer: dict, image_width_pixel
         expected = [digit["box"][side] * scale for side in ("x", "y", "width", "height")]
         assert [box[side] for side in ("x", "y", "width", "height")] == pytest.approx(expected, abs=1.0)
     assert (shown["unsure"] is None) is (answer["unsure"] is False)
+
+
+async def shown_source(page: Page) -> str | None:
+    """What the shown result says it was read from ("Read from your drawing"); None when it says nothing."""
+    return await page.evaluate(
+        "() => (source => source.hidden ? null : source.textContent)(document.getElementById('source'))"
+    )
+
+
+async def chosen_file_names(page: Page) -> list[str]:
+    """The names of the files the photo picker holds."""
+    return await page.evaluate("() => [...document.getElementById('file').files].map((file) => file.name)")
+
+
+async def broken_images(page: Page) -> list[str]:
+    """The visible images the browser could not draw (a broken-image icon), by id or alt text."""
+    return await page.evaluate(
+        """() => [...document.images]
+          .filter((image) => image.checkVisibility() && image.complete && image.naturalWidth === 0)
+          .map((image) => image.id || image.alt)"""
+    )
+
+
+async def drop_file(page: Page, selector: str, name: str, data: bytes, media_type: str) -> None:
+    """Drops a file named `name` onto the element, as a drag from the desktop would."""
+    transfer = await page.evaluate_handle(
+        """([name, bytes, type]) => {
+          const transfer = new DataTransfer();
+          transfer.items.add(new File([new Uint8Array(bytes)], name, { type }));
+          return transfer;
+        }""",
+        [name, list(data), media_type],
+    )
+    await page.dispatch_event(selector, "drop", {"dataTransfer": transfer})

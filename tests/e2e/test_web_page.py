@@ -1,8 +1,9 @@
 """The web page at / in a real headless Chromium, against the real service (uvicorn, a real model).
 
 MNIST test digits are redrawn on the page's pad stroke by stroke with a mouse, a pen and a finger;
-a photo-like JPEG and broken files are uploaded through the file picker; the page is used from the
-keyboard and on a phone-sized screen. In number mode, a number written from MNIST test digits
+a photo-like JPEG and broken files are uploaded through the file picker (or dropped); the page is
+used from the keyboard and on a phone-sized screen; a photo and a drawing replace each other, and the
+result names the one it was read from. In number mode, a number written from MNIST test digits
 (`testkit.written_numbers`) is uploaded, and three digits are redrawn side by side on the wide pad.
 The browser may reach 127.0.0.1 only: every other request is aborted and fails the test.
 Screenshots go to the test's tmp_path and to test-output/web/.
@@ -35,12 +36,16 @@ from tests.e2e.page_probes import (
     ANSWER_TIMEOUT_MS,
     assert_consistent_answer,
     assert_number_shown_as_answered,
+    broken_images,
+    chosen_file_names,
+    drop_file,
     ink_pixel_count,
     predict_drawing,
     read_drawing,
     seen_image_pixels,
     shown_answer,
     shown_number,
+    shown_source,
     tab_to,
     text_contrast,
     wait_for_answer,
@@ -232,6 +237,16 @@ def test_page_and_assets_are_small_self_contained_and_served_by_the_app(base_url
     assert 'route="/"' in metrics and 'route="/static/{asset_name}"' in metrics
 
 
+@pytest.mark.parametrize("path", ["/", "/static/app.js", "/static/style.css"])
+def test_head_answers_like_get_without_a_body(base_url: str, path: str):
+    with httpx.Client(base_url=base_url, timeout=10) as client:
+        full, head = client.get(path), client.head(path)
+    assert (head.status_code, head.content) == (200, b"")
+    for header in ("content-type", "content-length", "content-security-policy", "cache-control", "etag"):
+        assert head.headers.get(header) == full.headers.get(header), header
+    assert int(head.headers["content-length"]) == len(full.content) > 0
+
+
 async def test_drawn_mnist_digits_are_read(open_page: OpenPage, mnist_test_samples, tmp_path: Path):
     images, labels = mnist_test_samples
     results = []
@@ -282,6 +297,7 @@ async def test_uploaded_photo_is_read_like_the_api_reads_it(
         assert_consistent_answer(answer)
         shown_pixels = await seen_image_pixels(web.page)
         assert await web.page.get_by_role("img", name="The chosen photo").is_visible()
+        assert await shown_source(web.page) == "Read from digit-photo.jpg"
         await web.screenshot("uploaded-photo")
     assert answer["digit"] == str(expected["digit"]) == str(labels[PHOTO_INDEX])
     assert answer["confidence"] == f"{expected['confidence'] * 100:.1f} % sure"
@@ -310,6 +326,10 @@ async def test_errors_are_shown_in_plain_words(open_page: OpenPage, tmp_path: Pa
         await file_input.set_input_files(text_path)
         await wait_for_answer(page)
         await error.filter(has_text="not an image the service can read").wait_for(timeout=ANSWER_TIMEOUT_MS)
+        # The file the browser cannot draw gets no preview, so no broken-image icon; no result is named.
+        assert await page.locator("#photo").is_hidden()
+        assert await broken_images(page) == [] and await shown_source(page) is None
+        await web.screenshot("error-not-an-image")
 
         await page.get_by_role("button", name="Predict").click()
         await error.filter(has_text="Draw a digit first").wait_for(timeout=ANSWER_TIMEOUT_MS)
@@ -321,6 +341,47 @@ async def test_errors_are_shown_in_plain_words(open_page: OpenPage, tmp_path: Pa
         await wait_for_answer(page)
         await error.filter(has_text="Could not reach the service").wait_for(timeout=ANSWER_TIMEOUT_MS)
         await web.screenshot("error-unreachable")
+
+
+async def test_one_input_at_a_time_and_the_result_names_what_it_was_read_from(
+    open_page: OpenPage, mnist_test_samples, tmp_path: Path
+):
+    images, _ = mnist_test_samples
+    photo = encode_jpeg(render_photo_like(images[PHOTO_INDEX], np.random.default_rng(PHOTO_SEED)))
+    photo_path = tmp_path / "digit-photo.jpg"
+    photo_path.write_bytes(photo)
+    async with open_page() as web:
+        page = web.page
+        photo_preview = page.get_by_role("img", name="The chosen photo")
+        await web.draw(strokes_of_digit(images[PHOTO_INDEX]), "mouse")
+        await predict_drawing(page)
+        assert await shown_source(page) == "Read from your drawing"
+
+        # Choosing a photo clears the drawing: the answer is the photo's alone.
+        async with page.expect_response(lambda response: response.url.endswith("/predict")):
+            await page.get_by_label("Choose a photo of one digit").set_input_files(photo_path)
+        await wait_for_answer(page)
+        assert await ink_pixel_count(page) == 0
+        assert await shown_source(page) == "Read from digit-photo.jpg"
+        await photo_preview.wait_for()
+        await web.screenshot("one-input-photo")
+
+        # Drawing clears the photo, from the first stroke on; the photo's answer stays named as such
+        # until the drawing's comes.
+        await web.draw([[(5, 14), (22, 14)]], "mouse")
+        assert await photo_preview.is_hidden() and await chosen_file_names(page) == []
+        assert await shown_source(page) == "Read from digit-photo.jpg"
+        await predict_drawing(page)
+        assert await shown_source(page) == "Read from your drawing"
+        await web.screenshot("one-input-drawing")
+
+        # A photo dropped on the page clears the drawing too, and the picker names it.
+        async with page.expect_response(lambda response: response.url.endswith("/predict")):
+            await drop_file(page, "#drop-zone", "dropped.jpg", photo, "image/jpeg")
+        await wait_for_answer(page)
+        assert await ink_pixel_count(page) == 0 and await chosen_file_names(page) == ["dropped.jpg"]
+        assert await shown_source(page) == "Read from dropped.jpg"
+        assert_consistent_answer(await shown_answer(page))
 
 
 async def test_keyboard_reaches_every_control_and_clears_the_pad(open_page: OpenPage):
@@ -447,8 +508,10 @@ async def test_an_uploaded_number_is_read_like_the_api_reads_it(
             await page.get_by_label("Choose a photo of a number").set_input_files(number_path)
         await wait_for_answer(page)
         shown = await shown_number(page)
+        source = await shown_source(page)
         await web.screenshot("number-uploaded")
     assert_number_shown_as_answered(shown, expected, image_width_pixels)
+    assert source == f"Read from {number_path.name}"
     assert len(expected["text"]) == NUMBER_DIGIT_COUNT
     assert requested == ["/read?include_model_view=true"], "number mode asks /read only"
 
@@ -468,6 +531,7 @@ async def test_a_number_drawn_on_the_wide_pad_is_read(open_page: OpenPage, mnist
             await read_drawing(page)
         answer = await (await answered.value).json()
         shown = await shown_number(page)
+        assert await shown_source(page) == "Read from your drawing"
         await web.screenshot("number-drawn-mouse")
     print(f"drawn {truth}, read {shown['text']}")
     assert_number_shown_as_answered(shown, answer, WIDE_PAD_SIZE_PIXELS[0])

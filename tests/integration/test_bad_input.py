@@ -5,6 +5,7 @@ Each case also leaves the service healthy: the last test sends them all, then a 
 
 from __future__ import annotations
 
+import re
 import struct
 import zlib
 
@@ -93,14 +94,57 @@ async def test_the_decode_limits_come_from_the_settings(make_settings):
 async def test_missing_file_field_is_422_invalid_request(service):
     response = await service.client.post("/predict", files={"image": ("digit.png", digit_png())})
     assert_error(response, 422, "invalid_request")
-    assert "file" in response.json()["detail"]
+    assert "the form has no `file` field" in response.json()["detail"]
+    assert "curl -F file=@" in response.json()["detail"]
 
 
-async def test_non_multipart_body_is_422_invalid_request(service):
+# A raw upload: the image as the whole body (curl --data-binary @digit.png; without -H, curl labels it
+# a urlencoded form), or the image as JSON.
+RAW_BODY_TYPES = ("image/png", "application/octet-stream", "application/x-www-form-urlencoded", "")
+UPLOAD_FIELDS = {"/predict": "file", "/predict/batch": "files", "/read": "file", "/read/batch": "files"}
+
+
+@pytest.mark.parametrize("content_type", RAW_BODY_TYPES, ids=lambda kind: kind or "no-content-type")
+@pytest.mark.parametrize(("route", "field"), UPLOAD_FIELDS.items())
+async def test_a_raw_upload_is_told_to_send_the_multipart_field(service, route, field, content_type):
+    headers = {"content-type": content_type} if content_type else {}
+    response = await service.client.post(route, content=digit_png(), headers=headers)
+    assert_error(response, 422, "invalid_request")
+    detail = response.json()["detail"]
+    assert f"file in the multipart/form-data field `{field}`" in detail and f"curl -F {field}=@" in detail
+    assert "not a multipart/form-data form" in detail
+    if content_type:
+        assert f"the body is {content_type}" in detail
+
+
+@pytest.mark.parametrize(("route", "field"), UPLOAD_FIELDS.items())
+async def test_a_form_part_without_a_filename_is_told_to_send_a_file(service, route, field):
+    # curl -F file=<digit.png sends the bytes without a filename: the form field is then text.
+    response = await service.client.post(route, files={field: (None, digit_png())})
+    assert_error(response, 422, "invalid_request")
+    detail = response.json()["detail"]
+    assert f"a `{field}` part of the form has no filename" in detail and f"curl -F {field}=@" in detail
+    assert "UploadFile" not in detail and "class" not in detail
+
+
+async def test_a_json_body_is_told_to_send_the_multipart_field(service):
+    response = await service.client.post("/predict", json={"file": "iVBORw0KGgo..."})
+    assert_error(response, 422, "invalid_request")
+    assert "the body is application/json, not a multipart/form-data form" in response.json()["detail"]
+
+
+async def test_a_raw_upload_is_refused_before_decoding_or_the_model(service):
+    await service.client.post("/predict", content=digit_png(), headers={"content-type": "image/png"})
+    assert service.sample("digitserve_preprocess_duration_seconds_count") == 0
+    assert service.sample("digitserve_rejected_requests_total", {"reason": "invalid_request"}) == 1
+
+
+async def test_a_content_type_that_is_no_media_type_is_not_echoed(service):
     response = await service.client.post(
-        "/predict", content=digit_png(), headers={"content-type": "image/png"}
+        "/predict", content=digit_png(), headers={"content-type": "<script>alert(1)</script>"}
     )
     assert_error(response, 422, "invalid_request")
+    assert "script" not in response.json()["detail"]
 
 
 async def test_body_over_limit_is_refused_from_content_length(make_settings):
@@ -166,3 +210,60 @@ async def test_service_keeps_serving_after_every_bad_input(service):
     assert response.status_code == 200
     assert service.sample("digitserve_batch_size_count") == 1  # bad input never reached the model
     assert service.sample("digitserve_rejected_requests_total", {"reason": "undecodable_image"}) == 3
+
+
+def documented_examples(document: dict, route: str, status_code: int) -> dict[str, dict]:
+    """The error examples the OpenAPI document gives for one status of `POST route`, by code."""
+    response = document["paths"][route]["post"]["responses"][str(status_code)]
+    return response["content"]["application/json"]["examples"]
+
+
+async def test_every_error_answer_is_documented_under_its_status_with_an_example(make_settings):
+    multipart_without_boundary = {"content-type": "multipart/form-data"}
+    async with run_service(make_settings(batch_max_files=2)) as service:
+        document = (await service.client.get("/openapi.json")).json()
+        answers = [
+            await service.client.post("/predict", files={"file": ("upload.png", data)})
+            for data, _, _ in BAD_UPLOADS.values()
+        ]
+        answers.append(
+            await service.client.post("/predict", content=digit_png(), headers={"content-type": "image/png"})
+        )
+        answers.append(
+            await service.client.post("/predict", content=b"--x", headers=multipart_without_boundary)
+        )
+        answers.append(
+            await service.client.post("/predict/batch", files=[("files", ("d.png", digit_png()))] * 3)
+        )
+    for response in answers:
+        route = response.request.url.path
+        examples = documented_examples(document, route, response.status_code)
+        code = response.json()["code"]
+        assert code in examples, (route, response.status_code, code)
+        assert examples[code]["value"]["code"] == code and examples[code]["value"]["detail"]
+    assert {response.json()["code"] for response in answers} >= {
+        "bad_request",
+        "invalid_request",
+        "too_many_files",
+    }
+    # The raw upload's example is the very answer: the document shows what a curl user will see.
+    raw_upload = answers[len(BAD_UPLOADS)].json()
+    assert documented_examples(document, "/predict", 422)["invalid_request"]["value"] == raw_upload
+
+
+@pytest.mark.parametrize("route", ["/predict", "/predict/batch", "/read", "/read/batch", "/preprocess"])
+async def test_each_error_status_of_an_upload_route_lists_its_codes_each_with_an_example(service, route):
+    document = (await service.client.get("/openapi.json")).json()
+    responses = document["paths"][route]["post"]["responses"]
+    error_statuses = [status for status in responses if int(status) >= 400]
+    assert {"400", "413", "415", "422", "503"} <= set(error_statuses)
+    for status in error_statuses:
+        examples = documented_examples(document, route, int(status))
+        listed = re.findall(r"`(\w+)`", responses[status]["description"].split("one of", 1)[1])
+        assert list(examples) == listed, status
+        assert all(example["value"]["code"] == code for code, example in examples.items())
+    assert "bad_request" in documented_examples(document, route, 400)
+    first_examples = [
+        next(iter(documented_examples(document, route, int(s)).values())) for s in error_statuses
+    ]
+    assert len({example["value"]["code"] for example in first_examples}) == len(error_statuses)

@@ -46,7 +46,9 @@ def direct_predictions(models_dir, uploads: list[bytes]) -> np.ndarray:
 
 
 def without_floats(answer: dict) -> dict:
-    return {key: value for key, value in answer.items() if key not in ("probabilities", "confidence")}
+    """An answer without its probabilities: the alternatives by digit only."""
+    kept = {key: value for key, value in answer.items() if key not in ("probabilities", "confidence")}
+    return {**kept, "alternatives": [alternative["digit"] for alternative in answer["alternatives"]]}
 
 
 async def post_each(client, uploads: list[bytes]) -> list[dict]:
@@ -114,19 +116,39 @@ async def test_batch_answers_in_upload_order_with_errors_at_their_index(
     predictions = response.json()["predictions"]
     assert len(predictions) == 6
     assert predictions[2] == {
+        "filename": "2.png",
         "status_code": 400,
         "error": {"code": "undecodable_image", "detail": predictions[2]["error"]["detail"]},
     }
     assert predictions[4]["status_code"] == 422 and predictions[4]["error"]["code"] == "no_digit_found"
-    # Same digits and flags as the single requests; probabilities equal up to float round-off, since
-    # the model's kernels sum in a different order for a different batch size.
+    # Same digits and flags as the single requests, plus each file's name; probabilities equal up to
+    # float round-off, since the model's kernels sum in a different order for a different batch size.
     batched = [predictions[i] for i in (0, 1, 3, 5)]
-    assert [without_floats(answer) for answer in batched] == [without_floats(answer) for answer in singles]
+    assert [without_floats(answer) for answer in batched] == [
+        {**without_floats(answer), "filename": f"{i}.png"}
+        for i, answer in zip((0, 1, 3, 5), singles, strict=True)
+    ]
     np.testing.assert_allclose(
         [answer["probabilities"] for answer in batched],
         [answer["probabilities"] for answer in singles],
         atol=1e-5,
     )
+
+
+async def test_batch_answers_name_each_file_as_uploaded_successes_and_errors_alike(
+    service, mnist_test_samples, sample_indices
+):
+    [digit] = png_uploads(mnist_test_samples, sample_indices[:1])
+    # Names repeat, hold spaces and non-ASCII letters: each comes back as sent, at its file's index.
+    names = ["scan 1.png", "scan 1.png", "empty.png", "Zahl-ä.png"]
+    uploads = [digit, digit, b"", digit]
+    files = [("files", (name, data)) for name, data in zip(names, uploads, strict=True)]
+    response = await service.client.post("/predict/batch", files=files)
+    assert response.status_code == 200, response.text
+    predictions = response.json()["predictions"]
+    assert [item["filename"] for item in predictions] == names
+    assert predictions[2]["error"]["code"] == "empty_file"
+    assert all("digit" in predictions[i] for i in (0, 1, 3))
 
 
 async def test_single_and_batch_requests_share_model_calls(service, mnist_test_samples, sample_indices):

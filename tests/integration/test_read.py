@@ -131,8 +131,14 @@ async def test_read_batch_answers_in_upload_order_with_errors_in_place(service, 
     response = await service.client.post("/read/batch", files=files)
     assert response.status_code == 200, response.text
     first, broken, third = response.json()["readings"]
+    assert [item["filename"] for item in (first, broken, third)] == ["a.png", "b.png", "c.jpg"]
     assert first["text"] == (await post_read(service.client, written_numbers[0][1]))["text"]
     assert third["text"] == (await post_read(service.client, written_numbers[1][1]))["text"]
+    assert (
+        set(first)
+        == set(third)
+        == {"filename", "text", "digits", "unsure", "reason", "inverted", "model_version"}
+    )
     assert broken["status_code"] in (400, 415) and broken["error"]["code"] in (
         "undecodable_image",
         "unsupported_image_type",

@@ -11,8 +11,14 @@ from typing import Annotated
 from fastapi import APIRouter, File, Request, UploadFile
 
 from app.api.deps import ServiceDep
-from app.api.inference import predict_upload, predict_uploads
-from app.api.schemas import UPLOAD_INPUT_ERRORS, BatchPredictionResponse, PredictionResponse, error_responses
+from app.api.inference import UploadedImage, predict_upload, predict_uploads
+from app.api.schemas import (
+    UPLOAD_INPUT_ERRORS,
+    BatchPredictionResponse,
+    ImageFile,
+    PredictionResponse,
+    upload_error_responses,
+)
 from digits import errors
 
 router = APIRouter(tags=["predictions"])
@@ -43,14 +49,25 @@ async def reject_repeated_file_field(request: Request) -> None:
         )
 
 
+async def read_batch_files(files: list[UploadFile], batch_max_files: int) -> list[UploadedImage]:
+    """The files of a batch route, each with its name, in upload order.
+
+    Raises:
+        TooManyFilesError: more than `batch_max_files` files (413), before any is read.
+    """
+    if len(files) > batch_max_files:
+        raise errors.TooManyFilesError(f"{len(files)} files uploaded; at most {batch_max_files} per request")
+    return [UploadedImage(filename=file.filename or "", data=await file.read()) for file in files]
+
+
 @router.post(
     "/predict",
     summary="Read the digit in one image",
     response_model=PredictionResponse,
-    responses=error_responses(*UPLOAD_INPUT_ERRORS, *SERVICE_ERRORS),
+    responses=upload_error_responses(*UPLOAD_INPUT_ERRORS, *SERVICE_ERRORS),
 )
 async def predict(
-    file: Annotated[UploadFile, File(description=IMAGE_DESCRIPTION)], service: ServiceDep, request: Request
+    file: Annotated[ImageFile, File(description=IMAGE_DESCRIPTION)], service: ServiceDep, request: Request
 ) -> PredictionResponse:
     """Decodes the image, normalizes it like MNIST, and returns the digit with its probabilities.
 
@@ -64,20 +81,17 @@ async def predict(
     "/predict/batch",
     summary="Read the digit in each of several images",
     response_model=BatchPredictionResponse,
-    responses=error_responses(errors.TooManyFilesError, *UPLOAD_INPUT_ERRORS, *SERVICE_ERRORS),
+    responses=upload_error_responses(errors.TooManyFilesError, *UPLOAD_INPUT_ERRORS, *SERVICE_ERRORS),
 )
 async def predict_files(
-    files: Annotated[list[UploadFile], File(description=f"1 to N images. {IMAGE_DESCRIPTION}")],
+    files: Annotated[list[ImageFile], File(description=f"1 to N images. {IMAGE_DESCRIPTION}")],
     service: ServiceDep,
     request: Request,
 ) -> BatchPredictionResponse:
-    """Returns one entry per file, in upload order: a prediction, or the error of that file alone.
+    """Returns one entry per file, in upload order: a prediction, or the error of that file alone,
+    each with the file's name (`filename`).
 
     N is `DIGITSERVE_BATCH_MAX_FILES` (64 by default); more files are refused with 413.
     """
-    if len(files) > service.settings.batch_max_files:
-        raise errors.TooManyFilesError(
-            f"{len(files)} files uploaded; at most {service.settings.batch_max_files} per request"
-        )
-    uploads = [await file.read() for file in files]
+    uploads = await read_batch_files(files, service.settings.batch_max_files)
     return BatchPredictionResponse(predictions=await predict_uploads(service, uploads, request.receive))

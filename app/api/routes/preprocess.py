@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, File, Request, Response, UploadFile
+from fastapi import APIRouter, File, Request, Response
 
 from app.api.deps import ServiceDep
 from app.api.inference import render_model_view
-from app.api.schemas import UPLOAD_INPUT_ERRORS, error_responses
+from app.api.schemas import UPLOAD_INPUT_ERRORS, ImageFile, upload_error_responses
 from digits import errors
 
 router = APIRouter(tags=["debugging"])
@@ -32,10 +32,10 @@ PREPROCESS_ERRORS = (
     "/preprocess",
     summary="Show the 28x28 image the model sees",
     response_class=Response,
-    responses={200: PNG_RESPONSE, **error_responses(*PREPROCESS_ERRORS)},
+    responses={200: PNG_RESPONSE, **upload_error_responses(*PREPROCESS_ERRORS)},
 )
 async def preprocess(
-    file: Annotated[UploadFile, File(description="One image of a digit.")],
+    file: Annotated[ImageFile, File(description="One image of a digit.")],
     service: ServiceDep,
     request: Request,
 ) -> Response:

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, File, Query, Request, UploadFile
+from fastapi import APIRouter, File, Query, Request
 
 from app.api.deps import ServiceDep
 from app.api.read_schemas import BatchReadResponse, ReadResponse
 from app.api.reading import read_upload, read_uploads
-from app.api.routes.predict import SERVICE_ERRORS
-from app.api.schemas import UPLOAD_INPUT_ERRORS, error_responses
+from app.api.routes.predict import SERVICE_ERRORS, read_batch_files
+from app.api.schemas import UPLOAD_INPUT_ERRORS, ImageFile, upload_error_responses
 from digits import errors
 
 router = APIRouter(tags=["reading numbers"])
@@ -30,10 +30,10 @@ IncludeModelView = Annotated[
     "/read",
     summary="Read the number in one image",
     response_model=ReadResponse,
-    responses=error_responses(*READ_ERRORS),
+    responses=upload_error_responses(*READ_ERRORS),
 )
 async def read(
-    file: Annotated[UploadFile, File(description=NUMBER_DESCRIPTION)],
+    file: Annotated[ImageFile, File(description=NUMBER_DESCRIPTION)],
     service: ServiceDep,
     request: Request,
     include_model_view: IncludeModelView = False,
@@ -52,23 +52,20 @@ async def read(
     "/read/batch",
     summary="Read the number in each of several images",
     response_model=BatchReadResponse,
-    responses=error_responses(errors.TooManyFilesError, *READ_ERRORS),
+    responses=upload_error_responses(errors.TooManyFilesError, *READ_ERRORS),
 )
 async def read_files(
-    files: Annotated[list[UploadFile], File(description=f"1 to N images. {NUMBER_DESCRIPTION}")],
+    files: Annotated[list[ImageFile], File(description=f"1 to N images. {NUMBER_DESCRIPTION}")],
     service: ServiceDep,
     request: Request,
     include_model_view: IncludeModelView = False,
 ) -> BatchReadResponse:
-    """Returns one entry per file, in upload order: a number, or the error of that file alone.
+    """Returns one entry per file, in upload order: a number, or the error of that file alone, each
+    with the file's name (`filename`).
 
     N is `DIGITSERVE_BATCH_MAX_FILES` (64 by default); more files are refused with 413.
     """
-    if len(files) > service.settings.batch_max_files:
-        raise errors.TooManyFilesError(
-            f"{len(files)} files uploaded; at most {service.settings.batch_max_files} per request"
-        )
-    uploads = [await file.read() for file in files]
+    uploads = await read_batch_files(files, service.settings.batch_max_files)
     return BatchReadResponse(
         readings=await read_uploads(service, uploads, request.receive, include_model_view)
     )
