@@ -34,6 +34,7 @@ COPY README.md ./
 COPY digits ./digits
 COPY app ./app
 COPY training ./training
+COPY digitserve ./digitserve
 RUN /opt/venv/bin/pip install --no-deps . \
     && rm -rf build ./*.egg-info
 # TensorFlow's C++ headers (~290 MB) only serve to compile custom ops.

@@ -4,7 +4,10 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 SHARED_DATA ?= ../shared/data
-HOST ?= 0.0.0.0
+# Loopback only: `make serve` is for this machine. `make serve HOST=0.0.0.0` listens on every interface
+# (the image's CMD does, inside its container). Not read from the environment, where some shells keep
+# a HOST of their own.
+HOST := 127.0.0.1
 PORT ?= 8000
 
 .PHONY: serve test test-fast lint train evaluate bench clean
@@ -12,7 +15,7 @@ PORT ?= 8000
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[train,dev]'
+	$(BIN)/pip install --quiet --no-cache-dir -e '.[train,dev]'
 	touch $@
 
 # `python -m app`: uvicorn with the settings' connection limits and a 20 s drain (app/server.py), as in

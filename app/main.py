@@ -198,7 +198,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
 def image_route_paths() -> list[str]:
     """The route templates that take uploads and do image work: admitted by the batcher's room."""
-    return [route.path for router in (predict.router, read.router, preprocess.router) for route in router.routes]
+    image_routers = (predict.router, read.router, preprocess.router)
+    return [route.path for router in image_routers for route in router.routes]
 
 
 def api_key_protected_paths(settings: Settings) -> list[str]:

@@ -6,6 +6,10 @@ image's CMD and so compose and Kubernetes, `testkit.server` for the tests and be
 none of them can serve without the limits. The limits themselves are enforced by
 `app.http_protocol` (the connection: head, body pace, connection count) and `app.api.body_limits`
 (the body: size, spooled bytes).
+
+A model that cannot be served (`ModelLoadError`: no model folder, a smoke-test model, a malformed
+card) stops the start-up with one error line and exit status 3 (uvicorn's for a failed start-up); its
+traceback is logged at DEBUG only. Any other start-up failure keeps its traceback: it is a bug.
 """
 
 from __future__ import annotations
@@ -16,11 +20,16 @@ import resource
 from typing import Any
 
 import uvicorn
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.api.routes import health
 from app.connection_limits import ConnectionLimits, RefusalLog
 from app.http_protocol import LimitedHttpToolsProtocol
+from app.observability.access_log import enable_access_log
+from app.observability.logging import configure_logging
+from app.observability.native_logs import relayed_native_stderr
 from app.settings import Settings
+from digits.errors import ModelLoadError
 
 logger = logging.getLogger(__name__)
 
@@ -33,6 +42,8 @@ HTTP_MAX_HEADER_FIELDS = 100
 OPEN_FILES_PER_CONNECTION = 2
 OPEN_FILES_RESERVED = 128
 SERVER_LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
+# What uvicorn logs after any failed start-up; `report_start_up_failures` has said why already.
+UVICORN_START_UP_FAILED_MESSAGE = "Application startup failed. Exiting."
 
 
 def build_connection_limits(settings: Settings) -> ConnectionLimits:
@@ -50,7 +61,6 @@ def build_connection_limits(settings: Settings) -> ConnectionLimits:
 
 def build_uvicorn_options(
     settings: Settings,
-    access_log: bool = True,
     server_log_level: str | None = None,
     graceful_shutdown_seconds: int = GRACEFUL_SHUTDOWN_SECONDS,
 ) -> dict[str, Any]:
@@ -58,13 +68,14 @@ def build_uvicorn_options(
 
     Args:
         settings: the service's settings (address, connection limits, log level).
-        access_log: whether uvicorn logs one line per response.
         server_log_level: the level of uvicorn's own logs; None follows `settings.log_level`.
         graceful_shutdown_seconds: how long in-flight requests may finish after SIGTERM.
 
     Returns:
         The options; uvicorn's own `limit_concurrency` stays off: the protocol counts connections
-        itself, to let the health probes through and answer the error body of the API.
+        itself, to let the health probes through and answer the error body of the API. uvicorn's
+        logging set-up and access line are off too: `configure_process_logging` gives its loggers
+        the service's handler, and the app writes the access line.
     """
     protocol = functools.partial(
         LimitedHttpToolsProtocol,
@@ -82,7 +93,11 @@ def build_uvicorn_options(
         "timeout_keep_alive": settings.http_keep_alive_timeout_seconds,
         "timeout_graceful_shutdown": graceful_shutdown_seconds,
         "log_level": (server_log_level or settings.log_level).lower(),
-        "access_log": access_log,
+        # uvicorn's own configuration would give its loggers handlers and a format of their own.
+        "log_config": None,
+        # The app's access line (`app.observability.access_log`) has the request ID, the duration
+        # and the bytes, which uvicorn's lacks.
+        "access_log": False,
     }
 
 
@@ -111,13 +126,80 @@ def raise_open_file_limit(required_files: int) -> int:
     return new_limit
 
 
+def report_start_up_failures(app: ASGIApp) -> ASGIApp:
+    """Wraps `app` so that a model that cannot be served is reported in one line, not a traceback.
+
+    Starlette hands uvicorn the whole traceback of a failed lifespan, which uvicorn logs as an error:
+    some 40 lines for "no model folder". The wrapper drops that text, and logs instead the error's
+    own message for a `ModelLoadError` (its traceback at DEBUG), or the traceback of anything else.
+    uvicorn still sees the failure and exits with status 3.
+    """
+
+    async def reported_app(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "lifespan":
+            await app(scope, receive, send)
+            return
+        has_started = False
+
+        async def send_without_traceback(message: Message) -> None:
+            nonlocal has_started
+            has_started = has_started or message["type"] == "lifespan.startup.complete"
+            if message["type"] == "lifespan.startup.failed":
+                message = {**message, "message": ""}
+            await send(message)
+
+        try:
+            await app(scope, receive, send_without_traceback)
+        except ModelLoadError as error:
+            logger.error("cannot start: %s", error.detail)
+            logger.debug("why the model could not be loaded", exc_info=True)
+            raise
+        except Exception:
+            if not has_started:  # a failed shutdown's traceback is uvicorn's to log
+                logger.exception("cannot start")
+            raise
+
+    return reported_app
+
+
+class StartUpFailedLineFilter(logging.Filter):
+    """Drops uvicorn's "Application startup failed" line: `report_start_up_failures` said why."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.getMessage() != UVICORN_START_UP_FAILED_MESSAGE
+
+
+def configure_process_logging(settings: Settings, access_log: bool) -> None:
+    """One handler and format (`settings.log_format`) for uvicorn's lines and the app's, and the app's
+    access line on or off (`--[no-]access-log`): once per process, before uvicorn starts."""
+    configure_logging(settings.log_level, settings.log_format)
+    enable_access_log(access_log)
+
+
 def serve(
     settings: Settings,
     access_log: bool = True,
     server_log_level: str | None = None,
     graceful_shutdown_seconds: int = GRACEFUL_SHUTDOWN_SECONDS,
 ) -> None:
-    """Runs the service with uvicorn until SIGINT or SIGTERM (arguments: `build_uvicorn_options`)."""
+    """Runs the service with uvicorn until SIGINT or SIGTERM (arguments: `build_uvicorn_options`).
+
+    Raises:
+        SystemExit: status 3 when the start-up failed (the model could not be loaded).
+    """
+    configure_process_logging(settings, access_log)
+    served_app = build_served_app(settings)
     raise_open_file_limit(settings.http_max_connections * OPEN_FILES_PER_CONNECTION + OPEN_FILES_RESERVED)
-    options = build_uvicorn_options(settings, access_log, server_log_level, graceful_shutdown_seconds)
-    uvicorn.run("app.main:app", **options)
+    options = build_uvicorn_options(settings, server_log_level, graceful_shutdown_seconds)
+    logging.getLogger("uvicorn.error").addFilter(StartUpFailedLineFilter())
+    uvicorn.run(served_app, **options)
+
+
+def build_served_app(settings: Settings) -> ASGIApp:
+    """`create_app(settings)`, its start-up failures reported in one line (`report_start_up_failures`)."""
+    # Imported here: the app loads TensorFlow, which `python -m app --help` or a refused setting need
+    # not. TensorFlow's native start-up notices come out once, as log lines (`native_logs`).
+    with relayed_native_stderr():
+        from app.main import create_app
+
+    return report_start_up_failures(create_app(settings))

@@ -3,11 +3,16 @@
 Every knob of the service lives here, with its unit in its name and its bounds in its type, so that a
 wrong value stops the process at start-up with a message naming the variable, never at the first
 request. `app.main.create_app` builds it once (tests pass their own); nothing else reads `os.environ`.
+The start-up command (`app.__main__`) words what it says of them here: a refused value, a misspelt
+variable, the effective settings (API keys never shown).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import difflib
+import re
+import shlex
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -17,6 +22,16 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 MEBIBYTE_BYTES = 1024 * 1024
 # Long enough that guessing is hopeless (16 random characters of a 64-letter alphabet: 96 bits).
 API_KEY_MIN_CHARACTERS = 16
+# A refused value is shown in the start-up message up to this length.
+SHOWN_VALUE_MAX_CHARACTERS = 80
+# Settings whose values no message or listing ever shows.
+SECRET_FIELDS = frozenset({"api_keys"})
+# DIGITSERVE_* variables that are not the service's settings: docker-compose.yml's host side (the
+# published address and port, the host folders, the training container's user) and the client's key.
+OTHER_KNOWN_VARIABLES = frozenset(
+    f"DIGITSERVE_{name}"
+    for name in ("HOST_ADDRESS", "HOST_PORT", "HOST_MODELS_DIR", "HOST_RUNS_DIR", "DATA_DIR", "TRAIN_USER")
+) | {"DIGITSERVE_CLIENT_API_KEY"}
 
 
 class Settings(BaseSettings):
@@ -58,6 +73,7 @@ class Settings(BaseSettings):
         image_cost_unit_bytes: an upload being decoded holds one unit of queue room per this many
             bytes of decoding memory (at least one): large images count as many small ones.
         log_level: level of the service's logs.
+        log_format: `text` (`time level logger message key=value ...`) or `json` (one object a line).
         host: interface uvicorn binds to (used by `python -m app`, the Makefile and the container).
         port: TCP port uvicorn listens on.
         api_keys: keys accepted on the prediction endpoints (`X-API-Key` or `Authorization: Bearer`);
@@ -123,6 +139,7 @@ class Settings(BaseSettings):
     decode_worker_memory_max_bytes: int = Field(default=768 * MEBIBYTE_BYTES, ge=512 * MEBIBYTE_BYTES)
     image_cost_unit_bytes: int = Field(default=MEBIBYTE_BYTES, gt=0)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+    log_format: Literal["text", "json"] = "text"
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
     # NoDecode: the environment holds "key1,key2", not the JSON list pydantic-settings would expect.
@@ -159,7 +176,7 @@ class Settings(BaseSettings):
         # Powers of 2 keep the batch-size histogram buckets (1, 2, 4 ... max) exact and match the
         # shapes the model is warmed up with.
         if value & (value - 1):
-            raise ValueError(f"batch_max_size must be a power of 2 (1, 2, 4 ... 1024), got {value}")
+            raise ValueError("must be a power of 2: 1, 2, 4 ... 1024")
         return value
 
     @field_validator("api_keys", mode="before")
@@ -213,14 +230,74 @@ class Settings(BaseSettings):
         return self
 
 
+def variable_name(field: str) -> str:
+    """A settings field's environment variable: `batch_max_size` -> `DIGITSERVE_BATCH_MAX_SIZE`."""
+    return f"{Settings.model_config.get('env_prefix', '')}{field.upper()}"
+
+
+def _show_value(field: str, value: object) -> str:
+    # API keys are never echoed, not even refused ones: start-up lines end up in logs.
+    if field in SECRET_FIELDS:
+        return "<hidden>"
+    text = str(value)
+    if len(text) > SHOWN_VALUE_MAX_CHARACTERS:
+        text = text[:SHOWN_VALUE_MAX_CHARACTERS] + "..."
+    return shlex.quote(text)
+
+
+def _name_variables(message: str) -> str:
+    """Writes each field named in a message as its environment variable (`queue_max_size` ->
+    `DIGITSERVE_QUEUE_MAX_SIZE`): the variables are what the reader sets."""
+    fields = "|".join(sorted(Settings.model_fields, key=len, reverse=True))
+    return re.sub(rf"\b({fields})\b", lambda match: variable_name(match.group(1)), message)
+
+
 def describe_settings_error(error: ValidationError) -> str:
-    """A refused configuration -> one line per problem, each naming the environment variable at fault
-    (`DIGITSERVE_MIN_CONFIDENCE: Input should be less than or equal to 1`), for the start-up message."""
-    prefix = Settings.model_config.get("env_prefix", "")
+    """A refused configuration -> one line per problem, naming the environment variable at fault, the
+    value it was given and what it allows (`DIGITSERVE_BATCH_MAX_SIZE=48: must be a power of 2: 1, 2,
+    4 ... 1024`), for the start-up message."""
     lines = []
     for problem in error.errors():
+        message = _name_variables(problem["msg"].removeprefix("Value error, "))
         fields = [str(part) for part in problem["loc"] if isinstance(part, str)]
-        # A rule across fields (a model validator) has no location; its message names the fields.
-        variable = f"{prefix}{fields[0].upper()}: " if fields else ""
-        lines.append(f"{variable}{problem['msg']}")
+        # A rule across fields (a model validator) has no location; its message names the variables
+        # and their values.
+        if fields:
+            message = f"{variable_name(fields[0])}={_show_value(fields[0], problem['input'])}: {message}"
+        lines.append(message)
     return "\n".join(lines)
+
+
+def describe_settings(settings: Settings) -> list[str]:
+    """The effective settings, one `DIGITSERVE_NAME=value` line each in field order; the API keys are
+    counted, never shown (`<hidden: 2>`), and an unset optional value is empty."""
+    lines = []
+    for field in Settings.model_fields:
+        value = getattr(settings, field)
+        if field in SECRET_FIELDS:
+            shown = f"<hidden: {len(value)}>" if value else ""
+        elif isinstance(value, bool):
+            shown = str(value).lower()
+        else:
+            shown = "" if value is None else str(value)
+        lines.append(f"{variable_name(field)}={shown}")
+    return lines
+
+
+def unknown_variable_warnings(environment: Mapping[str, str]) -> list[str]:
+    """One warning per `DIGITSERVE_*` variable that no setting reads, naming the closest known one: a
+    misspelt variable is otherwise ignored without a word, and the service runs with the default."""
+    prefix = Settings.model_config.get("env_prefix", "")
+    known = {variable_name(field) for field in Settings.model_fields} | OTHER_KNOWN_VARIABLES
+    warnings = []
+    for name in sorted(environment):
+        # pydantic-settings matches names case-insensitively.
+        upper_name = name.upper()
+        if not upper_name.startswith(prefix) or upper_name in known:
+            continue
+        # Compared without the prefix, which every candidate shares and which would make all look close.
+        suffix = upper_name.removeprefix(prefix)
+        closest = difflib.get_close_matches(suffix, [field.upper() for field in Settings.model_fields], n=1)
+        hint = f"; did you mean {prefix}{closest[0]}?" if closest else " (README: Settings)"
+        warnings.append(f"{name} is not a setting of the service and is ignored{hint}")
+    return warnings

@@ -112,8 +112,12 @@ class ShutdownClients:
 
 
 def count_access_log_answers(log_path: Path) -> int:
-    """Responses the server started, from uvicorn's access log lines (`"POST /predict HTTP/1.1" 200`)."""
-    return sum('"POST /predict HTTP/1.1"' in line for line in log_path.read_text().splitlines())
+    """Responses the server sent, from the app's access lines (`app.access request ... method=POST
+    path=/predict ...`, fields sorted by name)."""
+    return sum(
+        " app.access request " in line and " method=POST path=/predict " in line
+        for line in log_path.read_text().splitlines()
+    )
 
 
 async def run_shutdown(server: RunningServer, concurrency: int, load_seconds: float) -> ShutdownReport:

@@ -1,9 +1,12 @@
 """Every Prometheus metric of the service, defined in one place against a per-app registry.
 
 RED for the HTTP layer (requests, errors by code, durations) plus the saturation of the batching
-queue. Names carry base units (`_seconds`) and counters end in `_total`; every label is bounded
-(route templates, methods, status codes, error codes, digits), and known label sets are created up
-front so that dashboards see zeros instead of missing series.
+queue, and the process's own health from prometheus_client's collectors (`process_*`: resident
+memory, CPU seconds, open file descriptors; `python_gc_*`; `python_info`). Names carry base units
+(`_seconds`) and counters end in `_total`; every label is bounded (route templates, methods, status
+codes, error codes, digits), and known label sets are created up front so that dashboards see zeros
+instead of missing series. No `_created` series: one per counter and histogram child would double
+the series for a value Prometheus does not use.
 """
 
 from __future__ import annotations
@@ -12,7 +15,16 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    GCCollector,
+    Histogram,
+    PlatformCollector,
+    ProcessCollector,
+    disable_created_metrics,
+)
 
 from app.pipeline.postprocess import Prediction, UnsureReason
 from digits import errors
@@ -141,7 +153,10 @@ def _build_http_metrics(registry: CollectorRegistry) -> dict[str, Counter | Hist
             ["route", "method"], namespace=NAMESPACE, registry=registry, buckets=REQUEST_BUCKETS_SECONDS,
         ),
         "rejected_requests": Counter(
-            "rejected_requests", "Requests (or batch items) answered with an error, by error code.",
+            "rejected_requests",
+            "Requests, batch items and connections answered with an error, by reason: the error's stable "
+            "code, as in the JSON body (every 4xx and 5xx answer, 404 not_found and 405 "
+            "method_not_allowed included; the HTTP status is http_requests_total's code).",
             ["reason"], namespace=NAMESPACE, registry=registry,
         ),
     }  # fmt: skip
@@ -207,6 +222,10 @@ def build_metrics(
     Returns:
         The `Metrics` holding every collector.
     """
+    # prometheus_client's switch is process-wide; every app of the process wants it off.
+    disable_created_metrics()
+    for collector in (ProcessCollector, PlatformCollector, GCCollector):
+        collector(registry=registry)
     metrics = Metrics(
         registry=registry,
         **_build_http_metrics(registry),

@@ -75,6 +75,16 @@ def test_pruning_removes_superseded_project_images_and_keeps_tagged_ones(compose
         compose_stack.docker("image", "rm", "--force", tag)
 
 
+def test_the_image_has_the_digitserve_command(running_stack):
+    container = running_stack.container_id()
+    assert "predict" in running_stack.docker("exec", container, "digitserve", "--help")
+    assert "DIGITSERVE_MODEL_DIR=/opt/digitserve/models/digits" in running_stack.docker(
+        "exec", container, "digitserve", "serve", "--print-settings"
+    )
+    command = json.loads(running_stack.docker("inspect", "--format", "{{json .Config.Cmd}}", container))
+    assert command[command.index("--host") + 1] == "0.0.0.0"  # `make serve` keeps to 127.0.0.1; not the image
+
+
 def test_image_serves_the_model_baked_in_from_models(running_stack):
     baked = running_stack.docker("exec", running_stack.container_id(), "ls", "/opt/digitserve/models/digits")
     shipped = sorted(path.name for path in (REPO_ROOT / "models" / "digits").iterdir() if path.name.isdigit())

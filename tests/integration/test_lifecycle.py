@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import gc
 import json
+import os
 import shutil
+import subprocess
+import sys
 
 import httpx
 import numpy as np
@@ -16,6 +19,8 @@ from digits.errors import ModelLoadError
 from digits.model import DigitModel
 from digits.model_store import resolve_version_dir
 from testkit.images import encode_png
+from testkit.server import free_port
+from testkit.shared_data import REPO_ROOT
 from tests.integration.conftest import STARTUP_TIMEOUT_SECONDS
 
 pytestmark = pytest.mark.integration
@@ -75,6 +80,28 @@ async def test_start_up_fails_fast_when_the_model_dir_is_missing(make_settings, 
     with pytest.raises(ModelLoadError, match="does not exist"):
         async with LifespanManager(app, startup_timeout=STARTUP_TIMEOUT_SECONDS):
             pass
+
+
+def run_python_m_app(environment: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """`python -m app` on a free port with DIGITSERVE_* `environment`, to its exit."""
+    return subprocess.run(
+        [sys.executable, "-m", "app", "--host", "127.0.0.1", "--port", str(free_port())],
+        cwd=REPO_ROOT,
+        env={**os.environ, **environment},
+        capture_output=True,
+        text=True,
+        timeout=STARTUP_TIMEOUT_SECONDS,
+    )
+
+
+def test_python_m_app_without_a_model_exits_3_with_one_line_and_the_traceback_only_at_debug(tmp_path):
+    missing = tmp_path / "nowhere"
+    stopped = run_python_m_app({"DIGITSERVE_MODEL_DIR": str(missing), "DIGITSERVE_LOG_LEVEL": "WARNING"})
+    assert stopped.returncode == 3
+    (line,) = stopped.stderr.splitlines()
+    assert "ERROR" in line and f"cannot start: model directory {missing} does not exist" in line
+    debugged = run_python_m_app({"DIGITSERVE_MODEL_DIR": str(missing), "DIGITSERVE_LOG_LEVEL": "DEBUG"})
+    assert debugged.returncode == 3 and "Traceback (most recent call last)" in debugged.stderr
 
 
 @pytest.fixture

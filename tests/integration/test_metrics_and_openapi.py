@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import numpy as np
 import pytest
 
 from testkit.images import encode_png
 
 pytestmark = pytest.mark.integration
+
+README = Path(__file__).resolve().parents[2] / "README.md"
 
 DOCUMENTED_METRICS = (
     "digitserve_http_requests_total",
@@ -22,12 +27,21 @@ DOCUMENTED_METRICS = (
     "digitserve_prediction_confidence_ratio",
     "digitserve_unsure_predictions_total",
     "digitserve_model_info",
+    # The process's own, from prometheus_client's collectors.
+    "process_resident_memory_bytes",
+    "process_cpu_seconds_total",
+    "process_open_fds",
+    "python_gc_objects_collected_total",
+    "python_gc_collections_total",
+    "python_info",
 )
 
 OPENAPI_SNAPSHOT = {
     "paths": {
         "/predict": ["post"],
         "/predict/batch": ["post"],
+        "/read": ["post"],
+        "/read/batch": ["post"],
         "/preprocess": ["post"],
         "/healthz": ["get"],
         "/readyz": ["get"],
@@ -36,13 +50,22 @@ OPENAPI_SNAPSHOT = {
     "schemas": [
         "AlternativeResponse",
         "BatchItemErrorResponse",
+        "BatchPredictionItemResponse",
         "BatchPredictionResponse",
+        "BatchReadItemResponse",
+        "BatchReadResponse",
         "Body_predict_files_predict_batch_post",
         "Body_predict_predict_post",
         "Body_preprocess_preprocess_post",
+        "Body_read_files_read_batch_post",
+        "Body_read_read_post",
+        "BoxResponse",
         "ErrorResponse",
         "HealthResponse",
+        "NumberUnsureReason",
         "PredictionResponse",
+        "ReadDigitResponse",
+        "ReadResponse",
         "ReadinessResponse",
         "UnsureReason",
     ],
@@ -91,6 +114,35 @@ async def test_metrics_label_unknown_paths_with_one_fixed_route(service):
         )
         >= 2
     )
+
+
+def metric_names_listed_in_readme() -> set[str]:
+    """The metric names written in the README's "Metrics" section."""
+    section = README.read_text().split("\n### Metrics\n", 1)[1].split("\n#", 1)[0]
+    return set(re.findall(r"`((?:digitserve|process|python)_[a-z_]+)", section))
+
+
+async def test_every_exposed_metric_is_listed_in_the_readme_and_no_created_series(service):
+    exposition = (await service.client.get("/metrics")).text
+    exposed = set(re.findall(r"^# TYPE (\S+) ", exposition, flags=re.MULTILINE))
+    assert {"process_resident_memory_bytes", "process_cpu_seconds_total", "process_open_fds"} <= exposed
+    assert {name for name in exposed if name.startswith("python_gc_")}
+    assert service.sample("process_resident_memory_bytes") > 0 and service.sample("process_open_fds") > 0
+    assert "_created" not in exposition
+    assert exposed == metric_names_listed_in_readme()
+
+
+async def test_rejections_are_counted_by_reason_the_error_code_404_and_405_included(service):
+    not_found = await service.client.get("/no-such-route")
+    not_allowed = await service.client.delete("/predict")
+    assert (not_found.json()["code"], not_allowed.json()["code"]) == ("not_found", "method_not_allowed")
+    assert service.sample("digitserve_rejected_requests_total", {"reason": "not_found"}) == 1
+    assert service.sample("digitserve_rejected_requests_total", {"reason": "method_not_allowed"}) == 1
+    exposition = (await service.client.get("/metrics")).text
+    [help_line] = [line for line in exposition.splitlines() if line.startswith("# HELP digitserve_rejected")]
+    assert "by reason: the error's stable code" in help_line
+    labels = re.findall(r"^digitserve_rejected_requests_total\{(\w+)=", exposition, flags=re.MULTILINE)
+    assert labels and set(labels) == {"reason"}
 
 
 async def test_batch_size_buckets_are_powers_of_two_up_to_the_max(service):

@@ -124,5 +124,5 @@ def test_a_threshold_outside_zero_to_one_stops_python_m_app_naming_the_variable(
         [sys.executable, "-m", "app"], env=environment, capture_output=True, text=True, timeout=120
     )
     assert result.returncode == 2
-    assert "DIGITSERVE_MIN_CONFIDENCE: Input should be less than or equal to 1" in result.stderr
+    assert "DIGITSERVE_MIN_CONFIDENCE=1.2: Input should be less than or equal to 1" in result.stderr
     assert "Traceback" not in result.stderr

@@ -1,8 +1,10 @@
 """The tree's dependencies run one way, and the model contract is written once.
 
 `app/api` -> `app/pipeline` -> `digits`; `training` -> `digits` (and the pipeline's pure stages);
-`bench/` and `tests/` share `testkit/` and never import each other. Checked on the source itself
-(imports read from the syntax tree, no module executed), so a stray import fails here first.
+`digitserve` (the command line and client) -> `app` and `digits`, never the other way, and its client
+modules need neither; `bench/` and `tests/` share `testkit/` and never import each other. Checked on
+the source itself (imports read from the syntax tree, no module executed), so a stray import fails
+here first.
 """
 
 from __future__ import annotations
@@ -20,7 +22,9 @@ CONTRACT_FILE_NAMES = {"model_card.json", "saved_model.pb"}
 
 
 def python_files(*folders: str) -> list[Path]:
-    return sorted(path for folder in folders for path in (REPO_ROOT / folder).rglob("*.py"))
+    """The Python files of folders, or the files themselves."""
+    paths = [REPO_ROOT / folder for folder in folders]
+    return sorted(file for path in paths for file in ([path] if path.is_file() else path.rglob("*.py")))
 
 
 def imported_modules(path: Path) -> set[str]:
@@ -43,27 +47,49 @@ def imported_modules(path: Path) -> set[str]:
     return modules
 
 
-def offenders(folders: tuple[str, ...], forbidden_prefixes: tuple[str, ...]) -> list[str]:
+def is_within(module: str, package: str) -> bool:
+    """Whether `module` is `package` or inside it (`digits` holds `digits.model`, not `digitserve`)."""
+    return module == package or module.startswith(f"{package}.")
+
+
+def offenders(folders: tuple[str, ...], forbidden_packages: tuple[str, ...]) -> list[str]:
     return [
         f"{path.relative_to(REPO_ROOT)} imports {module}"
         for path in python_files(*folders)
         for module in sorted(imported_modules(path))
-        if module.split(".")[0] in forbidden_prefixes or module.startswith(forbidden_prefixes)
+        if any(is_within(module, package) for package in forbidden_packages)
     ]
 
 
 @pytest.mark.parametrize(
     ("folders", "forbidden"),
     [
-        (("digits",), ("app", "training", "fastapi", "starlette", "keras")),
-        (("training",), ("app.api", "app.main", "fastapi", "starlette")),
+        (("digits",), ("app", "training", "digitserve", "fastapi", "starlette", "keras")),
+        (("training",), ("app.api", "app.main", "digitserve", "fastapi", "starlette")),
+        (("app",), ("digitserve",)),
         (("app/pipeline",), ("app.api", "fastapi", "starlette", "training")),
         (("app/api",), ("tensorflow", "digits.model", "training")),
+        (("digitserve",), ("training", "tests", "bench", "testkit")),
+        (
+            ("digitserve/client.py", "digitserve/exchange.py", "digitserve/results.py"),
+            ("app", "digits", "training", "tensorflow", "fastapi", "starlette"),
+        ),
         (("bench",), ("tests",)),
         (("tests",), ("bench",)),
         (("testkit",), ("tests", "bench")),
     ],
-    ids=["core", "training", "pipeline", "http layer", "bench", "tests", "testkit"],
+    ids=[
+        "core",
+        "training",
+        "service",
+        "pipeline",
+        "http layer",
+        "command line",
+        "client",
+        "bench",
+        "tests",
+        "testkit",
+    ],
 )
 def test_dependencies_run_one_way(folders, forbidden):
     assert offenders(folders, forbidden) == []
@@ -71,7 +97,7 @@ def test_dependencies_run_one_way(folders, forbidden):
 
 def test_the_model_contract_is_assigned_in_one_module():
     assignments = []
-    for path in python_files("digits", "app", "training", "bench", "testkit"):
+    for path in python_files("digits", "app", "training", "digitserve", "bench", "testkit"):
         for node in ast.walk(ast.parse(path.read_text())):
             targets = node.targets if isinstance(node, ast.Assign) else []
             names = {target.id for target in targets if isinstance(target, ast.Name)}
@@ -88,7 +114,7 @@ def test_the_model_contract_is_assigned_in_one_module():
 def test_the_model_folder_file_names_are_spelled_in_one_module():
     spelled_in = {
         str(path.relative_to(REPO_ROOT))
-        for path in python_files("digits", "app", "training")
+        for path in python_files("digits", "app", "training", "digitserve")
         for node in ast.walk(ast.parse(path.read_text()))
         if isinstance(node, ast.Constant) and node.value in CONTRACT_FILE_NAMES
     }

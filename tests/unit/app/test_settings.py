@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from app.settings import Settings, describe_settings_error
+from app.settings import Settings, describe_settings, describe_settings_error, unknown_variable_warnings
 
 pytestmark = pytest.mark.unit
 
@@ -120,26 +120,102 @@ def test_restricting_metrics_needs_a_key():
         (
             "DIGITSERVE_MIN_CONFIDENCE",
             "1.5",
-            "DIGITSERVE_MIN_CONFIDENCE: Input should be less than or equal to 1",
+            "DIGITSERVE_MIN_CONFIDENCE=1.5: Input should be less than or equal to 1",
         ),
-        ("DIGITSERVE_MIN_CONFIDENCE", "sure", "DIGITSERVE_MIN_CONFIDENCE: Input should be a valid number"),
+        (
+            "DIGITSERVE_MIN_CONFIDENCE",
+            "sure",
+            "DIGITSERVE_MIN_CONFIDENCE=sure: Input should be a valid number",
+        ),
         (
             "DIGITSERVE_READ_MAX_DIGITS",
             "0",
-            "DIGITSERVE_READ_MAX_DIGITS: Input should be greater than or equal to 1",
+            "DIGITSERVE_READ_MAX_DIGITS=0: Input should be greater than or equal to 1",
         ),
         (
             "DIGITSERVE_BATCH_MAX_SIZE",
-            "3",
-            "DIGITSERVE_BATCH_MAX_SIZE: Value error, batch_max_size must be a power of 2",
+            "48",
+            "DIGITSERVE_BATCH_MAX_SIZE=48: must be a power of 2: 1, 2, 4 ... 1024",
         ),
+        (
+            "DIGITSERVE_MODEL_VERSION",
+            "latest",
+            "DIGITSERVE_MODEL_VERSION=latest: String should match pattern",
+        ),
+        ("DIGITSERVE_MODEL_VERSION", "my model", "DIGITSERVE_MODEL_VERSION='my model': String should match"),
     ],
 )
-def test_a_refused_variable_is_named_in_the_start_up_message(monkeypatch, variable, value, message):
+def test_a_refused_variable_is_named_with_its_value_and_what_it_allows(monkeypatch, variable, value, message):
     monkeypatch.setenv(variable, value)
     with pytest.raises(ValidationError) as error:
         Settings()
     assert describe_settings_error(error.value).startswith(message)
+    assert "\n" not in describe_settings_error(error.value)
+
+
+def test_each_refused_variable_gets_a_line_of_its_own(monkeypatch):
+    monkeypatch.setenv("DIGITSERVE_BATCH_MAX_SIZE", "48")
+    monkeypatch.setenv("DIGITSERVE_PORT", "0")
+    with pytest.raises(ValidationError) as error:
+        Settings()
+    lines = describe_settings_error(error.value).splitlines()
+    assert [line.split(":")[0] for line in lines] == ["DIGITSERVE_BATCH_MAX_SIZE=48", "DIGITSERVE_PORT=0"]
+
+
+def test_a_rule_across_variables_names_the_variables_not_the_fields(monkeypatch):
+    monkeypatch.setenv("DIGITSERVE_QUEUE_MAX_SIZE", "16")
+    with pytest.raises(ValidationError) as error:
+        Settings()
+    assert describe_settings_error(error.value) == (
+        "DIGITSERVE_QUEUE_MAX_SIZE (16) must be at least DIGITSERVE_BATCH_MAX_SIZE (32) "
+        "and DIGITSERVE_BATCH_MAX_FILES (64)"
+    )
+
+
+def test_a_refused_api_key_is_never_shown_in_the_message(monkeypatch):
+    monkeypatch.setenv("DIGITSERVE_API_KEYS", "short-secret")
+    with pytest.raises(ValidationError) as error:
+        Settings()
+    message = describe_settings_error(error.value)
+    assert message.startswith("DIGITSERVE_API_KEYS=<hidden>: each API key must be at least 16")
+    assert "short-secret" not in message
+
+
+def test_a_long_refused_value_is_cut_short_in_the_message(monkeypatch):
+    monkeypatch.setenv("DIGITSERVE_PORT", "9" * 500)
+    with pytest.raises(ValidationError) as error:
+        Settings()
+    assert describe_settings_error(error.value).startswith(f"DIGITSERVE_PORT={'9' * 80}...: ")
+
+
+def test_the_settings_listing_names_every_variable_and_hides_the_keys():
+    keys = "first-key-0123456789,second-key-987654321"
+    lines = describe_settings(Settings(api_keys=keys, batch_max_size=8, model_dir=Path("/srv/models")))
+    assert len(lines) == len(Settings.model_fields)
+    assert "DIGITSERVE_BATCH_MAX_SIZE=8" in lines and "DIGITSERVE_MODEL_DIR=/srv/models" in lines
+    assert "DIGITSERVE_API_KEYS=<hidden: 2>" in lines
+    assert "DIGITSERVE_MODEL_VERSION=" in lines  # unset: the highest version
+    assert "DIGITSERVE_ALLOW_SMOKE_TEST_MODEL=false" in lines
+    assert not any("first-key" in line or "second-key" in line for line in lines)
+
+
+def test_an_unknown_variable_is_warned_of_with_the_closest_known_one():
+    environment = {
+        "DIGITSERVE_BATCH_MAX_SIZ": "8",
+        "digitserve_min_confidense": "0.5",
+        "DIGITSERVE_NONSENSE": "1",
+        "DIGITSERVE_BATCH_MAX_SIZE": "8",  # known
+        "DIGITSERVE_HOST_PORT": "8000",  # compose's host side, not a setting but known
+        "DIGITSERVE_CLIENT_API_KEY": "key-of-the-command-line",  # the client's
+        "BATCH_MAX_SIZE": "2",  # not ours
+    }
+    assert unknown_variable_warnings(environment) == [
+        "DIGITSERVE_BATCH_MAX_SIZ is not a setting of the service and is ignored; "
+        "did you mean DIGITSERVE_BATCH_MAX_SIZE?",
+        "DIGITSERVE_NONSENSE is not a setting of the service and is ignored (README: Settings)",
+        "digitserve_min_confidense is not a setting of the service and is ignored; "
+        "did you mean DIGITSERVE_MIN_CONFIDENCE?",
+    ]
 
 
 def test_the_minimum_confidence_defaults_to_the_model_cards(monkeypatch):

@@ -1,17 +1,23 @@
-"""Log lines are `time level logger message key=value ...`, configured once per process."""
+"""Log lines are `time level logger message key=value ...` or one JSON object each, configured once per
+process, with one handler for the service's loggers and uvicorn's."""
 
 from __future__ import annotations
 
+import io
+import json
 import logging
 import sys
 
 import pytest
 
 from app.observability.logging import (
+    JsonLineFormatter,
     KeyValueFormatter,
     LogThrottle,
     RequestIdFilter,
+    build_formatter,
     configure_logging,
+    find_service_handler,
     request_id_context,
 )
 
@@ -120,3 +126,90 @@ def test_log_throttle_passes_one_event_per_interval_and_counts_the_rest(monkeypa
     assert throttle.admit() == 6
     now[0] += 5.0
     assert throttle.admit() == 0
+
+
+def test_a_json_line_holds_time_level_logger_message_then_each_field_and_the_request_id():
+    record = make_record({"path": "/predict", "batch_size": 4})
+    record.request_id = "abc123"
+    line = JsonLineFormatter().format(record)
+    assert "\n" not in line
+    document = json.loads(line)
+    assert list(document)[:4] == ["time", "level", "logger", "message"]
+    assert document["time"].endswith("+00:00") and "T" in document["time"]
+    assert document == {
+        "time": document["time"],
+        "level": "WARNING",
+        "logger": "app.test",
+        "message": "model call failed",
+        "batch_size": 4,
+        "path": "/predict",
+        "request_id": "abc123",
+    }
+
+
+def test_a_json_line_outside_requests_has_no_request_id_and_no_internal_attributes():
+    record = make_record(None)
+    record.request_id = None
+    record.color_message = "\x1b[1mmodel call failed\x1b[0m"  # what uvicorn attaches to its records
+    document = json.loads(JsonLineFormatter().format(record))
+    assert set(document) == {"time", "level", "logger", "message"}
+
+
+def test_a_field_never_overwrites_the_level_or_the_message_in_json():
+    document = json.loads(JsonLineFormatter().format(make_record({"level": "DEBUG", "message": "forged"})))
+    assert (document["level"], document["message"]) == ("WARNING", "model call failed")
+
+
+def test_a_json_traceback_stays_inside_the_one_line():
+    record = logging.LogRecord("app.test", logging.ERROR, __file__, 1, "bad\nupload", None, None)
+    try:
+        raise ValueError("boom")
+    except ValueError:
+        record.exc_info = sys.exc_info()
+    line = JsonLineFormatter().format(record)
+    assert "\n" not in line
+    document = json.loads(line)
+    assert document["message"] == "bad\nupload" and "ValueError: boom" in document["exc_info"]
+
+
+def test_build_formatter_knows_text_and_json_only():
+    assert isinstance(build_formatter("text"), KeyValueFormatter)
+    assert isinstance(build_formatter("json"), JsonLineFormatter)
+    with pytest.raises(ValueError, match="text or json"):
+        build_formatter("xml")
+
+
+def test_service_and_uvicorn_loggers_share_one_handler_in_one_format():
+    configure_logging("INFO", "json")
+    try:
+        handler = find_service_handler()
+        for name in ("app", "digits", "uvicorn"):
+            assert [h for h in logging.getLogger(name).handlers if h.get_name() == "digitserve"] == [handler]
+        stream = io.StringIO()
+        previous_stream = handler.setStream(stream)
+        try:
+            logging.getLogger("app.main").info("ready", extra={"fields": {"model_version": "6"}})
+            # ERROR: uvicorn sets its loggers' levels itself (a test of the server may have).
+            logging.getLogger("uvicorn.error").error("Exception in ASGI application")
+        finally:
+            handler.setStream(previous_stream)
+        application, server = (json.loads(line) for line in stream.getvalue().splitlines())
+        assert (application["logger"], application["message"], application["model_version"]) == (
+            "app.main",
+            "ready",
+            "6",
+        )
+        assert (server["logger"], server["level"]) == ("uvicorn.error", "ERROR")
+    finally:
+        configure_logging("INFO", "text")
+
+
+def test_configuring_without_a_format_keeps_the_one_in_place():
+    configure_logging("INFO", "json")
+    try:
+        configure_logging("DEBUG")
+        assert isinstance(find_service_handler().formatter, JsonLineFormatter)
+        assert logging.getLogger("digits").level == logging.DEBUG
+    finally:
+        configure_logging("INFO", "text")
+    assert isinstance(find_service_handler().formatter, KeyValueFormatter)

@@ -74,3 +74,32 @@ def test_model_info_holds_exactly_the_served_model():
     exposition = generate_latest(metrics.registry).decode()
     assert 'digitserve_model_info{sha256="' + "b" * 64 + '",smoke_test="false",version="2"} 1.0' in exposition
     assert 'version="1"' not in exposition
+
+
+def test_the_registry_holds_the_process_and_python_collectors():
+    registry = build_metrics(CollectorRegistry(), batch_max_size=4).registry
+    names = {metric.name for metric in registry.collect()}
+    assert {"process_resident_memory_bytes", "process_cpu_seconds", "process_open_fds"} <= names
+    assert {"python_gc_objects_collected", "python_gc_collections", "python_info"} <= names
+    assert registry.get_sample_value("process_resident_memory_bytes") > 0
+    assert registry.get_sample_value("python_gc_collections_total", {"generation": "0"}) >= 0
+
+
+def test_no_created_series_are_exposed():
+    metrics = build_metrics(CollectorRegistry(), batch_max_size=4, routes=[("/predict", "POST")])
+    metrics.observe_request("/predict", "POST", 200, 0.01)
+    exposition = generate_latest(metrics.registry).decode()
+    assert "digitserve_http_requests_total{" in exposition
+    assert "_created" not in exposition
+
+
+def test_the_rejection_counter_is_labelled_by_reason_and_says_the_reason_is_the_error_code():
+    metrics = build_metrics(CollectorRegistry(), batch_max_size=4)
+    [family] = [
+        family for family in metrics.registry.collect() if family.name == "digitserve_rejected_requests"
+    ]
+    assert {tuple(sample.labels) for sample in family.samples} == {("reason",)}
+    assert {sample.labels["reason"] for sample in family.samples} == set(error_codes())
+    assert {"not_found", "method_not_allowed"} <= set(error_codes())
+    assert "by reason: the error's stable code" in family.documentation
+    assert "404 not_found and 405 method_not_allowed included" in family.documentation
