@@ -10,6 +10,7 @@ failures into `ServiceError`s (`unreachable_error`).
 from __future__ import annotations
 
 import email.utils
+import math
 import os
 import time
 from collections.abc import Callable, Generator, Sequence
@@ -131,6 +132,8 @@ def retry_wait_seconds(response: httpx.Response, policy: RetryPolicy) -> float:
             wait_seconds = email.utils.parsedate_to_datetime(value).timestamp() - time.time()
         except (TypeError, ValueError):
             wait_seconds = policy.default_wait_seconds
+    if not math.isfinite(wait_seconds):  # "nan" or "inf" parse as floats: no wait at all is meant
+        wait_seconds = policy.default_wait_seconds
     return min(max(wait_seconds, 0.0), policy.max_wait_seconds)
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 from starlette.types import Receive
@@ -161,16 +161,30 @@ async def read_uploads(
                 if isinstance(outcome, BaseException) and not is_input_error(outcome):
                     raise outcome
             numbers = [outcome for outcome in outcomes if isinstance(outcome, SegmentedNumber)]
-            rows = (
-                await _read_candidates(reservation, numbers, reserved_images=len(uploads)) if numbers else []
-            )
+            rows = await _read_candidates(reservation, numbers, reserved_images=reserved) if numbers else []
     rows_in_order = iter(rows)
     return [
-        to_item_error(state, outcome, upload.filename)
-        if isinstance(outcome, DigitServeError)
-        else BatchReadItemResponse(
-            **dict(_to_response(state, outcome, next(rows_in_order), include_model_view)),
-            filename=upload.filename,
-        )
+        _batch_item(state, upload, outcome, rows_in_order, include_model_view)
         for upload, outcome in zip(uploads, outcomes, strict=True)
     ]
+
+
+def _batch_item(
+    state: ServiceState,
+    upload: UploadedImage,
+    outcome: SegmentedNumber | DigitServeError,
+    rows_in_order: Iterator[np.ndarray],
+    include_model_view: bool,
+) -> BatchReadItemResponse | BatchItemErrorResponse:
+    """One file's entry: its number, or its own input error (one found only when its readings are
+    chosen, `too_many_digits`, included), never the whole batch's."""
+    if isinstance(outcome, DigitServeError):
+        return to_item_error(state, outcome, upload.filename)
+    rows = next(rows_in_order)
+    try:
+        response = _to_response(state, outcome, rows, include_model_view)
+    except DigitServeError as error:
+        if not is_input_error(error):
+            raise
+        return to_item_error(state, error, upload.filename)
+    return BatchReadItemResponse(**dict(response), filename=upload.filename)

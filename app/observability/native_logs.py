@@ -70,7 +70,18 @@ def python_stderr_on(file_descriptor: int) -> Iterator[None]:
     finally:
         if previous_stream is not None:
             handler.setStream(previous_stream)
+        _repoint_handlers(stream, sys.__stderr__)  # the process's own stderr, which outlives any redirection
         stream.close()
+
+
+def _repoint_handlers(stale: object, stream: object) -> None:
+    """Points every logging handler created inside the block on `stale` (TensorFlow's own logger
+    takes `sys.stderr` when it is imported) at `stream`, so that it never writes to a closed file."""
+    loggers = [logging.getLogger(), *logging.Logger.manager.loggerDict.values()]
+    for each in loggers:
+        for handler in getattr(each, "handlers", ()):
+            if isinstance(handler, logging.StreamHandler) and handler.stream is stale:
+                handler.setStream(stream)
 
 
 @contextlib.contextmanager

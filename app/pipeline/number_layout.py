@@ -27,6 +27,7 @@ from digits.errors import NoDigitFoundError
 # of a digit does (a 1 is one height long, a 7's bar or a 2's base about half of it).
 RULE_LENGTH_HEIGHTS = 1.5
 MAX_DIGIT_ASPECT_FOR_REFERENCE = 3.0  # wider components are lines (or many touching digits)
+MAX_TOUCHING_RUN_ASPECT = 8.0  # ten touching digits are about 6 heights wide; a line is wider still
 SPECK_HEIGHTS = 0.12  # marks smaller than this (in digit heights) either way are specks
 # Digits of one number differ in height (a wide 5 of MNIST is 14 pixels tall beside a 20-pixel 1); a
 # 7's bar, a 5's detached flag or a 4's top are shorter than this. A piece near no digit and taller
@@ -42,11 +43,18 @@ DIGIT_WIDTH_HEIGHTS = 0.6  # a handwritten digit's usual width, in digit heights
 
 
 def reference_height(stats: np.ndarray, is_ink: np.ndarray) -> int:
-    """The height of the largest ink component that is not line-shaped: one digit's height."""
+    """The height of the largest ink component that is not line-shaped: one digit's height.
+
+    Raises:
+        NoDigitFoundError: every component is a line (an underline or a wavy line alone).
+    """
     width, height, area = stats[:, 2], stats[:, 3], stats[:, 4]
     is_digit_shaped = is_ink & (width <= MAX_DIGIT_ASPECT_FOR_REFERENCE * height)
-    pool = is_digit_shaped if is_digit_shaped.any() else is_ink
-    return int(height[np.argmax(np.where(pool, area, -1))])
+    if not is_digit_shaped.any():  # a run of several touching digits, else lines only
+        is_digit_shaped = is_ink & (width <= MAX_TOUCHING_RUN_ASPECT * height)
+    if not is_digit_shaped.any():
+        raise NoDigitFoundError("no digit found: the image holds lines, nothing shaped like a digit")
+    return int(height[np.argmax(np.where(is_digit_shaped, area, -1))])
 
 
 def find_frames(stats: np.ndarray, is_sizeable: np.ndarray) -> np.ndarray:
@@ -102,18 +110,33 @@ def find_parts(stats: np.ndarray, is_ink: np.ndarray, digit_height: int) -> list
     is_sizeable = is_ink & (np.maximum(width, height) >= SPECK_HEIGHTS * digit_height)
     if not is_sizeable.any():
         raise NoDigitFoundError("no digit found: the image holds only specks")
-    main = int(np.argmax(np.where(is_sizeable, stats[:, 4], -1)))
+    is_tall = is_sizeable & (height >= MIN_PART_HEIGHTS * digit_height)
+    if not is_tall.any():  # a wavy underline or a dash alone: marks, but nothing of a digit's height
+        raise NoDigitFoundError("no digit found: the marks are too low to be digits")
+    # The row is the largest part's: an underline or a long dash, however much ink, does not set it.
+    main = int(np.argmax(np.where(is_tall, stats[:, 4], -1)))
     overlap = np.minimum(bottom, bottom[main]) - np.maximum(top, top[main])
     is_in_row = overlap >= MIN_ROW_OVERLAP_FRACTION * np.minimum(height, height[main])
-    is_part = is_sizeable & is_in_row & (height >= MIN_PART_HEIGHTS * digit_height)
+    is_part = is_tall & is_in_row
     parts: dict[int, list[int]] = {int(label): [int(label)] for label in np.flatnonzero(is_part)}
     part_labels = np.flatnonzero(is_part)
     part_left, part_right = left[part_labels], right[part_labels]
+    part_top, part_bottom = top[part_labels], bottom[part_labels]
+    reach = PIECE_REACH_HEIGHTS * digit_height
     for label in np.flatnonzero(is_sizeable & ~is_part):
-        shared = np.minimum(right[label], part_right) - np.maximum(left[label], part_left)
-        distance = np.maximum(part_left - right[label], left[label] - part_right)
+        # A piece lies within reach of its digit's rows (a 5's flag just above it): a wavy line or a
+        # note under or over the row is no piece of a digit, even where it shares the digit's columns.
+        vertical_gap = np.maximum(part_top - bottom[label], top[label] - part_bottom)
+        shared = np.where(
+            vertical_gap <= reach,
+            np.minimum(right[label], part_right) - np.maximum(left[label], part_left),
+            0,
+        )
+        distance = np.where(
+            vertical_gap <= reach, np.maximum(part_left - right[label], left[label] - part_right), np.inf
+        )
         nearest = int(np.argmax(shared)) if shared.max() > 0 else int(np.argmin(distance))
-        if shared.max() > 0 or distance[nearest] <= PIECE_REACH_HEIGHTS * digit_height:
+        if shared.max() > 0 or distance[nearest] <= reach:
             parts[int(part_labels[nearest])].append(int(label))
         elif is_in_row[label] and height[label] >= MIN_LONE_PIECE_HEIGHTS * digit_height:
             parts[int(label)] = [int(label)]

@@ -59,11 +59,13 @@ class FlatUpload:
         flat: (h, w) uint8, white ink on black, the paper's level subtracted, at the working size.
         is_inverted: True when the upload was dark ink on light paper and was flipped.
         scale: working pixels per upload pixel (1.0 unless a huge photo was shrunk).
+        upload_shape: the upload's own (height, width), in its pixels.
     """
 
     flat: np.ndarray
     is_inverted: bool
     scale: float
+    upload_shape: tuple[int, int]
 
 
 def _shrink(image: np.ndarray, max_side_pixels: int) -> np.ndarray:
@@ -216,7 +218,8 @@ def flatten_upload(gray: np.ndarray) -> FlatUpload:
     working = _shrink(np.ascontiguousarray(gray), MAX_WORKING_SIDE_PIXELS)
     is_inverted = _is_dark_ink_on_light_paper(working)
     ink = cv2.bitwise_not(working) if is_inverted else working
-    return FlatUpload(_flatten_lighting(ink, is_inverted), is_inverted, working.shape[1] / gray.shape[1])
+    flat = _flatten_lighting(ink, is_inverted)
+    return FlatUpload(flat, is_inverted, working.shape[1] / gray.shape[1], (gray.shape[0], gray.shape[1]))
 
 
 def encode_png(canonical: np.ndarray) -> bytes:

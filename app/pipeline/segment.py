@@ -15,6 +15,7 @@ Boxes are given in the uploaded image's pixels.
 from __future__ import annotations
 
 import itertools
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -70,11 +71,20 @@ class SegmentedNumber:
     is_inverted: bool
 
 
-def _to_upload_box(rows: np.ndarray, columns: np.ndarray, origin: tuple[int, int], scale: float) -> Box:
+def _to_upload_box(
+    rows: np.ndarray,
+    columns: np.ndarray,
+    origin: tuple[int, int],
+    scale: float,
+    upload_shape: tuple[int, int],
+) -> Box:
+    """Ink pixels of a window of the working image -> their box in the upload, inside the upload."""
     top, left = origin[0] + int(rows.min()), origin[1] + int(columns.min())
     bottom, right = origin[0] + int(rows.max()) + 1, origin[1] + int(columns.max()) + 1
-    x, y = int(left / scale), int(top / scale)
-    return x, y, max(1, round(right / scale) - x), max(1, round(bottom / scale) - y)
+    height, width = upload_shape
+    x, y = min(int(left / scale), width - 1), min(int(top / scale), height - 1)
+    right_edge, bottom_edge = min(width, math.ceil(right / scale)), min(height, math.ceil(bottom / scale))
+    return x, y, max(1, right_edge - x), max(1, bottom_edge - y)
 
 
 @dataclass(frozen=True)
@@ -87,12 +97,13 @@ class _Window:
     levels: InkLevels
     rim_pixels: int
     scale: float
+    upload_shape: tuple[int, int]
 
     def read(self, kept: np.ndarray, allowed: np.ndarray | None = None) -> DigitCandidate:
         """The kept ink (H, W) bool of the window -> one candidate digit."""
         rows, columns = np.nonzero(kept)
         crop = cut_out(self.flat, kept, self.levels, self.rim_pixels, allowed)
-        box = _to_upload_box(rows, columns, self.origin, self.scale)
+        box = _to_upload_box(rows, columns, self.origin, self.scale, self.upload_shape)
         return DigitCandidate(canonicalize_digit(crop), box)
 
     def members(self, labels: np.ndarray) -> np.ndarray:
@@ -160,7 +171,15 @@ def _window(upload: FlatUpload, labels: np.ndarray, kept: np.ndarray, levels: In
     top, left = max(0, rows.min() - rim), max(0, columns.min() - rim)
     bottom, right = rows.max() + rim + 1, columns.max() + rim + 1
     window_labels = np.where(kept[top:bottom, left:right], labels[top:bottom, left:right], 0)
-    return _Window(upload.flat[top:bottom, left:right], window_labels, (top, left), levels, rim, upload.scale)
+    return _Window(
+        upload.flat[top:bottom, left:right],
+        window_labels,
+        (top, left),
+        levels,
+        rim,
+        upload.scale,
+        upload.upload_shape,
+    )
 
 
 def segment_number(gray: np.ndarray, max_digits: int) -> SegmentedNumber:

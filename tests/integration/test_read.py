@@ -152,6 +152,17 @@ async def test_read_batch_refuses_more_files_than_allowed(make_settings, written
     assert response.status_code == 413 and response.json()["code"] == "too_many_files"
 
 
+async def test_a_full_read_batch_is_admitted_by_an_idle_service(make_settings, written_numbers):
+    """Room is counted once: the admission estimate (12 a number, at most half the queue) and then
+    only the cut-outs beyond it (these 16 numbers have 140). Counted twice, they took 224 of 200 (413)."""
+    async with run_service(make_settings(queue_max_size=200, batch_max_files=16)) as running:
+        files = [("files", (f"{i}.png", written_numbers[i % NUMBER_COUNT][1])) for i in range(16)]
+        response = await running.client.post("/read/batch", files=files)
+        assert response.status_code == 200, response.text
+        assert all("text" in reading for reading in response.json()["readings"])
+        assert running.state.batcher.reserved_units == 0  # all room given back
+
+
 async def test_a_blank_page_is_no_digit_found(service):
     response = await service.client.post(
         "/read", files={"file": ("blank.png", encode_png(np.full((120, 400), 250, np.uint8)))}

@@ -175,8 +175,8 @@ def test_a_missing_file_raises_before_anything_is_sent(fake, tmp_path):
 
 @pytest.mark.parametrize(
     ("retry_after", "expected_seconds"),
-    [("2", 2.0), (None, 1.0), ("soon", 1.0), ("-5", 0.0), ("86400", 30.0)],
-    ids=["seconds", "absent", "unreadable", "past", "capped"],
+    [("2", 2.0), (None, 1.0), ("soon", 1.0), ("-5", 0.0), ("86400", 30.0), ("nan", 1.0), ("inf", 1.0)],
+    ids=["seconds", "absent", "unreadable", "past", "capped", "nan", "infinite"],
 )
 def test_the_wait_before_a_retry_follows_retry_after_within_bounds(retry_after, expected_seconds):
     headers = {} if retry_after is None else {"Retry-After": retry_after}

@@ -94,3 +94,17 @@ def test_the_relay_restores_stderr_and_reports_what_came_before_an_error(capfd):
     assert log.getvalue().rstrip().endswith("ERROR app.native cannot open libcuda.so.1 source=loader.cc:9")
     os.write(2, b"after the block\n")
     assert capfd.readouterr().err == "after the block\n"
+
+
+def test_a_handler_made_inside_the_block_writes_to_stderr_after_it(capfd):
+    # TensorFlow's logger takes `sys.stderr` when it is imported, i.e. inside the block.
+    imported = logging.getLogger("test.imported.inside.the.block")
+    with relayed_native_stderr():
+        handler = logging.StreamHandler(sys.stderr)
+        imported.addHandler(handler)
+    try:
+        imported.warning("still heard after the block")
+        assert "still heard after the block" in capfd.readouterr().err
+        assert not handler.stream.closed
+    finally:
+        imported.removeHandler(handler)

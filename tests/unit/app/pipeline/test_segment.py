@@ -193,3 +193,38 @@ def test_only_specks_is_no_digit():
     cv2.circle(image, (200, 60), 1, INK, -1)
     with pytest.raises(NoDigitFoundError):
         segment_number(image, max_digits=20)
+
+
+def draw_wave(image: np.ndarray, left: int, right: int, middle: int) -> None:
+    """A wavy underline: a zigzag 12 pixels high, far wider than tall."""
+    points = np.array([(x, middle + (6 if (x // 15) % 2 else -6)) for x in range(left, right, 15)], np.int32)
+    cv2.polylines(image, [points], False, INK, 4)
+
+
+def test_a_wavy_line_alone_is_no_digit():
+    image = page(500)
+    draw_wave(image, 40, 460, 100)
+    with pytest.raises(NoDigitFoundError):
+        segment_number(image, max_digits=20)
+
+
+def test_a_wavy_line_under_a_number_is_no_part_of_its_digits():
+    image = page(500, height=260)
+    drawn = [draw_zero(image, 60), draw_one(image, 150), draw_zero(image, 230)]
+    draw_wave(image, 40, 460, 60 + HEIGHT + 45)  # under the row, further than a piece's reach
+    number = segment_number(image, max_digits=20)
+    assert len(number.groups) == 3
+    for found, box in zip(whole_boxes(number), drawn, strict=True):
+        assert_box_close(found, box)
+
+
+def test_boxes_stay_inside_a_shrunk_upload_whose_digits_touch_its_edge():
+    small = page(400, height=120)
+    draw_zero(small, 40, top=30)
+    cv2.line(small, (220, 30), (220, 119), INK, PEN)  # a 1 running off the bottom edge
+    large = cv2.resize(small, None, fx=3, fy=3, interpolation=cv2.INTER_NEAREST)
+    large = np.ascontiguousarray(large[:, :1201])  # an odd width: the shrink does not divide evenly
+    number = segment_number(large, max_digits=20)
+    height, width = large.shape
+    for x, y, box_width, box_height in (candidate.box for candidate in number.candidates):
+        assert 0 <= x and 0 <= y and x + box_width <= width and y + box_height <= height
