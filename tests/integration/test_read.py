@@ -163,6 +163,35 @@ async def test_a_full_read_batch_is_admitted_by_an_idle_service(make_settings, w
         assert running.state.batcher.reserved_units == 0  # all room given back
 
 
+def one_and_two_close_zeros() -> bytes:
+    """A 1, then two 0s written close: two groups of ink, read as three digits (close parts are read
+    apart unless merging them reads far better)."""
+    page = np.full((200, 420), 255, np.uint8)
+    cv2.line(page, (60, 60), (60, 140), 20, 7)
+    for center_x in (180, 245):  # rings 50 wide, 15 apart: closer than a gap between digits
+        cv2.ellipse(page, (center_x, 100), (25, 40), 0, 0, 360, 20, 7)
+    return encode_png(page)
+
+
+def a_one() -> bytes:
+    page = np.full((200, 200), 255, np.uint8)
+    cv2.line(page, (100, 60), (100, 140), 20, 7)
+    return encode_png(page)
+
+
+async def test_too_many_digits_found_when_choosing_the_readings_stays_with_its_file(make_settings):
+    async with run_service(make_settings(read_max_digits=2)) as running:
+        single = await running.client.post("/read", files={"file": ("n.png", one_and_two_close_zeros())})
+        files = [("files", ("100.png", one_and_two_close_zeros())), ("files", ("1.png", a_one()))]
+        batch = await running.client.post("/read/batch", files=files)
+    assert single.status_code == 422 and single.json()["code"] == "too_many_digits"
+    assert batch.status_code == 200, batch.text
+    first, second = batch.json()["readings"]
+    assert first["status_code"] == 422 and first["error"]["code"] == "too_many_digits"
+    assert first["filename"] == "100.png"
+    assert second["filename"] == "1.png" and len(second["text"]) == 1
+
+
 async def test_a_blank_page_is_no_digit_found(service):
     response = await service.client.post(
         "/read", files={"file": ("blank.png", encode_png(np.full((120, 400), 250, np.uint8)))}
