@@ -247,6 +247,10 @@ def read_images(options: argparse.Namespace) -> int:
             summary = write_rows(options, reader, images, output)
         except ServiceError as error:
             return fail(EXIT_FAILED, describe_service_error(error, options))
+        except BrokenPipeError:  # `digitserve read dir | head`: the reader has had enough
+            # Python would complain again when it flushes stdout at exit: point it at nothing first.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            return EXIT_FAILED
         except OSError as error:  # a file gone or unreadable since it was found
             return fail(EXIT_FAILED, f"{error.filename}: {error.strerror}")
     sys.stderr.write(summary + "\n")

@@ -162,3 +162,28 @@ def test_the_progress_bar_counts_the_images_done():
         for _ in range(3):
             advance(1)
     assert "3/3" in terminal.getvalue() and "predict" in terminal.getvalue()
+
+
+class ClosedPipe(io.StringIO):
+    """stdout piped into `head`, which has already exited: every write breaks the pipe."""
+
+    def __init__(self, file_descriptor: int) -> None:
+        super().__init__()
+        self._file_descriptor = file_descriptor
+
+    def write(self, text: str) -> int:
+        raise BrokenPipeError(32, "Broken pipe")
+
+    def fileno(self) -> int:
+        return self._file_descriptor
+
+
+def test_a_reader_that_stops_reading_ends_the_run_quietly(fake, scans, monkeypatch, capsys, tmp_path):
+    sink = open(tmp_path / "stdout", "w")  # stands in for the pipe's file descriptor
+    monkeypatch.setattr(cli.sys, "stdout", ClosedPipe(sink.fileno()))
+    try:
+        status = cli.main(["predict", str(scans), "--no-progress"])
+    finally:
+        sink.close()
+    assert status == cli.EXIT_FAILED
+    assert "error" not in capsys.readouterr().err  # no "None: Broken pipe"
