@@ -32,6 +32,7 @@ from app.api.schemas import (
 from app.pipeline import prepare
 from app.pipeline.image_header import inspect_image
 from app.pipeline.preprocess import PreprocessedDigit
+from app.pipeline.queue_room import Reservation
 from digits.contract import to_model_input
 from digits.errors import DigitServeError, RequestTimeoutError
 
@@ -80,12 +81,43 @@ def cost_or_error(state: ServiceState, data: bytes) -> int | DigitServeError:
         return error
 
 
-async def _decode_unless_refused(
-    state: ServiceState, data: bytes, cost: int | DigitServeError
-) -> PreprocessedDigit:
+async def _run_unless_refused(
+    state: ServiceState, task: Callable[..., Result], data: bytes, cost: int | DigitServeError, options: tuple
+) -> Result:
     if isinstance(cost, DigitServeError):
         raise cost
-    return await run_decode_task(state, prepare.prepare_digit, data)
+    return await run_decode_task(state, task, data, *options)
+
+
+async def prepare_batch(
+    state: ServiceState,
+    reservation: Reservation,
+    uploads: Sequence[UploadedImage],
+    task: Callable[..., Result],
+    *options: object,
+) -> list[Result | DigitServeError]:
+    """A batch's uploads -> each one's `task(data, limits, *options)` result, or its own input error.
+
+    Every header first, and the room for all of them at once: a request refused for room is refused
+    before any of its uploads is decoded.
+
+    Raises:
+        DigitServeError: the first service error (a full queue, a stopping service): a 200 holding
+            5xx items would hide an outage from the client.
+    """
+    costs = [cost_or_error(state, upload.data) for upload in uploads]
+    reservation.add_cost(sum(cost for cost in costs if isinstance(cost, int)))
+    outcomes = await asyncio.gather(
+        *(
+            _run_unless_refused(state, task, upload.data, cost, options)
+            for upload, cost in zip(uploads, costs, strict=True)
+        ),
+        return_exceptions=True,
+    )
+    for outcome in outcomes:
+        if isinstance(outcome, BaseException) and not is_input_error(outcome):
+            raise outcome
+    return outcomes
 
 
 async def run_decode_task(
@@ -185,20 +217,7 @@ async def predict_uploads(
     """
     async with request_scope(state, receive):
         with state.batcher.reserve(len(uploads)) as reservation:
-            # Every header first, and the room for all of them at once: a request refused for room is
-            # refused before any of its uploads is decoded.
-            costs = [cost_or_error(state, upload.data) for upload in uploads]
-            reservation.add_cost(sum(cost for cost in costs if isinstance(cost, int)))
-            outcomes = await asyncio.gather(
-                *(
-                    _decode_unless_refused(state, upload.data, cost)
-                    for upload, cost in zip(uploads, costs, strict=True)
-                ),
-                return_exceptions=True,
-            )
-            for outcome in outcomes:
-                if isinstance(outcome, BaseException) and not is_input_error(outcome):
-                    raise outcome
+            outcomes = await prepare_batch(state, reservation, uploads, prepare.prepare_digit)
             digits = [outcome for outcome in outcomes if isinstance(outcome, PreprocessedDigit)]
             model_inputs = [to_model_input(digit.canonical) for digit in digits]
             rows = await reservation.submit_many(model_inputs) if model_inputs else []

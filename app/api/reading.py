@@ -9,7 +9,6 @@ when the client disconnects.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 from collections.abc import Iterator, Sequence
 
@@ -19,9 +18,9 @@ from starlette.types import Receive
 from app.api.deps import ServiceState
 from app.api.inference import (
     UploadedImage,
-    cost_or_error,
     header_cost,
     is_input_error,
+    prepare_batch,
     request_scope,
     run_decode_task,
     to_item_error,
@@ -126,14 +125,6 @@ async def read_upload(
     return _to_response(state, number, rows, include_model_view)
 
 
-async def _segment_unless_refused(
-    state: ServiceState, data: bytes, cost: int | DigitServeError
-) -> SegmentedNumber:
-    if isinstance(cost, DigitServeError):
-        raise cost
-    return await _segment(state, data)
-
-
 async def read_uploads(
     state: ServiceState, uploads: Sequence[UploadedImage], receive: Receive, include_model_view: bool = False
 ) -> list[BatchReadItemResponse | BatchItemErrorResponse]:
@@ -147,19 +138,9 @@ async def read_uploads(
             # A batch's estimate stays within half the queue, so that a full batch is admitted when idle.
             reserved = min(len(uploads) * ADMISSION_IMAGES_PER_NUMBER, state.settings.queue_max_size // 2)
             reservation.add_images(max(0, reserved - len(uploads)))
-            # Every header first, and the room for all of them at once, as in /predict/batch.
-            costs = [cost_or_error(state, upload.data) for upload in uploads]
-            reservation.add_cost(sum(cost for cost in costs if isinstance(cost, int)))
-            outcomes = await asyncio.gather(
-                *(
-                    _segment_unless_refused(state, upload.data, cost)
-                    for upload, cost in zip(uploads, costs, strict=True)
-                ),
-                return_exceptions=True,
+            outcomes = await prepare_batch(
+                state, reservation, uploads, prepare.prepare_number, state.settings.read_max_digits
             )
-            for outcome in outcomes:
-                if isinstance(outcome, BaseException) and not is_input_error(outcome):
-                    raise outcome
             numbers = [outcome for outcome in outcomes if isinstance(outcome, SegmentedNumber)]
             rows = await _read_candidates(reservation, numbers, reserved_images=reserved) if numbers else []
     rows_in_order = iter(rows)
