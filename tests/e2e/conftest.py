@@ -1,4 +1,5 @@
-"""The real stack for end-to-end tests: Docker engine, `docker-compose build` and `up -d`, health.
+"""The real stack for end-to-end tests: Docker engine, `docker-compose build` and `up -d`, health;
+and, for the browser tests, a real uvicorn service and Debian's Chromium (one of each per module).
 
 `compose_stack` builds the image from this checkout and starts the `digitserve` service once per
 session, published on a free loopback port; `running_stack` hands it to each test, restarting the
@@ -11,16 +12,19 @@ import os
 import shutil
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
 import pytest
+from playwright.async_api import Browser, async_playwright
 
 from testkit.images import encode_png
-from testkit.server import free_port
+from testkit.model_fixture import export_fixture_model
+from testkit.server import free_port, running_service
 from testkit.shared_data import REPO_ROOT
+from tests.e2e.web_browser import CHROMIUM_FLAGS
 
 INSTALL_SCRIPT = REPO_ROOT / "scripts" / "install-test-deps.sh"
 PROJECT_NAME = "digitserve-e2e"
@@ -180,3 +184,56 @@ def digit_uploads(mnist_test_samples) -> list[tuple[bytes, int]]:
     """The first 16 MNIST test digits as (PNG bytes, label)."""
     images, labels = mnist_test_samples
     return [(encode_png(image), int(label)) for image, label in zip(images[:16], labels[:16], strict=True)]
+
+
+# --- a real service and a real Chromium, for the browser tests (test_web_page, test_swagger_ui) -----
+
+BROWSER_INSTALL_SCRIPT = REPO_ROOT / "scripts" / "install-browser.sh"
+CHROMIUM = Path("/usr/bin/chromium")
+SHIPPED_MODELS_DIR = REPO_ROOT / "models" / "digits"
+
+
+@pytest.fixture(scope="module")
+def chromium_path() -> Path:
+    """Debian's Chromium, installed by the project's own script when missing."""
+    result = subprocess.run(
+        ["bash", str(BROWSER_INSTALL_SCRIPT)], capture_output=True, text=True, timeout=900
+    )
+    if result.returncode != 0 or not CHROMIUM.exists():
+        pytest.fail(
+            f"{BROWSER_INSTALL_SCRIPT.name} exited {result.returncode}:\n{result.stdout}\n{result.stderr}"
+        )
+    return CHROMIUM
+
+
+@pytest.fixture(scope="module")
+def served_models_dir(tmp_path_factory: pytest.TempPathFactory, shared_data_dir: Path) -> Path:
+    """models/digits when a trained version is there, else the integration tests' small real model."""
+    if SHIPPED_MODELS_DIR.is_dir() and any(
+        (version / "saved_model.pb").is_file()
+        for version in SHIPPED_MODELS_DIR.iterdir()
+        if version.name.isdigit()
+    ):
+        return SHIPPED_MODELS_DIR
+    models_dir = tmp_path_factory.mktemp("web-models") / "digits"
+    export_fixture_model(shared_data_dir, models_dir)
+    return models_dir
+
+
+@pytest.fixture(scope="module")
+def base_url(served_models_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    log_path = tmp_path_factory.mktemp("web-service") / "uvicorn.log"
+    environment = {"DIGITSERVE_MODEL_DIR": str(served_models_dir), "DIGITSERVE_LOG_LEVEL": "WARNING"}
+    with running_service(free_port(), environment, log_path) as server:
+        yield server.base_url
+
+
+@pytest.fixture(scope="module")
+async def browser(chromium_path: Path) -> AsyncIterator[Browser]:
+    async with async_playwright() as playwright:
+        # Playwright gives each launch a fresh, empty profile (its own --user-data-dir).
+        browser = await playwright.chromium.launch(
+            executable_path=str(chromium_path), headless=True, args=CHROMIUM_FLAGS
+        )
+        yield browser
+        await browser.close()

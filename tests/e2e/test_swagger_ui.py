@@ -11,63 +11,24 @@ The browser may reach 127.0.0.1 only: every other request is aborted and fails t
 from __future__ import annotations
 
 import json
-import subprocess
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
 import httpx
 import pytest
-from playwright.async_api import Browser, Locator, Page, async_playwright
+from playwright.async_api import Browser, Locator, Page
 
 from testkit.images import encode_png
-from testkit.model_fixture import export_fixture_model
-from testkit.server import free_port, running_service
-from testkit.shared_data import REPO_ROOT
-from tests.e2e.web_browser import CHROMIUM_FLAGS, BrowserPage
+from tests.e2e.web_browser import BrowserPage
 
 pytestmark = pytest.mark.e2e
 
-INSTALL_SCRIPT = REPO_ROOT / "scripts" / "install-browser.sh"
-CHROMIUM = Path("/usr/bin/chromium")
-SHIPPED_MODELS_DIR = REPO_ROOT / "models" / "digits"
 ANSWER_TIMEOUT_MS = 30_000
 UPLOAD_ROUTES = ("/predict", "/predict/batch", "/read", "/read/batch")
 # MNIST test image 0 (a 7): fixed in advance, not by result.
 DIGIT_INDEX = 0
 NOT_AN_IMAGE = b"this is a shopping list, not a digit\n"
-
-
-@pytest.fixture(scope="module")
-def chromium_path() -> Path:
-    """Debian's Chromium, installed by the project's own script when missing."""
-    result = subprocess.run(["bash", str(INSTALL_SCRIPT)], capture_output=True, text=True, timeout=900)
-    if result.returncode != 0 or not CHROMIUM.exists():
-        pytest.fail(f"{INSTALL_SCRIPT.name} exited {result.returncode}:\n{result.stdout}\n{result.stderr}")
-    return CHROMIUM
-
-
-@pytest.fixture(scope="module")
-def base_url(tmp_path_factory: pytest.TempPathFactory, shared_data_dir: Path) -> Iterator[str]:
-    """The service on the shipped model when one is trained, else on the integration tests' model."""
-    models_dir = SHIPPED_MODELS_DIR
-    if not any(SHIPPED_MODELS_DIR.glob("[0-9]*/saved_model.pb")):
-        models_dir = tmp_path_factory.mktemp("docs-models") / "digits"
-        export_fixture_model(shared_data_dir, models_dir)
-    log_path = tmp_path_factory.mktemp("docs-service") / "uvicorn.log"
-    environment = {"DIGITSERVE_MODEL_DIR": str(models_dir), "DIGITSERVE_LOG_LEVEL": "WARNING"}
-    with running_service(free_port(), environment, log_path) as server:
-        yield server.base_url
-
-
-@pytest.fixture(scope="module")
-async def browser(chromium_path: Path) -> AsyncIterator[Browser]:
-    async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(
-            executable_path=str(chromium_path), headless=True, args=CHROMIUM_FLAGS
-        )
-        yield browser
-        await browser.close()
 
 
 @pytest.fixture(scope="module")

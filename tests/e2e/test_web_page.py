@@ -13,8 +13,7 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 
@@ -22,13 +21,10 @@ import cv2
 import httpx
 import numpy as np
 import pytest
-from playwright.async_api import Browser, Page, async_playwright
+from playwright.async_api import Browser, Page
 
 from testkit.images import encode_jpeg, encode_png
-from testkit.model_fixture import export_fixture_model
 from testkit.photo_like import render_photo_like
-from testkit.server import free_port, running_service
-from testkit.shared_data import REPO_ROOT
 from testkit.two_digit_numbers import DigitPool
 from testkit.written_numbers import load_digit_pool, write_number
 from tests.e2e.digit_strokes import Point, strokes_of_digit
@@ -50,13 +46,10 @@ from tests.e2e.page_probes import (
     text_contrast,
     wait_for_answer,
 )
-from tests.e2e.web_browser import CHROMIUM_FLAGS, MNIST_SIZE_PIXELS, SCREENSHOT_COPY_DIR, BrowserPage
+from tests.e2e.web_browser import MNIST_SIZE_PIXELS, SCREENSHOT_COPY_DIR, BrowserPage
 
 pytestmark = pytest.mark.e2e
 
-INSTALL_SCRIPT = REPO_ROOT / "scripts" / "install-browser.sh"
-CHROMIUM = Path("/usr/bin/chromium")
-SHIPPED_MODELS_DIR = REPO_ROOT / "models" / "digits"
 PAGE_MAX_BYTES = 30_000
 POINTER_TYPES = ("mouse", "pen", "touch")
 MIN_DRAWN_DIGITS_READ = 8
@@ -79,48 +72,6 @@ WIDE_PAD_SIZE_PIXELS = (840, 280)
 
 
 # --- the service, the browser and the page ---------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def chromium_path() -> Path:
-    """Debian's Chromium, installed by the project's own script when missing."""
-    result = subprocess.run(["bash", str(INSTALL_SCRIPT)], capture_output=True, text=True, timeout=900)
-    if result.returncode != 0 or not CHROMIUM.exists():
-        pytest.fail(f"{INSTALL_SCRIPT.name} exited {result.returncode}:\n{result.stdout}\n{result.stderr}")
-    return CHROMIUM
-
-
-@pytest.fixture(scope="module")
-def served_models_dir(tmp_path_factory: pytest.TempPathFactory, shared_data_dir: Path) -> Path:
-    """models/digits when a trained version is there, else the integration tests' small real model."""
-    if SHIPPED_MODELS_DIR.is_dir() and any(
-        (version / "saved_model.pb").is_file()
-        for version in SHIPPED_MODELS_DIR.iterdir()
-        if version.name.isdigit()
-    ):
-        return SHIPPED_MODELS_DIR
-    models_dir = tmp_path_factory.mktemp("web-models") / "digits"
-    export_fixture_model(shared_data_dir, models_dir)
-    return models_dir
-
-
-@pytest.fixture(scope="module")
-def base_url(served_models_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    log_path = tmp_path_factory.mktemp("web-service") / "uvicorn.log"
-    environment = {"DIGITSERVE_MODEL_DIR": str(served_models_dir), "DIGITSERVE_LOG_LEVEL": "WARNING"}
-    with running_service(free_port(), environment, log_path) as server:
-        yield server.base_url
-
-
-@pytest.fixture(scope="module")
-async def browser(chromium_path: Path) -> AsyncIterator[Browser]:
-    async with async_playwright() as playwright:
-        # Playwright gives each launch a fresh, empty profile (its own --user-data-dir).
-        browser = await playwright.chromium.launch(
-            executable_path=str(chromium_path), headless=True, args=CHROMIUM_FLAGS
-        )
-        yield browser
-        await browser.close()
 
 
 OpenPage = Callable[..., AbstractAsyncContextManager[BrowserPage]]
