@@ -38,18 +38,16 @@ import json
 import re
 import sys
 import time
-from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from bench.machine import load_average, machine_description
-from bench.unsure_rates import send_uploads
-from testkit.http_load import build_multipart_request, run_load
+from testkit.http_load import build_multipart_request, run_load, send_uploads
 from testkit.images import encode_jpeg, encode_png
 from testkit.read_tally import check_targets, format_table, format_target, parse_answer, tally_groups
-from testkit.server import LOOPBACK_HOST, free_port, running_service
+from testkit.server import LOOPBACK_HOST, service_on
 from testkit.shared_data import REPO_ROOT
 from testkit.two_digit_numbers import DigitPool
 from testkit.written_numbers import RENDERINGS, SOURCE_NAMES, load_digit_pool, write_number
@@ -144,12 +142,7 @@ def post_numbers(
     uploads: list[Upload], throughput_upload: bytes, args: argparse.Namespace
 ) -> tuple[list[tuple[int | None, bytes]], dict | None]:
     """Starts the service (or uses the one on `--port`); each number once, then the throughput run."""
-    port = args.port or free_port()
-    if args.port:
-        service = nullcontext()
-    else:
-        environment = {"DIGITSERVE_MODEL_DIR": str(args.model_dir.resolve())}
-        service = running_service(port, environment, args.log_dir / "digitserve-read.log")
+    port, service = service_on(args.port, args.model_dir, args.log_dir / "digitserve-read.log")
     host = f"{LOOPBACK_HOST}:{port}"
     requests = [
         build_multipart_request(host, "/read", "file", upload.file_name, upload.data) for upload in uploads

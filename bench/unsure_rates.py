@@ -25,12 +25,11 @@ import asyncio
 import json
 import sys
 import time
-from contextlib import nullcontext
 from pathlib import Path
 
 from bench.machine import load_average, machine_description
-from testkit.http_load import build_multipart_request, exchange
-from testkit.server import LOOPBACK_HOST, free_port, running_service
+from testkit.http_load import Answer, build_multipart_request, send_uploads
+from testkit.server import LOOPBACK_HOST, service_on
 from testkit.shared_data import REPO_ROOT
 from testkit.unsure_sets import HeldOutImage, make_non_digit_images, make_two_digit_images
 from testkit.unsure_tally import UNSURE_REASONS, Tally, check_targets, tally_answers
@@ -43,47 +42,10 @@ TABLE_HEADER = (
     "|---|---:|---:|" + "---:|" * len(UNSURE_REASONS) + "---:|---:|---:|"
 )
 
-Answer = tuple[int | None, bytes]  # status (None: no answer) and body
-
-
-async def send_uploads(
-    port: int, requests: list[bytes], concurrency: int, timeout_seconds: float
-) -> list[Answer]:
-    """Sends each request once over `concurrency` keep-alive connections; the answers in request order.
-
-    A request that times out or loses its connection gets (None, b"") and the next one opens a new
-    connection: one failure is counted, the run goes on.
-    """
-    answers: list[Answer] = [(None, b"")] * len(requests)
-    indices = iter(range(len(requests)))  # shared: each index is taken by exactly one connection
-
-    async def connection_loop() -> None:
-        connection = None
-        for index in indices:
-            try:
-                if connection is None:
-                    connection = await asyncio.open_connection(LOOPBACK_HOST, port)
-                response = await asyncio.wait_for(exchange(*connection, requests[index]), timeout_seconds)
-                answers[index] = (response.status_code, response.body)
-            except (OSError, EOFError, TimeoutError):
-                if connection is not None:
-                    connection[1].close()
-                connection = None
-        if connection is not None:
-            connection[1].close()
-
-    await asyncio.gather(*(connection_loop() for _ in range(concurrency)))
-    return answers
-
 
 def post_images(images: list[HeldOutImage], args: argparse.Namespace) -> list[Answer]:
     """Starts the service (or uses the one on `--port`) and posts every image once to `/predict`."""
-    port = args.port or free_port()
-    if args.port:
-        service = nullcontext()
-    else:
-        environment = {"DIGITSERVE_MODEL_DIR": str(args.model_dir.resolve())}
-        service = running_service(port, environment, args.log_dir / "digitserve-unsure.log")
+    port, service = service_on(args.port, args.model_dir, args.log_dir / "digitserve-unsure.log")
     host = f"{LOOPBACK_HOST}:{port}"
     requests = [
         build_multipart_request(host, "/predict", "file", f"{image.kind}-{index}.png", image.upload)

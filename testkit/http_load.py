@@ -148,3 +148,36 @@ async def run_load(
     await asyncio.gather(*(connection_loop() for _ in range(concurrency)))
     result.elapsed_seconds = time.perf_counter() - started_seconds
     return result
+
+
+Answer = tuple[int | None, bytes]  # status (None: no answer) and body
+
+
+async def send_uploads(
+    port: int, requests: list[bytes], concurrency: int, timeout_seconds: float
+) -> list[Answer]:
+    """Sends each request once over `concurrency` keep-alive connections; the answers in request order.
+
+    A request that times out or loses its connection gets (None, b"") and the next one opens a new
+    connection: one failure is counted, the run goes on.
+    """
+    answers: list[Answer] = [(None, b"")] * len(requests)
+    indices = iter(range(len(requests)))  # shared: each index is taken by exactly one connection
+
+    async def connection_loop() -> None:
+        connection = None
+        for index in indices:
+            try:
+                if connection is None:
+                    connection = await asyncio.open_connection("127.0.0.1", port)
+                response = await asyncio.wait_for(exchange(*connection, requests[index]), timeout_seconds)
+                answers[index] = (response.status_code, response.body)
+            except (OSError, EOFError, TimeoutError):
+                if connection is not None:
+                    connection[1].close()
+                connection = None
+        if connection is not None:
+            connection[1].close()
+
+    await asyncio.gather(*(connection_loop() for _ in range(concurrency)))
+    return answers

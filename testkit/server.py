@@ -16,7 +16,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -139,3 +139,19 @@ def running_service(
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
+
+
+def service_on(
+    port: int | None, model_dir: Path, log_path: Path
+) -> tuple[int, AbstractContextManager[RunningServer | None]]:
+    """A benchmark's service: the one already listening on 127.0.0.1:`port`, or, when `port` is None,
+    a new `python -m app` serving `model_dir` on a free port (started when the context is entered).
+
+    Returns:
+        The port, and the context that runs the new service (nothing, for a service already running).
+    """
+    if port:
+        return port, nullcontext()
+    port = free_port()
+    environment = {"DIGITSERVE_MODEL_DIR": str(model_dir.resolve())}
+    return port, running_service(port, environment, log_path)
