@@ -31,10 +31,6 @@ from digitserve.client import DEFAULT_BATCH_SIZE, batched
 from digitserve.exchange import Image, Upload, to_upload
 from digitserve.results import Alternative, Box, ImageError, Prediction, ReadDigit, Reading
 
-# As `/read` words a number's doubt (app.api.reading): a doubtful cut or merge first.
-DOUBTFUL_SEGMENTATION = "doubtful_segmentation"
-UNSURE_DIGIT = "unsure_digit"
-
 
 def _alternatives(judged: JudgedDigit) -> tuple[Alternative, ...]:
     return tuple(
@@ -44,12 +40,6 @@ def _alternatives(judged: JudgedDigit) -> tuple[Alternative, ...]:
 
 def _image_error(label: str | None, error: DigitServeError) -> ImageError:
     return ImageError(label, http_status(error), error.code, error.detail)
-
-
-def _number_reason(reading: NumberReading) -> str | None:
-    if reading.is_segmentation_doubtful:
-        return DOUBTFUL_SEGMENTATION
-    return UNSURE_DIGIT if reading.unsure else None
 
 
 class LocalReader:
@@ -154,7 +144,7 @@ class LocalReader:
             text=reading.text,
             digits=digits,
             unsure=reading.unsure,
-            reason=_number_reason(reading),
+            reason=None if reading.reason is None else str(reading.reason),
             inverted=number.is_inverted,
             model_version=self.model.version,
         )

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from enum import StrEnum
-
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.api.schemas import (
@@ -13,13 +11,7 @@ from app.api.schemas import (
     BatchItemErrorResponse,
 )
 from app.pipeline.postprocess import UnsureReason
-
-
-class NumberUnsureReason(StrEnum):
-    """Why a read number should go to a person."""
-
-    UNSURE_DIGIT = "unsure_digit"
-    DOUBTFUL_SEGMENTATION = "doubtful_segmentation"
+from app.pipeline.read_choice import NumberUnsureReason
 
 
 class BoxResponse(BaseModel):
@@ -93,8 +85,9 @@ class ReadResponse(BaseModel):
     digits: list[ReadDigitResponse] = Field(min_length=1)
     unsure: bool = Field(description="True when a digit is unsure or the segmentation is doubtful.")
     reason: NumberUnsureReason | None = Field(
-        description="`doubtful_segmentation` when another way to cut the ink into digits reads almost "
-        "as well (touching or broken digits), else `unsure_digit` when a digit is unsure; null when sure."
+        description="`doubtful_segmentation` when the ink was cut through (touching digits), parts were "
+        "joined into one digit (a broken digit), or a digit much wider than the others was left whole; "
+        "else `unsure_digit` when a digit is unsure; null when sure."
     )
     inverted: bool = Field(description="True when the upload was dark ink on light paper.")
     model_version: str = Field(description="Version folder of the model that answered.")

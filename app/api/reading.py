@@ -28,7 +28,6 @@ from app.api.inference import (
 from app.api.read_schemas import (
     BatchReadItemResponse,
     BoxResponse,
-    NumberUnsureReason,
     ReadDigitResponse,
     ReadResponse,
 )
@@ -36,7 +35,7 @@ from app.api.schemas import AlternativeResponse, BatchItemErrorResponse
 from app.pipeline import prepare
 from app.pipeline.preprocess import encode_png
 from app.pipeline.queue_room import Reservation
-from app.pipeline.read_choice import NumberReading, ReadDigit, choose_reading
+from app.pipeline.read_choice import ReadDigit, choose_reading
 from app.pipeline.segment import SegmentedNumber
 from digits.contract import to_model_input
 from digits.errors import DigitServeError
@@ -81,14 +80,6 @@ def _digit_response(digit: ReadDigit, include_model_view: bool) -> ReadDigitResp
     )
 
 
-def _number_reason(reading: NumberReading) -> NumberUnsureReason | None:
-    if reading.is_segmentation_doubtful:
-        return NumberUnsureReason.DOUBTFUL_SEGMENTATION
-    if reading.unsure:
-        return NumberUnsureReason.UNSURE_DIGIT
-    return None
-
-
 def _to_response(
     state: ServiceState, number: SegmentedNumber, rows: np.ndarray, include_model_view: bool
 ) -> ReadResponse:
@@ -99,7 +90,7 @@ def _to_response(
         text=reading.text,
         digits=[_digit_response(digit, include_model_view) for digit in reading.digits],
         unsure=reading.unsure,
-        reason=_number_reason(reading),
+        reason=reading.reason,
         inverted=number.is_inverted,
         model_version=state.model.version,
     )

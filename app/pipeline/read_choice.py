@@ -18,6 +18,7 @@ flags 4 of 5 wrong reads and about a quarter of the right separated ones.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
 
 import numpy as np
 
@@ -26,6 +27,13 @@ from app.pipeline.segment import DigitCandidate, Reading, SegmentedNumber
 from digits.errors import ModelError, TooManyDigitsError
 
 PROBABILITY_FLOOR = 1e-6  # a piece the model finds impossible still ranks its readings
+
+
+class NumberUnsureReason(StrEnum):
+    """Why a read number should go to a person: its cut first, then its digits."""
+
+    DOUBTFUL_SEGMENTATION = "doubtful_segmentation"
+    UNSURE_DIGIT = "unsure_digit"
 
 
 @dataclass(frozen=True)
@@ -68,6 +76,13 @@ class NumberReading:
     @property
     def unsure(self) -> bool:
         return self.is_segmentation_doubtful or any(digit.prediction.unsure for digit in self.digits)
+
+    @property
+    def reason(self) -> NumberUnsureReason | None:
+        """Why the number is unsure; None when it is not."""
+        if self.is_segmentation_doubtful:
+            return NumberUnsureReason.DOUBTFUL_SEGMENTATION
+        return NumberUnsureReason.UNSURE_DIGIT if self.unsure else None
 
 
 def reading_score(rows: np.ndarray, reading: Reading, rule: ReadingRule) -> float:
