@@ -103,7 +103,11 @@ class RunningServer:
 
 @contextmanager
 def running_service(
-    port: int, environment: dict[str, str], log_path: Path, extra_arguments: Sequence[str] = ()
+    port: int,
+    environment: dict[str, str],
+    log_path: Path,
+    extra_arguments: Sequence[str] = (),
+    source_root: Path = REPO_ROOT,
 ) -> Iterator[RunningServer]:
     """Runs `python -m app` on 127.0.0.1:`port` with DIGITSERVE_* `environment` added.
 
@@ -113,6 +117,8 @@ def running_service(
         log_path: where the service's stdout and stderr go.
         extra_arguments: more `python -m app` options (uvicorn's names: `--access-log`, `--log-level`,
             `--timeout-graceful-shutdown`); they win over the defaults.
+        source_root: the checkout whose code runs (another commit's worktree, to compare with it);
+            the interpreter and its packages stay this one's.
 
     Yields:
         The running server, once `/readyz` answers 200. On exit it gets SIGTERM, and SIGKILL if it
@@ -124,10 +130,12 @@ def running_service(
     command = [sys.executable, "-m", "app", "--host", LOOPBACK_HOST, "--port", str(port)]
     command += ["--no-access-log", "--log-level", "warning", *extra_arguments]
     process_environment = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **environment}
+    if source_root != REPO_ROOT:  # its packages before the editable install of this checkout
+        process_environment["PYTHONPATH"] = str(source_root)
     base_url = f"http://{LOOPBACK_HOST}:{port}"
     with log_path.open("w") as log:
         process = subprocess.Popen(
-            command, cwd=REPO_ROOT, env=process_environment, stdout=log, stderr=subprocess.STDOUT
+            command, cwd=source_root, env=process_environment, stdout=log, stderr=subprocess.STDOUT
         )
         try:
             wait_until_ready(process, base_url, log_path)

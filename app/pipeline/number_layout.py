@@ -20,6 +20,7 @@ import cv2
 import numpy as np
 
 from app.pipeline.digit_parts import MIN_DIGIT_GAP_FRACTION
+from app.pipeline.ink import label_components
 from app.pipeline.preprocess import MIN_DIGIT_EXTENT_FRACTION, MIN_DIGIT_EXTENT_PIXELS, find_border_artifacts
 from digits.errors import NoDigitFoundError
 
@@ -78,7 +79,7 @@ def find_frames(stats: np.ndarray, is_sizeable: np.ndarray) -> np.ndarray:
 
 def find_ink_components(strong: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(H, W) bool -> labels (H, W) int32, stats (N, 5), is_ink (N,) bool (not background nor a frame)."""
-    count, labels, stats, _ = cv2.connectedComponentsWithStats(strong.view(np.uint8), connectivity=8)
+    count, labels, stats = label_components(strong)
     extents = np.maximum(stats[:, 2], stats[:, 3])
     min_extent = max(MIN_DIGIT_EXTENT_PIXELS, MIN_DIGIT_EXTENT_FRACTION * max(strong.shape))
     is_ink = (np.arange(count) > 0) & ~find_border_artifacts(labels, stats)

@@ -20,7 +20,14 @@ from digits.errors import (
     UndecodableImageError,
 )
 from testkit.images import encode_with_pillow
-from testkit.worker_tasks import allocate, die_by, is_process_alive, pid_after, refuse_the_image
+from testkit.worker_tasks import (
+    allocate,
+    die_by,
+    heap_bytes_kept_after_an_upload,
+    is_process_alive,
+    pid_after,
+    refuse_the_image,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -139,3 +146,9 @@ async def test_a_broken_pool_is_replaced_and_the_next_upload_is_served(pool):
     pool._pool.stop()  # what pebble's pool becomes after a worker dies outside any task
     pool._pool.join()
     assert await asyncio.wait_for(pool.run(pid_after, 0), LIVENESS_TIMEOUT_SECONDS) > 0
+
+
+async def test_every_worker_keeps_its_freed_image_buffers_for_the_next_upload(pool):
+    # Five 1 MiB buffers freed at once stay in the heap (an untuned process keeps under 4 MiB:
+    # tests/unit/app/pipeline/test_allocator.py).
+    assert await pool.run(heap_bytes_kept_after_an_upload) >= 5 << 20
