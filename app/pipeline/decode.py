@@ -33,11 +33,13 @@ from app.pipeline.image_header import (
     DecodeLimits,
     ImageHeader,
     display_name,
+    jpeg_scale_denominator,
     open_image,
     open_inspected_image,
 )
 from app.pipeline.jpeg_frame import JpegFrame
 from app.pipeline.jpeg_scans import read_jpeg_scans
+from app.pipeline.preprocess import MAX_WORKING_SIDE_PIXELS
 from digits.errors import DigitServeError, ImageTooLargeError, UndecodableImageError
 
 DEFAULT_DECODE_LIMITS = DecodeLimits()
@@ -132,7 +134,11 @@ def _as_domain_errors(image_format: str) -> Iterator[None]:
 
 
 def decode_image(
-    data: bytes, limits: DecodeLimits = DEFAULT_DECODE_LIMITS, *, max_image_pixels: int | None = None
+    data: bytes,
+    limits: DecodeLimits = DEFAULT_DECODE_LIMITS,
+    *,
+    max_image_pixels: int | None = None,
+    min_longer_side_pixels: int = MAX_WORKING_SIDE_PIXELS,
 ) -> np.ndarray:
     """Upload bytes -> (H, W) uint8 grayscale, C-contiguous, upright, alpha composited on white.
 
@@ -140,11 +146,12 @@ def decode_image(
         data: the raw bytes of the uploaded file.
         limits: what decoding this upload may cost (see `DecodeLimits`).
         max_image_pixels: if given, replaces `limits.max_pixels` (for callers that set only that).
+        min_longer_side_pixels: how small a JPEG's DCT scaling may make its longer side (the
+            working size of `preprocess` unless the caller looks at less first).
 
     Returns:
         (H, W) uint8 in [0, 255]: the first frame, in the orientation its EXIF tag asks for. A large
-        JPEG comes back reduced by 2, 4 or 8, its longer side still at least the working size of
-        `preprocess`.
+        JPEG comes back reduced by 2, 4 or 8, its longer side still at least `min_longer_side_pixels`.
 
     Raises:
         EmptyUploadError: `data` is empty.
@@ -156,11 +163,27 @@ def decode_image(
     """
     if max_image_pixels is not None:
         limits = dataclasses.replace(limits, max_pixels=max_image_pixels)
-    header, image = open_inspected_image(data, limits)
+    return _decode(data, limits, min_longer_side_pixels)[0]
+
+
+def decode_image_for_a_first_look(
+    data: bytes, limits: DecodeLimits, min_longer_side_pixels: int
+) -> tuple[np.ndarray, bool]:
+    """`decode_image` with a JPEG's DCT scaling allowed down to `min_longer_side_pixels`, and whether it
+    came out smaller than `decode_image` gives (so that a closer look must decode it again).
+
+    Raises: what `decode_image` raises.
+    """
+    gray, header = _decode(data, limits, min_longer_side_pixels)
+    return gray, header.scale_denominator > jpeg_scale_denominator(header.width_pixels, header.height_pixels)
+
+
+def _decode(data: bytes, limits: DecodeLimits, min_longer_side_pixels: int) -> tuple[np.ndarray, ImageHeader]:
+    header, image = open_inspected_image(data, limits, min_longer_side_pixels)
     with image, _as_domain_errors(header.image_format):
         if header.jpeg_frame is not None:
             gray, orientation = _decode_checked_jpeg(data, header, header.jpeg_frame, limits)
         else:
             gray, orientation = _decode_opened(image, header)
     upright_view = _UPRIGHT_VIEWS.get(orientation)
-    return np.ascontiguousarray(upright_view(gray) if upright_view else gray)
+    return np.ascontiguousarray(upright_view(gray) if upright_view else gray), header

@@ -100,15 +100,18 @@ class ImageHeader:
         )
 
 
-def jpeg_scale_denominator(width_pixels: int, height_pixels: int) -> int:
-    """The largest DCT scaling (8, 4, 2, else 1) that keeps the longer side at the working size or more.
+def jpeg_scale_denominator(
+    width_pixels: int, height_pixels: int, min_longer_side_pixels: int = MAX_WORKING_SIDE_PIXELS
+) -> int:
+    """The largest DCT scaling (8, 4, 2, else 1) that keeps the longer side at `min_longer_side_pixels`
+    (the working size) or more.
 
     Preprocessing shrinks anything larger anyway; libjpeg then computes 1/4 or 1/64 of the pixels.
     """
     longer, shorter = max(width_pixels, height_pixels), min(width_pixels, height_pixels)
     for denominator in _JPEG_SCALE_DENOMINATORS:
         # `shorter >= denominator`: Pillow picks the scale from the shorter side's quotient too
-        if longer // denominator >= MAX_WORKING_SIDE_PIXELS and shorter >= denominator:
+        if longer // denominator >= min_longer_side_pixels and shorter >= denominator:
             return denominator
     return 1
 
@@ -163,12 +166,14 @@ def _check_decoded_bytes(
         )
 
 
-def _inspect_jpeg(data: bytes, frame: JpegFrame, image: Image.Image, limits: DecodeLimits) -> ImageHeader:
+def _inspect_jpeg(
+    data: bytes, frame: JpegFrame, image: Image.Image, limits: DecodeLimits, min_longer_side_pixels: int
+) -> ImageHeader:
     """The scan checks and memory estimate of a JPEG, decoded at reduced size and straight to grey."""
     scan_count = count_jpeg_scans_at_most(data, frame)
     if scan_count > limits.jpeg_max_scans:
         read_jpeg_scans(data, frame, limits.jpeg_max_scans)  # counts exactly; raises past the limit
-    scale = jpeg_scale_denominator(*image.size)
+    scale = jpeg_scale_denominator(*image.size, min_longer_side_pixels)
     decoded_size = (math.ceil(image.width / scale), math.ceil(image.height / scale))
     mode = "L" if image.mode in ("L", "RGB") else image.mode  # CMYK has no direct path to grey
     working, held = decoder_memory.jpeg_buffer_bytes(frame, scan_count, len(data), decoded_size)
@@ -189,10 +194,13 @@ def _inspect_opened(data: bytes, image: Image.Image, image_format: str, limits: 
     return ImageHeader(image_format, image.width, image.height, decoded_bytes)
 
 
-def open_inspected_image(data: bytes, limits: DecodeLimits) -> tuple[ImageHeader, Image.Image]:
+def open_inspected_image(
+    data: bytes, limits: DecodeLimits, min_longer_side_pixels: int = MAX_WORKING_SIDE_PIXELS
+) -> tuple[ImageHeader, Image.Image]:
     """`inspect_image`, keeping the image Pillow opened (header read, no pixel decoded) for decoding.
 
-    The caller closes the image. Raises what `inspect_image` raises.
+    `min_longer_side_pixels`: what a JPEG's DCT scaling must leave of its longer side
+    (`jpeg_scale_denominator`). The caller closes the image. Raises what `inspect_image` raises.
     """
     if not data:
         raise EmptyUploadError("the uploaded file is empty")
@@ -208,7 +216,7 @@ def open_inspected_image(data: bytes, limits: DecodeLimits) -> tuple[ImageHeader
     image = open_image(data, image_format)
     try:
         if frame is not None:
-            return _inspect_jpeg(data, frame, image, limits), image
+            return _inspect_jpeg(data, frame, image, limits, min_longer_side_pixels), image
         return _inspect_opened(data, image, image_format, limits), image
     except BaseException:
         image.close()

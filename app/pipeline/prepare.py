@@ -5,19 +5,35 @@ Module-level functions, so that a worker process can import them by name (`app.p
 
 from __future__ import annotations
 
-from app.pipeline.decode import decode_image
+from app.pipeline.decode import decode_image, decode_image_for_a_first_look
 from app.pipeline.image_header import DecodeLimits
-from app.pipeline.preprocess import PreprocessedDigit, encode_png, preprocess_image
+from app.pipeline.preprocess import (
+    FIRST_LOOK_SIDE_PIXELS,
+    PreprocessedDigit,
+    encode_png,
+    preprocess_at_first_look,
+    preprocess_image,
+)
 from app.pipeline.segment import SegmentedNumber, segment_number
 
 
 def prepare_digit(data: bytes, limits: DecodeLimits) -> PreprocessedDigit:
     """Upload bytes -> the canonical (28, 28) uint8 digit and whether it was inverted.
 
+    An upload larger than twice FIRST_LOOK_SIDE_PIXELS gets a first look (`preprocess_at_first_look`),
+    from a JPEG decoded that small by its DCT scaling; a digit too small or faint there is read at the
+    full working size, the JPEG decoded again for it when the first decode was reduced.
+
     Raises:
         DigitServeError: the 400, 413, 415 or 422 of the decode and preprocess stages.
     """
-    return preprocess_image(decode_image(data, limits))
+    gray, is_reduced = decode_image_for_a_first_look(data, limits, FIRST_LOOK_SIDE_PIXELS)
+    if not is_reduced and max(gray.shape) < 2 * FIRST_LOOK_SIDE_PIXELS:
+        return preprocess_image(gray)  # a first look would see the upload itself
+    digit = preprocess_at_first_look(gray)
+    if digit is not None:
+        return digit
+    return preprocess_image(decode_image(data, limits) if is_reduced else gray)
 
 
 def render_model_view(data: bytes, limits: DecodeLimits) -> tuple[bytes, bool]:

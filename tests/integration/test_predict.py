@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 
 from app.pipeline.decode import decode_image
-from app.pipeline.preprocess import preprocess_image
+from app.pipeline.image_header import DecodeLimits
+from app.pipeline.prepare import prepare_digit
 from digits.contract import to_model_input
 from digits.model import DigitModel
 from testkit.images import encode_jpeg, encode_png
@@ -41,7 +42,7 @@ def photo_uploads(mnist_test_samples, sample_indices) -> list[bytes]:
 def direct_predictions(models_dir, uploads: list[bytes]) -> np.ndarray:
     """The model's own probabilities on the canonical digits that the pipeline makes of `uploads`."""
     model = DigitModel.load(models_dir)
-    canonical = [preprocess_image(decode_image(data)).canonical for data in uploads]
+    canonical = [prepare_digit(data, DecodeLimits()).canonical for data in uploads]
     return model.predict_batch(np.stack([to_model_input(digit) for digit in canonical]))
 
 
@@ -173,7 +174,7 @@ async def test_preprocess_returns_the_28x28_png_the_model_sees(service, mnist_te
     assert response.headers["x-digit-inverted"] == "true"
     seen = decode_image(response.content)
     assert seen.shape == (28, 28)
-    np.testing.assert_array_equal(seen, preprocess_image(decode_image(photo)).canonical)
+    np.testing.assert_array_equal(seen, prepare_digit(photo, DecodeLimits()).canonical)
     # The photo's digit comes back close to the MNIST original it was rendered from.
     original = images[sample_indices[0]].astype(np.float32)
     correlation = np.corrcoef(seen.astype(np.float32).ravel(), original.ravel())[0, 1]

@@ -2,7 +2,7 @@
 
 Layouts: `root/<digit>/**/*.png` (everything is training data), or `root/train/<digit>/...` with an
 optional `root/test/<digit>/...` for an explicit held-out split. Each file goes through the service's
-own `decode_image` and `preprocess_image`, so training sees exactly what the API would feed the model
+own `prepare_digit` (decode and preprocess), so training sees exactly what the API would feed the model
 for that upload (photos, scans, dark-on-light or light-on-dark alike). Files are read in sorted order,
 so the same tree always gives the same arrays.
 """
@@ -14,8 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from app.pipeline.decode import decode_image
-from app.pipeline.preprocess import preprocess_image
+from app.pipeline.image_header import DecodeLimits
+from app.pipeline.prepare import prepare_digit
 from digits.errors import DigitServeError
 from training.datasets.digit_set import DatasetError, DigitSet, DigitSource
 
@@ -133,6 +133,6 @@ def read_digit_file(path: Path) -> np.ndarray:
     except OSError as error:
         raise DatasetError(f"{path}: unreadable file ({error.strerror or error})") from error
     try:
-        return preprocess_image(decode_image(data)).canonical
+        return prepare_digit(data, DecodeLimits()).canonical
     except DigitServeError as error:
         raise DatasetError(f"{path}: {error.code.replace('_', ' ')} ({error.detail})") from error

@@ -54,7 +54,7 @@ DECODE_ERRORS = (
     ImageTooComplexError,
 )
 # What a library's message leaks: object addresses and reprs, exception class names, Pillow itself.
-LIBRARY_INTERNALS = re.compile(r"0x[0-9a-fA-F]{6,}|<.*object at|Error\b|PIL|Pillow|BytesIO|Traceback")
+LIBRARY_INTERNALS = re.compile(r"\b0x[0-9a-fA-F]{6,}|<.*object at|Error\b|PIL|Pillow|BytesIO|Traceback")
 # Small enough that a header claiming a huge image is refused before a byte of it is decoded.
 MAX_IMAGE_PIXELS = 4_000_000
 SIGNATURES = [b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"GIF89a", b"GIF87a", b"II*\x00", b"MM\x00*", b"BM"]

@@ -1,0 +1,216 @@
+"""This service beside the ones a user would deploy instead, in one table: the shared bench-peers harness,
+run several times, and the median of its ratios.
+
+`../shared/bench-peers/run_peers.sh` starts each service in turn on this machine (the tutorial FastAPI
+deployment `naive`, BentoML 1.4 with adaptive batching `bentoml-1svc-slo1s`, and this service by its
+production command `python -m app`), loads it with `hey` at each concurrency with a 28x28 PNG and a
+300x300 photo JPEG, and writes one JSON line per load run. The machine's speed drifts, and the ratios
+with it, so the harness runs `--runs` times (all services back to back each time) and the figure that
+counts is the median ratio at concurrency 32.
+
+Server CPU per request: the harness sums the CPU of the live processes of the server's tree, so the
+decode workers this service replaces every 1000 uploads take their CPU with them (its column can even
+go negative). `--cpu-requests N` (default 4096) measures it apart: this service alone, the same
+images and `hey` at concurrency 32, counting the CPU of the workers that ended too (their parent's
+`cutime`).
+
+    python -m bench.peers [--runs 3] [--json-out peers.json]   # after ../shared/bench-peers/setup_peers.sh
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from testkit.server import free_port, running_service
+from testkit.shared_data import REPO_ROOT
+
+PEERS_DIR = REPO_ROOT.parent / "shared" / "bench-peers"
+OURS = "digitserve"
+PEERS = ("naive", "bentoml-1svc-slo1s")
+IMAGES = {"png28": "digit28.png", "jpeg300": "digit300.jpg"}
+TARGET_CONCURRENCY = 32
+# The issue's targets at concurrency 32: at least these ratios of requests/s, at most this p99.
+MIN_RATIOS = {"naive": 4.0, "bentoml-1svc-slo1s": 2.0}
+MAX_P99_MS = {"png28": 100.0, "jpeg300": 150.0}
+MAX_CPU_MS = {"png28": 1.0, "jpeg300": 2.0}
+
+
+def run_harness(args: argparse.Namespace, output_dir: Path) -> list[dict]:
+    """One run of run_peers.sh (every peer, then this service) -> its JSON lines."""
+    start = f"cd '{REPO_ROOT}' && exec '{sys.executable}' -m app --host 127.0.0.1 --port \"$BENCH_PORT\""
+    environment = {
+        **os.environ,
+        "BENCH_PYTHON": sys.executable,
+        "BENCH_OUT": str(output_dir),
+        "BENCH_CONCURRENCY": args.concurrency,
+    }
+    command = [str(args.peers_dir / "run_peers.sh"), "--only", ",".join(PEERS)]
+    command += ["--extra", f"{OURS}|{start}|{args.port}|file|/predict"]
+    before = set(output_dir.glob("results-*.jsonl"))
+    subprocess.run(command, env=environment, check=True, stdout=subprocess.DEVNULL)
+    [results] = set(output_dir.glob("results-*.jsonl")) - before
+    return [json.loads(line) for line in results.read_text().splitlines() if line.strip()]
+
+
+def ratios_of(rows: list[dict]) -> dict:
+    """One run's rows -> per image at TARGET_CONCURRENCY: our req/s, p99, errors and ratio to each peer."""
+    by_key = {(row["server"], row["image"], row["concurrency"]): row for row in rows}
+    figures = {}
+    for image in IMAGES:
+        ours = by_key[(OURS, image, TARGET_CONCURRENCY)]
+        figures[image] = {
+            "requests_per_second": ours["rps"],
+            "p99_ms": ours["p99_ms"],
+            "errors": ours["errors"],
+            "harness_server_cpu_ms": ours["server_cpu_ms_per_req"],
+            "c1_p50_ms": by_key.get((OURS, image, 1), {}).get("p50_ms"),
+            "ratios": {
+                peer: round(ours["rps"] / by_key[(peer, image, TARGET_CONCURRENCY)]["rps"], 2)
+                for peer in PEERS
+            },
+            "peers_requests_per_second": {
+                peer: by_key[(peer, image, TARGET_CONCURRENCY)]["rps"] for peer in PEERS
+            },
+        }
+    return figures
+
+
+def tree_cpu_seconds(root: int) -> float:
+    """CPU seconds of `root` and its live descendants, and of the descendants they have reaped."""
+    children: dict[int, list[int]] = {}
+    seconds: dict[int, float] = {}
+    tick = os.sysconf("SC_CLK_TCK")
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        pid = int(stat.parent.name)
+        children.setdefault(int(fields[1]), []).append(pid)
+        seconds[pid] = sum(int(value) for value in fields[11:15]) / tick  # utime stime cutime cstime
+    total, frontier = 0.0, [root]
+    while frontier:
+        pid = frontier.pop()
+        total += seconds.get(pid, 0.0)
+        frontier += children.get(pid, [])
+    return total
+
+
+def hey_upload(url: str, image_path: Path, requests: int) -> None:
+    """`hey` at TARGET_CONCURRENCY, `requests` multipart uploads of the image in field `file`."""
+    boundary = "digitservebenchboundary"
+    body = (
+        (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="{image_path.name}"\r\n'
+            "Content-Type: application/octet-stream\r\n\r\n"
+        ).encode()
+        + image_path.read_bytes()
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
+    body_path = Path(f"/tmp/digitserve-peers-body-{os.getpid()}.bin")
+    body_path.write_bytes(body)
+    try:
+        command = ["hey", "-n", str(requests), "-c", str(TARGET_CONCURRENCY), "-m", "POST"]
+        command += ["-T", f"multipart/form-data; boundary={boundary}", "-D", str(body_path), url]
+        subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
+    finally:
+        body_path.unlink()
+
+
+def measure_cpu(args: argparse.Namespace) -> dict[str, float]:
+    """This service's CPU per request on each image (its ended workers counted), alone on the machine."""
+    port = free_port()
+    environment = {"DIGITSERVE_MODEL_DIR": str((REPO_ROOT / "models" / "digits").resolve())}
+    # With its access log, as the harness runs it.
+    with running_service(
+        port, environment, Path("/tmp/digitserve-peers-cpu.log"), ["--access-log"]
+    ) as server:
+        url = f"{server.base_url}/predict"
+        cpu_ms = {}
+        for image, file_name in IMAGES.items():
+            image_path = args.assets_dir / file_name
+            hey_upload(url, image_path, 512)  # warm-up
+            before = tree_cpu_seconds(server.pid)
+            hey_upload(url, image_path, args.cpu_requests)
+            cpu_ms[image] = round((tree_cpu_seconds(server.pid) - before) * 1000 / args.cpu_requests, 2)
+            time.sleep(1)
+    return cpu_ms
+
+
+def print_report(runs: list[dict], cpu_ms: dict[str, float] | None) -> bool:
+    """Prints each run's ratios and the medians against the targets; returns whether all are met."""
+    is_met = True
+    for image in IMAGES:
+        print(f"\n{image}, concurrency {TARGET_CONCURRENCY}:")
+        print(
+            f"{'run':>4} {'req/s':>8} {'p99 ms':>8} {'errors':>7} "
+            + " ".join(f"{'x ' + p:>22}" for p in PEERS)
+        )
+        for index, run in enumerate(runs, start=1):
+            figures = run[image]
+            ratios = " ".join(f"{figures['ratios'][peer]:>22.2f}" for peer in PEERS)
+            print(f"{index:>4} {figures['requests_per_second']:>8.1f} {figures['p99_ms']:>8.1f} "
+                  f"{figures['errors']:>7} {ratios}")  # fmt: skip
+        for peer in PEERS:
+            median = statistics.median(run[image]["ratios"][peer] for run in runs)
+            is_ok = median >= MIN_RATIOS[peer]
+            is_met &= is_ok
+            verdict = "met" if is_ok else "NOT met"
+            print(f"  median x {peer}: {median:.2f} (target >= {MIN_RATIOS[peer]:g}) {verdict}")
+        p99 = statistics.median(run[image]["p99_ms"] for run in runs)
+        errors = sum(run[image]["errors"] for run in runs)
+        is_met &= p99 <= MAX_P99_MS[image] and errors == 0
+        print(f"  median p99: {p99:.1f} ms (target <= {MAX_P99_MS[image]:g}); errors in all runs: {errors}")
+        if cpu_ms:
+            is_ok = cpu_ms[image] <= MAX_CPU_MS[image]
+            is_met &= is_ok
+            print(f"  server CPU: {cpu_ms[image]:.2f} ms/request (target <= {MAX_CPU_MS[image]:g}) "
+                  f"{'met' if is_ok else 'NOT met'}")  # fmt: skip
+    return is_met
+
+
+def parse_arguments() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--peers-dir", type=Path, default=PEERS_DIR)
+    parser.add_argument(
+        "--assets-dir", type=Path, default=Path(os.environ.get("BENCH_ASSETS", "/tmp/bench-assets"))
+    )
+    parser.add_argument("--concurrency", default="1 32", help='the harness\'s concurrencies (default "1 32")')
+    parser.add_argument("--port", type=int, default=8041, help="this service's port during the harness")
+    parser.add_argument("--cpu-requests", type=int, default=4096, help="0 skips the CPU measurement")
+    parser.add_argument("--output-dir", type=Path, default=Path("/tmp/bench-results"))
+    parser.add_argument("--json-out", type=Path)
+    args = parser.parse_args()
+    if args.runs < 1:
+        parser.error("--runs must be at least 1")
+    if not (args.peers_dir / "run_peers.sh").is_file():
+        parser.error(f"no run_peers.sh in {args.peers_dir}: pass --peers-dir")
+    return args
+
+
+def main() -> None:
+    args = parse_arguments()
+    args.output_dir.mkdir(parents=True, exist_ok=True)
+    runs = []
+    for index in range(args.runs):
+        print(f"harness run {index + 1} of {args.runs}...", flush=True)
+        runs.append(ratios_of(run_harness(args, args.output_dir)))
+    cpu_ms = measure_cpu(args) if args.cpu_requests else None
+    is_met = print_report(runs, cpu_ms)
+    if args.json_out:
+        args.json_out.write_text(json.dumps({"runs": runs, "server_cpu_ms": cpu_ms}, indent=2))
+    sys.exit(0 if is_met else 1)
+
+
+if __name__ == "__main__":
+    main()
