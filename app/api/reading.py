@@ -105,14 +105,15 @@ async def read_upload(
         DigitServeError: bad input (4xx, `too_many_digits` among them), a full queue (503), a model
             failure (500), a timeout (504), a disconnected client (499).
     """
+    # A queue smaller than a typical number's room (a deployment tuned for /predict) admits a number
+    # with what it has; one that then needs more than the whole queue is refused 413, in its own words.
+    reserved = min(ADMISSION_IMAGES_PER_NUMBER, state.settings.queue_max_size)
     async with request_scope(state, receive):
         with state.batcher.reserve(1) as reservation:
-            reservation.add_images(ADMISSION_IMAGES_PER_NUMBER - 1)
+            reservation.add_images(reserved - 1)
             reservation.add_cost(header_cost(state, data))
             number = await _segment(state, data)
-            (rows,) = await _read_candidates(
-                reservation, [number], reserved_images=ADMISSION_IMAGES_PER_NUMBER
-            )
+            (rows,) = await _read_candidates(reservation, [number], reserved_images=reserved)
     return _to_response(state, number, rows, include_model_view)
 
 

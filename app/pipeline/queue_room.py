@@ -138,9 +138,15 @@ class Reservation:
         only once its upload is segmented. A forming batch waits for them too.
 
         Raises:
-            PayloadTooLargeError: more than the whole queue (413).
+            PayloadTooLargeError: more than the whole queue (413): the request could never be read.
             QueueFullError: no room for them now.
         """
+        capacity = self._room.capacity_units
+        if self._held_units + image_count > capacity:
+            raise PayloadTooLargeError(
+                f"reading this upload takes {self._held_units + image_count} cut-outs through the model; "
+                f"the service admits at most {capacity} at once: send a number of fewer digits"
+            )
         self.add_cost(image_count)
         self._waited_images += image_count
         self._room._change(0, image_count)

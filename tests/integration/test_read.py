@@ -163,6 +163,26 @@ async def test_a_full_read_batch_is_admitted_by_an_idle_service(make_settings, w
         assert running.state.batcher.reserved_units == 0  # all room given back
 
 
+async def test_a_queue_smaller_than_a_numbers_room_still_reads_a_short_number(make_settings):
+    """A queue tuned for /predict (4 places) admits a number with the room it has; a number that then
+    needs more cut-outs than the whole queue is refused for good (413), in words about the number."""
+    async with run_service(make_settings(queue_max_size=4, batch_max_files=4, batch_max_size=4)) as running:
+        short = await running.client.post("/read", files={"file": ("11.png", ones(2))})
+        assert short.status_code == 200, short.text
+        long = await running.client.post("/read", files={"file": ("111111.png", ones(6))})
+        assert running.state.batcher.reserved_units == 0  # all room given back, either way
+    assert long.status_code == 413 and long.json()["code"] == "payload_too_large"
+    assert "cut-outs through the model" in long.json()["detail"]
+
+
+def ones(count: int) -> bytes:
+    """`count` 1s written apart: as many cut-outs."""
+    page = np.full((200, 80 + 70 * count), 255, np.uint8)
+    for index in range(count):
+        cv2.line(page, (70 + 70 * index, 60), (70 + 70 * index, 140), 20, 7)
+    return encode_png(page)
+
+
 def one_and_two_close_zeros() -> bytes:
     """A 1, then two 0s written close: two groups of ink, read as three digits (close parts are read
     apart unless merging them reads far better)."""
