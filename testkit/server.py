@@ -131,7 +131,8 @@ def running_service(
     command += ["--no-access-log", "--log-level", "warning", *extra_arguments]
     process_environment = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **environment}
     if source_root != REPO_ROOT:  # its packages before the editable install of this checkout
-        process_environment["PYTHONPATH"] = str(source_root)
+        inherited = process_environment.get("PYTHONPATH")
+        process_environment["PYTHONPATH"] = os.pathsep.join(filter(None, [str(source_root), inherited]))
     base_url = f"http://{LOOPBACK_HOST}:{port}"
     with log_path.open("w") as log:
         process = subprocess.Popen(

@@ -43,7 +43,8 @@ from digits.errors import DigitServeError
 # Queue room a number takes at admission, before its upload is segmented: the cut-outs of a typical
 # number (3-7 digits written from training digits, half with a touching pair: 12 on average), so that
 # an overloaded service refuses numbers before decoding them. Room for more, when a number has more,
-# is asked for after segmentation, and may then be refused (503).
+# is asked for after segmentation, and may then be refused: 503 when the queue is busy, 413 when the
+# number needs more than the whole queue.
 ADMISSION_IMAGES_PER_NUMBER = 12
 
 
@@ -105,15 +106,18 @@ async def read_upload(
         DigitServeError: bad input (4xx, `too_many_digits` among them), a full queue (503), a model
             failure (500), a timeout (504), a disconnected client (499).
     """
-    # A queue smaller than a typical number's room (a deployment tuned for /predict) admits a number
-    # with what it has; one that then needs more than the whole queue is refused 413, in its own words.
-    reserved = min(ADMISSION_IMAGES_PER_NUMBER, state.settings.queue_max_size)
     async with request_scope(state, receive):
         with state.batcher.reserve(1) as reservation:
-            reservation.add_images(reserved - 1)
-            reservation.add_cost(header_cost(state, data))
+            cost = header_cost(state, data)
+            reservation.add_cost(cost)
+            # A queue smaller than a typical number's room (a deployment tuned for /predict) admits a
+            # number with the room its decoding leaves; one that then needs more than the whole queue
+            # is refused 413, in its own words.
+            room_left = state.settings.queue_max_size - 1 - cost
+            extra_images = max(0, min(ADMISSION_IMAGES_PER_NUMBER - 1, room_left))
+            reservation.add_images(extra_images)
             number = await _segment(state, data)
-            (rows,) = await _read_candidates(reservation, [number], reserved_images=reserved)
+            (rows,) = await _read_candidates(reservation, [number], reserved_images=1 + extra_images)
     return _to_response(state, number, rows, include_model_view)
 
 

@@ -4,18 +4,15 @@ Each upload's pre-processing allocates a handful of image-sized buffers (a 300-p
 float32 each) and frees them at the end. glibc's malloc, left to itself, hands the top of its heap
 back to the kernel once more than twice its (adaptive) mmap threshold is free there, so the next upload
 faults every page of its buffers in again: measured, a third of the pre-processing time of a
-300-pixel photo (2.9 against 2.0 ms a task). Keeping up to `TRIM_THRESHOLD_BYTES` free costs at most that
-much resident memory per process; buffers over `MMAP_THRESHOLD_BYTES` (the few very large photos)
-are still mapped on their own and returned as soon as they are freed.
+300-pixel photo (2.9 against 2.0 ms a task). The top of the heap keeps up to `TRIM_THRESHOLD_BYTES`
+free (resident, until the worker is replaced after its 1000 tasks); buffers over
+`MMAP_THRESHOLD_BYTES` (the few very large photos) are still mapped on their own and returned as soon
+as they are freed.
 """
 
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
-import logging
-
-logger = logging.getLogger(__name__)
 
 # mallopt's parameters (glibc's malloc.h).
 _M_TRIM_THRESHOLD = -1
@@ -29,10 +26,8 @@ def keep_freed_memory_for_reuse() -> bool:
 
     Elsewhere (musl, macOS) it changes nothing and returns False: a little slower, no less correct.
     """
-    library_path = ctypes.util.find_library("c")
     try:
-        libc = ctypes.CDLL(library_path)
-        mallopt = libc.mallopt
+        mallopt = ctypes.CDLL(None).mallopt  # the C library the process runs on, no search
     except (OSError, AttributeError, TypeError):
         return False
     mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int

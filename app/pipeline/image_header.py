@@ -80,7 +80,8 @@ class ImageHeader:
         decoded_bytes: most bytes decoding and converting it to grayscale will hold at once (an
             estimate from the header, measured within 0.3 MB to 19% over; see `decoder_memory`).
         scale_denominator: a JPEG is decoded at 1/scale_denominator of each side (DCT scaling,
-            never below `MAX_WORKING_SIDE_PIXELS` on the longer side); 1 for other formats.
+            never below `MAX_WORKING_SIDE_PIXELS` on the longer side, or below the first look's
+            size for a one-pass JPEG read for one: `jpeg_scale_denominator`); 1 for other formats.
         jpeg_frame: the JPEG's frame header, for the decoder's scan checks; None for other formats.
     """
 
@@ -173,6 +174,10 @@ def _inspect_jpeg(
     scan_count = count_jpeg_scans_at_most(data, frame)
     if scan_count > limits.jpeg_max_scans:
         read_jpeg_scans(data, frame, limits.jpeg_max_scans)  # counts exactly; raises past the limit
+    if not frame.is_read_in_one_pass(scan_count):
+        # Truncation shows in a multi-scan file's decode only where its missing refinements change the
+        # pixels; at 1/8 (DC coefficients alone) they change nothing (`decode._decode_checked_jpeg`).
+        min_longer_side_pixels = max(min_longer_side_pixels, MAX_WORKING_SIDE_PIXELS)
     scale = jpeg_scale_denominator(*image.size, min_longer_side_pixels)
     decoded_size = (math.ceil(image.width / scale), math.ceil(image.height / scale))
     mode = "L" if image.mode in ("L", "RGB") else image.mode  # CMYK has no direct path to grey

@@ -20,9 +20,10 @@ from app.pipeline.segment import SegmentedNumber, segment_number
 def prepare_digit(data: bytes, limits: DecodeLimits) -> PreprocessedDigit:
     """Upload bytes -> the canonical (28, 28) uint8 digit and whether it was inverted.
 
-    An upload larger than twice FIRST_LOOK_SIDE_PIXELS gets a first look (`preprocess_at_first_look`),
-    from a JPEG decoded that small by its DCT scaling; a digit too small or faint there is read at the
-    full working size, the JPEG decoded again for it when the first decode was reduced.
+    An upload of twice FIRST_LOOK_SIDE_PIXELS or more gets a first look (`preprocess_at_first_look`),
+    a one-pass JPEG decoded that small by its DCT scaling; when the first look finds no digit, or one
+    too small or faint, the upload is read at the full working size, the JPEG decoded again for it
+    when the first decode was reduced.
 
     Raises:
         DigitServeError: the 400, 413, 415 or 422 of the decode and preprocess stages.

@@ -143,9 +143,10 @@ class Reservation:
         """
         capacity = self._room.capacity_units
         if self._held_units + image_count > capacity:
+            cut_outs, other_units = self._waited_images + image_count, self._held_units - self._waited_images
             raise PayloadTooLargeError(
-                f"reading this upload takes {self._held_units + image_count} cut-outs through the model; "
-                f"the service admits at most {capacity} at once: send a number of fewer digits"
+                f"reading this upload takes {cut_outs} cut-outs through the model, beside {other_units} "
+                f"units of decoding; the service admits at most {capacity} at once: send fewer digits"
             )
         self.add_cost(image_count)
         self._waited_images += image_count

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from app.pipeline.decode import decode_image
+from app.pipeline.image_header import DecodeLimits, inspect_image
 from app.pipeline.read_choice import choose_reading
 from app.pipeline.segment import segment_number
 from digits.contract import to_model_inputs
@@ -169,18 +170,22 @@ async def test_a_queue_smaller_than_a_numbers_room_still_reads_a_short_number(ma
     async with run_service(make_settings(queue_max_size=4, batch_max_files=4, batch_max_size=4)) as running:
         short = await running.client.post("/read", files={"file": ("11.png", ones(2))})
         assert short.status_code == 200, short.text
+        photo = ones(2, side_pixels=700, as_jpeg=True)  # its decoding holds a place of its own
+        assert inspect_image(photo, DecodeLimits()).decoded_bytes >= 1 << 20
+        read_photo = await running.client.post("/read", files={"file": ("11.jpg", photo)})
+        assert read_photo.status_code == 200, read_photo.text
         long = await running.client.post("/read", files={"file": ("111111.png", ones(6))})
         assert running.state.batcher.reserved_units == 0  # all room given back, either way
     assert long.status_code == 413 and long.json()["code"] == "payload_too_large"
     assert "cut-outs through the model" in long.json()["detail"]
 
 
-def ones(count: int) -> bytes:
-    """`count` 1s written apart: as many cut-outs."""
-    page = np.full((200, 80 + 70 * count), 255, np.uint8)
+def ones(count: int, side_pixels: int = 0, as_jpeg: bool = False) -> bytes:
+    """`count` 1s written apart (as many cut-outs), on a page at least `side_pixels` a side."""
+    page = np.full((max(200, side_pixels), max(80 + 70 * count, side_pixels)), 255, np.uint8)
     for index in range(count):
         cv2.line(page, (70 + 70 * index, 60), (70 + 70 * index, 140), 20, 7)
-    return encode_png(page)
+    return encode_jpeg(np.dstack([page] * 3)) if as_jpeg else encode_png(page)
 
 
 def one_and_two_close_zeros() -> bytes:

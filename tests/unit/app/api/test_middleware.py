@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 from starlette.routing import Route
 
@@ -16,10 +18,22 @@ def test_safe_request_ids_are_kept(incoming):
 
 
 @pytest.mark.parametrize("incoming", [None, b"", b"x" * 129, b"a b", b"a\r\nb", b"a=b", b'"a"', b"\xc3\xa9"])
-def test_unsafe_or_missing_request_ids_are_replaced_by_uuid4_hex(incoming):
+def test_unsafe_or_missing_request_ids_are_replaced_by_32_random_hex_digits(incoming):
     generated = accept_or_generate_request_id(incoming)
     assert len(generated) == 32 and int(generated, 16) >= 0
     assert generated != accept_or_generate_request_id(incoming)
+
+
+def test_generated_ids_are_neither_sequential_nor_repeated_by_a_forked_process():
+    first, second = (int(accept_or_generate_request_id(None), 16) for _ in range(2))
+    assert abs(second - first) > 1 << 64  # nothing to learn of the traffic from two IDs
+    read_end, write_end = os.pipe()
+    child = os.fork()
+    if child == 0:  # pragma: no cover - the child process
+        os.write(write_end, accept_or_generate_request_id(None).encode())
+        os._exit(0)
+    os.waitpid(child, 0)
+    assert os.read(read_end, 64).decode() != accept_or_generate_request_id(None)
 
 
 def build_routes() -> list[Route]:

@@ -417,9 +417,10 @@ async def test_a_request_that_could_never_fit_is_refused_for_good_not_told_to_re
 async def test_a_number_of_more_cut_outs_than_the_whole_queue_is_refused_for_good_in_its_own_words():
     batcher = await started(FakeModel(), queue_max_size=16)
     with batcher.reserve(1) as request:
-        request.add_images(11)  # a number's room at admission
+        request.add_cost(3)  # its decoding
+        request.add_images(8)  # a number's room at admission
         with pytest.raises(
-            PayloadTooLargeError, match=r"takes 20 cut-outs .* at most 16 at once: send a number"
+            PayloadTooLargeError, match=r"takes 17 cut-outs .*beside 3 units of decoding.* at most 16"
         ):
             request.add_images(8)
         assert batcher.reserved_units == 12

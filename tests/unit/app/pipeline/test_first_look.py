@@ -4,8 +4,10 @@ faint there, so that a photo costs a fraction of its full-size reading and reads
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
+from PIL import Image
 
 from app.pipeline import prepare
 from app.pipeline.decode import decode_image
@@ -16,8 +18,8 @@ from app.pipeline.preprocess import (
     preprocess_at_first_look,
     preprocess_image,
 )
-from digits.errors import NoDigitFoundError
-from testkit.images import encode_jpeg, encode_png
+from digits.errors import NoDigitFoundError, UndecodableImageError
+from testkit.images import encode_jpeg, encode_png, encode_with_pillow
 from testkit.photo_like import render_photo_like
 from tests.unit.app.pipeline.test_preprocess import INK_LEVEL, PAPER_LEVEL, ink_mask_f1, write_on_paper
 
@@ -78,3 +80,18 @@ def test_a_large_jpeg_is_decoded_small_for_the_first_look_and_again_at_full_size
     assert 140 * 200 // 1600 < MIN_FIRST_LOOK_DIGIT_PIXELS
     expected = preprocess_image(decode_image(small_digit, LIMITS)).canonical
     np.testing.assert_array_equal(prepare.prepare_digit(small_digit, LIMITS).canonical, expected)
+
+
+@pytest.mark.parametrize("kept_fraction", [0.5, 0.9])
+def test_a_truncated_progressive_jpeg_is_refused_at_the_first_look_too(kept_fraction):
+    # Read at 1/8 (DC coefficients only), the missing refinement scans would change nothing, and
+    # the truncation would pass unseen: a multi-scan JPEG is never reduced below the working size.
+    page = np.full((1200, 1200), PAPER_LEVEL, dtype=np.uint8)
+    cv2.putText(page, "7", (250, 1000), cv2.FONT_HERSHEY_SIMPLEX, 30, INK_LEVEL, 60)
+    progressive = encode_with_pillow(
+        Image.fromarray(page).convert("RGB"), "JPEG", progressive=True, quality=90
+    )
+    truncated = progressive[: int(len(progressive) * kept_fraction)] + b"\xff\xd9"
+    with pytest.raises(UndecodableImageError):
+        prepare.prepare_digit(truncated, LIMITS)
+    assert prepare.prepare_digit(progressive, LIMITS).canonical.any()
