@@ -113,8 +113,7 @@ async def read_upload(
             # A queue smaller than a typical number's room (a deployment tuned for /predict) admits a
             # number with the room its decoding leaves; one that then needs more than the whole queue
             # is refused 413, in its own words.
-            room_left = state.settings.queue_max_size - 1 - cost
-            extra_images = max(0, min(ADMISSION_IMAGES_PER_NUMBER - 1, room_left))
+            extra_images = max(0, min(ADMISSION_IMAGES_PER_NUMBER - 1, reservation.spare_capacity_units))
             reservation.add_images(extra_images)
             number = await _segment(state, data)
             (rows,) = await _read_candidates(reservation, [number], reserved_images=1 + extra_images)

@@ -114,6 +114,11 @@ class Reservation:
         self._held_units = 0
         self._waited_images = waited_images
 
+    @property
+    def spare_capacity_units(self) -> int:
+        """How many more units this request could ever hold: the queue's size less what it holds."""
+        return self._room.capacity_units - self._held_units
+
     def add_cost(self, unit_count: int) -> None:
         """Holds `unit_count` more units, e.g. for a large image once its header is read.
 
@@ -122,16 +127,13 @@ class Reservation:
                 be admitted, so retrying is pointless (413, not 503).
             QueueFullError: no room for them now (nothing more is held; what was held stays held).
         """
-        capacity = self._room.capacity_units
-        if self._held_units + unit_count > capacity:
-            raise PayloadTooLargeError(
+        self._hold(
+            unit_count,
+            lambda capacity: (
                 f"decoding these uploads takes {self._held_units + unit_count} units of work; the service "
                 f"admits at most {capacity} at once: send fewer or smaller images"
-            )
-        if not self._room.has_room(unit_count):
-            raise self._room.full_error()
-        self._held_units += unit_count
-        self._room._change(unit_count, 0)
+            ),
+        )
 
     def add_images(self, image_count: int) -> None:
         """Holds room for `image_count` more images than reserved: the cut-outs of a number, known
@@ -141,16 +143,25 @@ class Reservation:
             PayloadTooLargeError: more than the whole queue (413): the request could never be read.
             QueueFullError: no room for them now.
         """
-        capacity = self._room.capacity_units
-        if self._held_units + image_count > capacity:
-            cut_outs, other_units = self._waited_images + image_count, self._held_units - self._waited_images
-            raise PayloadTooLargeError(
+        cut_outs, other_units = self._waited_images + image_count, self._held_units - self._waited_images
+        self._hold(
+            image_count,
+            lambda capacity: (
                 f"reading this upload takes {cut_outs} cut-outs through the model, beside {other_units} "
                 f"units of decoding; the service admits at most {capacity} at once: send fewer digits"
-            )
-        self.add_cost(image_count)
+            ),
+        )
         self._waited_images += image_count
         self._room._change(0, image_count)
+
+    def _hold(self, unit_count: int, describe_excess: Callable[[int], str]) -> None:
+        """Holds `unit_count` more units; past the whole queue, 413 with `describe_excess(capacity)`."""
+        if unit_count > self.spare_capacity_units:
+            raise PayloadTooLargeError(describe_excess(self._room.capacity_units))
+        if not self._room.has_room(unit_count):
+            raise self._room.full_error()
+        self._held_units += unit_count
+        self._room._change(unit_count, 0)
 
     def give_up(self) -> None:
         """Gives back all the room held (at submission, or when the request ends without one)."""
