@@ -230,9 +230,7 @@ def preprocess_image(gray: np.ndarray) -> PreprocessedDigit:
         NoDigitFoundError: the image is uniform, blank, only specks, or its marks are too faint.
         ValueError: `gray` is not a 2-D uint8 array (a programming error, not bad user input).
     """
-    upload = flatten_upload(gray)
-    crop, digit_parts, _ = _extract_digit(upload.flat)
-    return PreprocessedDigit(canonicalize_digit(crop), upload.is_inverted, digit_parts)
+    return _read_digit(gray)[0]
 
 
 def preprocess_at_first_look(gray: np.ndarray) -> PreprocessedDigit | None:
@@ -243,13 +241,18 @@ def preprocess_at_first_look(gray: np.ndarray) -> PreprocessedDigit | None:
     A digit that fills much of a photo is read at 150-300 pixels instead of the photo's own size.
     """
     try:
-        upload = flatten_upload(gray, first_look_side_pixels=FIRST_LOOK_SIDE_PIXELS)
-        crop, digit_parts, main_extent = _extract_digit(upload.flat)
+        digit, main_extent = _read_digit(gray, first_look_side_pixels=FIRST_LOOK_SIDE_PIXELS)
     except NoDigitFoundError:
         return None
-    if main_extent < MIN_FIRST_LOOK_DIGIT_PIXELS:
-        return None
-    return PreprocessedDigit(canonicalize_digit(crop), upload.is_inverted, digit_parts)
+    return digit if main_extent >= MIN_FIRST_LOOK_DIGIT_PIXELS else None
+
+
+def _read_digit(gray: np.ndarray, first_look_side_pixels: int | None = None) -> tuple[PreprocessedDigit, int]:
+    """The stages of `preprocess_image` at the size `flatten_upload` gives -> the digit, and the extent
+    of its main stroke there."""
+    upload = flatten_upload(gray, first_look_side_pixels)
+    crop, digit_parts, main_extent = _extract_digit(upload.flat)
+    return PreprocessedDigit(canonicalize_digit(crop), upload.is_inverted, digit_parts), main_extent
 
 
 def flatten_upload(gray: np.ndarray, first_look_side_pixels: int | None = None) -> FlatUpload:
