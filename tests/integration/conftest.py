@@ -8,7 +8,6 @@ CPU cores). Each test that needs the service starts its own app with its own set
 from __future__ import annotations
 
 import io
-import logging
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
@@ -21,7 +20,7 @@ from asgi_lifespan import LifespanManager
 
 from app.api.deps import ServiceState
 from app.main import create_app
-from app.observability.logging import configure_logging
+from app.observability.logging import configure_logging, find_service_handler
 from app.settings import Settings
 from testkit.in_process_pool import InProcessDecodePool
 from testkit.model_fixture import export_fixture_model
@@ -91,7 +90,7 @@ async def service(make_settings: Callable[..., Settings]) -> AsyncIterator[Runni
 def service_log_lines() -> Iterator[io.StringIO]:
     """Redirects the service's log handler into a buffer for the duration."""
     configure_logging("INFO")
-    handler = next(h for h in logging.getLogger("app").handlers if h.get_name() == "digitserve")
+    handler = find_service_handler()
     stream = io.StringIO()
     previous_stream = handler.setStream(stream)
     try:
