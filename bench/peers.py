@@ -28,6 +28,7 @@ import sys
 import time
 from pathlib import Path
 
+from testkit.http_load import build_multipart_body
 from testkit.server import free_port, running_service
 from testkit.shared_data import REPO_ROOT
 
@@ -106,14 +107,7 @@ def tree_cpu_seconds(root: int) -> float:
 def hey_upload(url: str, image_path: Path, requests: int) -> None:
     """`hey` at TARGET_CONCURRENCY, `requests` multipart uploads of the image in field `file`."""
     boundary = "digitservebenchboundary"
-    body = (
-        (
-            f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="{image_path.name}"\r\n'
-            "Content-Type: application/octet-stream\r\n\r\n"
-        ).encode()
-        + image_path.read_bytes()
-        + f"\r\n--{boundary}--\r\n".encode()
-    )
+    body = build_multipart_body(boundary, "file", image_path.name, image_path.read_bytes())
     body_path = Path(f"/tmp/digitserve-peers-body-{os.getpid()}.bin")
     body_path.write_bytes(body)
     try:

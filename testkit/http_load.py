@@ -31,7 +31,17 @@ def build_multipart_request(host: str, path: str, field_name: str, filename: str
         data: the file's bytes.
     """
     boundary = uuid.uuid4().hex
-    body = (
+    body = build_multipart_body(boundary, field_name, filename, data)
+    head = (
+        f"POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: multipart/form-data; boundary={boundary}\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode()
+    return head + body
+
+
+def build_multipart_body(boundary: str, field_name: str, filename: str, data: bytes) -> bytes:
+    """The body of a multipart/form-data upload of `data` as file field `field_name`."""
+    return (
         (
             f'--{boundary}\r\nContent-Disposition: form-data; name="{field_name}"; filename="{filename}"\r\n'
             "Content-Type: application/octet-stream\r\n\r\n"
@@ -39,11 +49,6 @@ def build_multipart_request(host: str, path: str, field_name: str, filename: str
         + data
         + f"\r\n--{boundary}--\r\n".encode()
     )
-    head = (
-        f"POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: multipart/form-data; boundary={boundary}\r\n"
-        f"Content-Length: {len(body)}\r\n\r\n"
-    ).encode()
-    return head + body
 
 
 @dataclass(frozen=True)
