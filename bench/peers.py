@@ -9,7 +9,7 @@ with it, so the harness runs `--runs` times (all services back to back each time
 counts is the median ratio at concurrency 32.
 
 Server CPU per request: the harness sums the CPU of the live processes of the server's tree, so the
-decode workers this service replaces every 1000 uploads take their CPU with them (its column can even
+decode workers this service replaces every 10,000 uploads take their CPU with them (its column can even
 go negative). `--cpu-requests N` (default 4096) measures it apart: this service alone, the same
 images and `hey` at concurrency 32, counting the CPU of the workers that ended too (their parent's
 `cutime`).
@@ -54,18 +54,34 @@ def run_harness(args: argparse.Namespace, output_dir: Path) -> list[dict]:
     }
     command = [str(args.peers_dir / "run_peers.sh"), "--only", ",".join(PEERS)]
     command += ["--extra", f"{OURS}|{start}|{args.port}|file|/predict"]
+    if args.processes:
+        several = (
+            f"cd '{REPO_ROOT}' && exec '{sys.executable}' -m bench.service_processes "
+            f'--processes {args.processes} --host 127.0.0.1 --port "$BENCH_PORT"'
+        )
+        command += [
+            "--extra",
+            f"{several_processes_name(args.processes)}|{several}|{args.port + 1}|file|/predict",
+        ]
     before = set(output_dir.glob("results-*.jsonl"))
     subprocess.run(command, env=environment, check=True, stdout=subprocess.DEVNULL)
     [results] = set(output_dir.glob("results-*.jsonl")) - before
     return [json.loads(line) for line in results.read_text().splitlines() if line.strip()]
 
 
-def ratios_of(rows: list[dict]) -> dict:
-    """One run's rows -> per image at TARGET_CONCURRENCY: our req/s, p99, errors and ratio to each peer."""
+def several_processes_name(processes: int) -> str:
+    """The harness's name for this service run as `processes` processes (`bench.service_processes`)."""
+    return f"{OURS}-{processes}-processes"
+
+
+def ratios_of(rows: list[dict], processes: int = 0) -> dict:
+    """One run's rows -> per image at TARGET_CONCURRENCY: our req/s, p99, errors and ratio to each peer;
+    with `processes`, the several-process service's req/s, p99 and ratio to the one process."""
     by_key = {(row["server"], row["image"], row["concurrency"]): row for row in rows}
     figures = {}
     for image in IMAGES:
         ours = by_key[(OURS, image, TARGET_CONCURRENCY)]
+        several = by_key.get((several_processes_name(processes), image, TARGET_CONCURRENCY))
         figures[image] = {
             "requests_per_second": ours["rps"],
             "p99_ms": ours["p99_ms"],
@@ -80,6 +96,14 @@ def ratios_of(rows: list[dict]) -> dict:
                 peer: by_key[(peer, image, TARGET_CONCURRENCY)]["rps"] for peer in PEERS
             },
         }
+        if several:
+            figures[image]["several_processes"] = {
+                "processes": processes,
+                "requests_per_second": several["rps"],
+                "p99_ms": several["p99_ms"],
+                "errors": several["errors"],
+                "versus_one_process": round(several["rps"] / ours["rps"], 2),
+            }
     return figures
 
 
@@ -158,6 +182,7 @@ def print_report(runs: list[dict], cpu_ms: dict[str, float] | None) -> bool:
             is_met &= is_ok
             verdict = "met" if is_ok else "NOT met"
             print(f"  median x {peer}: {median:.2f} (target >= {MIN_RATIOS[peer]:g}) {verdict}")
+        print_several_processes(runs, image)
         p99 = statistics.median(run[image]["p99_ms"] for run in runs)
         errors = sum(run[image]["errors"] for run in runs)
         is_met &= p99 <= MAX_P99_MS[image] and errors == 0
@@ -168,6 +193,21 @@ def print_report(runs: list[dict], cpu_ms: dict[str, float] | None) -> bool:
             print(f"  server CPU: {cpu_ms[image]:.2f} ms/request (target <= {MAX_CPU_MS[image]:g}) "
                   f"{'met' if is_ok else 'NOT met'}")  # fmt: skip
     return is_met
+
+
+def print_several_processes(runs: list[dict], image: str) -> None:
+    """Prints, for `--processes N`, the N-process service beside the one process in each run."""
+    several = [run[image]["several_processes"] for run in runs if "several_processes" in run[image]]
+    if not several:
+        return
+    for index, figures in enumerate(several, start=1):
+        print(
+            f"  run {index}: {figures['processes']} processes {figures['requests_per_second']:.1f} req/s, "
+            f"p99 {figures['p99_ms']:.1f} ms, errors {figures['errors']}: "
+            f"x one process {figures['versus_one_process']:.2f}"
+        )
+    median = statistics.median(figures["versus_one_process"] for figures in several)
+    print(f"  median x one process, {several[0]['processes']} processes: {median:.2f}")
 
 
 def parse_arguments() -> argparse.Namespace:
@@ -182,11 +222,20 @@ def parse_arguments() -> argparse.Namespace:
     parser.add_argument("--concurrency", default="1 32", help='the harness\'s concurrencies (default "1 32")')
     parser.add_argument("--port", type=int, default=8041, help="this service's port during the harness")
     parser.add_argument("--cpu-requests", type=int, default=4096, help="0 skips the CPU measurement")
+    parser.add_argument(
+        "--processes",
+        type=int,
+        default=0,
+        help="also run this service as N processes behind one port (bench.service_processes) in each "
+        "harness run, on --port + 1; 0: not",
+    )
     parser.add_argument("--output-dir", type=Path, default=Path("/tmp/bench-results"))
     parser.add_argument("--json-out", type=Path)
     args = parser.parse_args()
     if args.runs < 1:
         parser.error("--runs must be at least 1")
+    if args.processes == 1 or args.processes < 0:
+        parser.error("--processes must be 0 (off) or at least 2")
     if not (args.peers_dir / "run_peers.sh").is_file():
         parser.error(f"no run_peers.sh in {args.peers_dir}: pass --peers-dir")
     return args
@@ -198,7 +247,7 @@ def main() -> None:
     runs = []
     for index in range(args.runs):
         print(f"harness run {index + 1} of {args.runs}...", flush=True)
-        runs.append(ratios_of(run_harness(args, args.output_dir)))
+        runs.append(ratios_of(run_harness(args, args.output_dir), args.processes))
     cpu_ms = measure_cpu(args) if args.cpu_requests else None
     is_met = print_report(runs, cpu_ms)
     if args.json_out:

@@ -36,7 +36,7 @@ PY
 """
 
 
-def run_peers(tmp_path: Path, rates: list[dict]) -> subprocess.CompletedProcess:
+def run_peers(tmp_path: Path, rates: list[dict], *options: str) -> subprocess.CompletedProcess:
     peers_dir = tmp_path / "bench-peers"
     peers_dir.mkdir()
     harness = peers_dir / "run_peers.sh"
@@ -44,6 +44,7 @@ def run_peers(tmp_path: Path, rates: list[dict]) -> subprocess.CompletedProcess:
     harness.chmod(0o755)
     arguments = ["--runs", str(len(rates)), "--peers-dir", str(peers_dir), "--cpu-requests", "0"]
     arguments += ["--output-dir", str(tmp_path / "out"), "--json-out", str(tmp_path / "peers.json")]
+    arguments += options
     return subprocess.run(
         [sys.executable, "-m", "bench.peers", *arguments],
         cwd=REPO_ROOT,
@@ -76,6 +77,35 @@ def test_every_target_met_exits_zero(tmp_path):
     result = run_peers(tmp_path, [rates(700, 600)] * 3)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "NOT met" not in result.stdout
+
+
+def test_several_processes_are_reported_beside_the_one_process_of_the_same_run(tmp_path):
+    runs = [
+        rates(500, 400) | {"digitserve-2-processes": {"png28": rps, "jpeg300": 300.0}}
+        for rps in (400, 450, 600)
+    ]
+    result = run_peers(tmp_path, runs, "--processes", "2")
+    report = json.loads((tmp_path / "peers.json").read_text())
+    assert [run["png28"]["several_processes"]["versus_one_process"] for run in report["runs"]] == [
+        0.8,
+        0.9,
+        1.2,
+    ]
+    assert "median x one process, 2 processes: 0.90" in result.stdout
+    assert "median x one process, 2 processes: 0.75" in result.stdout  # JPEG: 300/400 in every run
+
+
+@pytest.mark.parametrize("processes", ["1", "-2"])
+def test_processes_other_than_off_or_several_are_a_usage_error(tmp_path, processes):
+    (tmp_path / "run_peers.sh").write_text("#!/bin/sh\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "bench.peers", "--peers-dir", str(tmp_path), "--processes", processes],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2 and "--processes must be 0 (off) or at least 2" in result.stderr
 
 
 def test_a_missing_harness_is_a_usage_error(tmp_path):
