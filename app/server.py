@@ -17,6 +17,7 @@ from __future__ import annotations
 import functools
 import logging
 import resource
+import socket
 from typing import Any
 
 import uvicorn
@@ -181,8 +182,13 @@ def serve(
     access_log: bool = True,
     server_log_level: str | None = None,
     graceful_shutdown_seconds: int = GRACEFUL_SHUTDOWN_SECONDS,
+    sockets: list[socket.socket] | None = None,
 ) -> None:
     """Runs the service with uvicorn until SIGINT or SIGTERM (arguments: `build_uvicorn_options`).
+
+    Args:
+        sockets: listening sockets to serve on instead of binding `settings.host` and `settings.port`
+            (`bench.service_processes` hands each of several processes its own).
 
     Raises:
         SystemExit: status 3 when the start-up failed (the model could not be loaded).
@@ -192,7 +198,11 @@ def serve(
     raise_open_file_limit(settings.http_max_connections * OPEN_FILES_PER_CONNECTION + OPEN_FILES_RESERVED)
     options = build_uvicorn_options(settings, server_log_level, graceful_shutdown_seconds)
     logging.getLogger("uvicorn.error").addFilter(StartUpFailedLineFilter())
-    uvicorn.run(served_app, **options)
+    if sockets is None:
+        uvicorn.run(served_app, **options)
+        return
+    server = uvicorn.Server(uvicorn.Config(served_app, **options))
+    server.run(sockets=sockets)  # a failed start-up exits with status 3 from inside, as uvicorn.run does
 
 
 def build_served_app(settings: Settings) -> ASGIApp:

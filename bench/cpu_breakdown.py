@@ -20,7 +20,7 @@ from collections import Counter
 from pathlib import Path
 
 from bench.peers import IMAGES, hey_upload, tree_cpu_seconds
-from testkit.server import free_port, running_service
+from testkit.server import RunningServer, free_port, running_service
 from testkit.shared_data import REPO_ROOT
 
 DECODE_WORKERS = "decode workers (process tree)"
@@ -33,11 +33,11 @@ def thread_group(name: str) -> str:
     return _THREAD_NUMBER.sub("", name) or name
 
 
-def service_cpu_seconds(pid: int) -> Counter[str]:
+def service_cpu_seconds(server: RunningServer) -> Counter[str]:
     """CPU seconds so far of each thread group of the service process, and of its children's trees."""
     tick = os.sysconf("SC_CLK_TCK")
     seconds: Counter[str] = Counter()
-    for task in Path(f"/proc/{pid}/task").iterdir():
+    for task in Path(f"/proc/{server.pid}/task").iterdir():
         try:
             name = (task / "comm").read_text().strip()
             fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
@@ -45,9 +45,7 @@ def service_cpu_seconds(pid: int) -> Counter[str]:
             continue
         seconds[thread_group(name)] += (int(fields[11]) + int(fields[12])) / tick
     # The whole tree (with what its processes reaped) less the service process's own threads.
-    process_fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    own_seconds = (int(process_fields[11]) + int(process_fields[12])) / tick
-    seconds[DECODE_WORKERS] = tree_cpu_seconds(pid) - own_seconds
+    seconds[DECODE_WORKERS] = tree_cpu_seconds(server.pid) - server.cpu_seconds()
     return seconds
 
 
@@ -72,11 +70,11 @@ def main() -> None:
         url = f"{server.base_url}/predict"
         for image, file_name in IMAGES.items():
             hey_upload(url, args.assets_dir / file_name, 512)  # warm-up
-            before = service_cpu_seconds(server.pid)
+            before = service_cpu_seconds(server)
             started = time.monotonic()
             hey_upload(url, args.assets_dir / file_name, args.requests)
             elapsed_seconds = time.monotonic() - started
-            spent = service_cpu_seconds(server.pid)
+            spent = service_cpu_seconds(server)
             spent.subtract(before)
             total_ms = sum(spent.values()) * 1000 / args.requests
             rate = args.requests / elapsed_seconds

@@ -9,10 +9,10 @@ with it, so the harness runs `--runs` times (all services back to back each time
 counts is the median ratio at concurrency 32.
 
 Server CPU per request: the harness sums the CPU of the live processes of the server's tree, so the
-decode workers this service replaces every 10,000 uploads take their CPU with them (its column can even
-go negative). `--cpu-requests N` (default 4096) measures it apart: this service alone, the same
-images and `hey` at concurrency 32, counting the CPU of the workers that ended too (their parent's
-`cutime`).
+decode workers this service replaces (every `DecodeBudget.tasks_per_worker` uploads) take their CPU
+with them (its column can even go negative). `--cpu-requests N` (default 4096) measures it apart:
+this service alone, the same images and `hey` at concurrency 32, counting the CPU of the workers that
+ended too (their parent's `cutime`).
 
     python -m bench.peers [--runs 3] [--json-out peers.json]   # after ../shared/bench-peers/setup_peers.sh
 """
@@ -96,7 +96,9 @@ def ratios_of(rows: list[dict], processes: int = 0) -> dict:
                 peer: by_key[(peer, image, TARGET_CONCURRENCY)]["rps"] for peer in PEERS
             },
         }
-        if several:
+        if processes and not several:
+            figures[image]["several_processes"] = None  # asked for, and the harness has no row of it
+        elif several:
             figures[image]["several_processes"] = {
                 "processes": processes,
                 "requests_per_second": several["rps"],
@@ -182,7 +184,7 @@ def print_report(runs: list[dict], cpu_ms: dict[str, float] | None) -> bool:
             is_met &= is_ok
             verdict = "met" if is_ok else "NOT met"
             print(f"  median x {peer}: {median:.2f} (target >= {MIN_RATIOS[peer]:g}) {verdict}")
-        print_several_processes(runs, image)
+        is_met &= print_several_processes(runs, image)
         p99 = statistics.median(run[image]["p99_ms"] for run in runs)
         errors = sum(run[image]["errors"] for run in runs)
         is_met &= p99 <= MAX_P99_MS[image] and errors == 0
@@ -195,19 +197,27 @@ def print_report(runs: list[dict], cpu_ms: dict[str, float] | None) -> bool:
     return is_met
 
 
-def print_several_processes(runs: list[dict], image: str) -> None:
-    """Prints, for `--processes N`, the N-process service beside the one process in each run."""
-    several = [run[image]["several_processes"] for run in runs if "several_processes" in run[image]]
-    if not several:
-        return
-    for index, figures in enumerate(several, start=1):
+def print_several_processes(runs: list[dict], image: str) -> bool:
+    """Prints, for `--processes N`, the N-process service beside the one process in each run; returns
+    False when a run has no figures of it (the launcher failed)."""
+    if not any("several_processes" in run[image] for run in runs):
+        return True
+    present = []
+    for index, run in enumerate(runs, start=1):
+        figures = run[image].get("several_processes")
+        if figures is None:
+            print(f"  run {index}: several processes: missing (see the harness's log of the launcher)")
+            continue
+        present.append(figures)
         print(
             f"  run {index}: {figures['processes']} processes {figures['requests_per_second']:.1f} req/s, "
             f"p99 {figures['p99_ms']:.1f} ms, errors {figures['errors']}: "
             f"x one process {figures['versus_one_process']:.2f}"
         )
-    median = statistics.median(figures["versus_one_process"] for figures in several)
-    print(f"  median x one process, {several[0]['processes']} processes: {median:.2f}")
+    if present:
+        median = statistics.median(figures["versus_one_process"] for figures in present)
+        print(f"  median x one process, {present[0]['processes']} processes: {median:.2f}")
+    return len(present) == len(runs)
 
 
 def parse_arguments() -> argparse.Namespace:

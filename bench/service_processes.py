@@ -1,15 +1,17 @@
 """The service as N processes behind one port: would several processes beat one here?
 
 The service is one process (`app.server`: uvicorn with `workers: 1`); its event loop runs the HTTP
-layer, the batcher and the decode workers' bookkeeping under one GIL. This launcher serves the same
-app, settings and connection limits as `python -m app`, but as N processes sharing one listening
-socket (the kernel hands each new connection to one of them). The socket is made and the processes
-forked before TensorFlow is imported, so each loads its own model and runs its own batcher and decode
-workers. `python -m bench.peers --processes N` puts it beside the one-process service in the same
-harness run; see bench/RESULTS.md for what it measured.
+layer, the batcher and the decode workers' bookkeeping under one GIL. This launcher runs the same app,
+settings and connection limits as `python -m app` (`app.server.serve`) as N processes, each with a
+listening socket of its own on the same port (`SO_REUSEPORT`: the kernel spreads new connections
+evenly between the sockets, where one shared socket lets whichever process wakes first accept a burst
+of them). The sockets are made and the processes forked before TensorFlow is imported, so each loads
+its own model and runs its own batcher and decode workers. `python -m bench.peers --processes N` puts
+it beside the one-process service in the same harness run; bench/RESULTS.md has what it measured.
 
 It is a measuring tool, not a way to serve: each process keeps its own metrics and readiness, so
-`/metrics` and `/readyz` speak for whichever process answers.
+`/metrics` and `/readyz` speak for whichever process answers. If one process ends on its own, the
+launcher stops the others and exits 1.
 
     python -m bench.service_processes --processes 2 --port 8042
 """
@@ -22,30 +24,46 @@ import signal
 import socket
 import sys
 
-import uvicorn
-
-from app import server
+from app.__main__ import read_settings
+from app.server import serve
 from app.settings import Settings
 
 LISTEN_BACKLOG = 2048
-STARTUP_FAILURE_STATUS = 3  # uvicorn's, as `python -m app` exits
 # After its drain, uvicorn raises the signal it caught again, so a process stopped by SIGTERM or
 # SIGINT ends by that signal, as `python -m app` does.
 STOPPED_STATUSES = (0, -signal.SIGTERM, -signal.SIGINT)
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
-def serve_one_process(settings: Settings, listener: socket.socket) -> int:
-    """One service process on the shared socket, as `app.server.serve` would run it.
+def listening_socket(host: str, port: int) -> socket.socket:
+    """A socket listening on host:port beside the others of the launcher (SO_REUSEPORT)."""
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    listener.bind((host, port))
+    listener.listen(LISTEN_BACKLOG)
+    return listener
 
-    Returns:
-        Its exit status: 0 after a shutdown, 3 (uvicorn's) when the start-up failed.
-    """
-    server.configure_process_logging(settings, access_log=True)
-    served_app = server.build_served_app(settings)
-    options = server.build_uvicorn_options(settings)
-    uvicorn_server = uvicorn.Server(uvicorn.Config(served_app, **options))
-    uvicorn_server.run(sockets=[listener])
-    return 0 if uvicorn_server.started else STARTUP_FAILURE_STATUS
+
+def start_process(settings: Settings, listeners: list[socket.socket], index: int) -> int:
+    """Forks one service process serving on `listeners[index]`; returns its process ID."""
+    pid = os.fork()
+    if pid:
+        return pid
+    for other in listeners[:index] + listeners[index + 1 :]:
+        other.close()  # a socket of a process that has ended must not keep taking connections
+    # The child: the default actions until uvicorn installs its own handlers, then serve.
+    for signal_number in STOP_SIGNALS:
+        signal.signal(signal_number, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
+    status = 1
+    try:
+        serve(settings, sockets=[listeners[index]])
+        status = 0
+    except SystemExit as exit_request:  # uvicorn's 3 for a failed start-up
+        status = exit_request.code if isinstance(exit_request.code, int) else 1
+    finally:
+        os._exit(status)  # never the parent's clean-up, in a forked child
 
 
 def main() -> None:
@@ -58,35 +76,34 @@ def main() -> None:
     args = parser.parse_args()
     if args.processes < 1:
         parser.error("--processes must be at least 1")
-    settings = Settings(host=args.host, port=args.port)
-    server.raise_open_file_limit(
-        settings.http_max_connections * server.OPEN_FILES_PER_CONNECTION + server.OPEN_FILES_RESERVED
-    )
-    listener = socket.create_server((args.host, args.port), backlog=LISTEN_BACKLOG)
-    children = []
-    for _ in range(args.processes):
-        pid = os.fork()
-        if pid == 0:  # a child: serves until SIGTERM, then leaves without the parent's clean-up
-            status = 1
-            try:
-                status = serve_one_process(settings, listener)
-            finally:
-                os._exit(status)
-        children.append(pid)
+    settings = read_settings(host=args.host, port=args.port)
+    listeners = [listening_socket(args.host, args.port) for _ in range(args.processes)]
+    # A stop signal that comes while the processes are forked waits until the parent can pass it on.
+    signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+    children = {start_process(settings, listeners, index) for index in range(args.processes)}
+    for listener in listeners:
+        listener.close()
+    is_stopping = False
 
-    def stop_children(signal_number: int, _frame: object) -> None:
+    def stop_children(_signal_number: int = 0, _frame: object = None) -> None:
+        nonlocal is_stopping
+        is_stopping = True
         for pid in children:
             try:
                 os.kill(pid, signal.SIGTERM)
             except ProcessLookupError:
                 pass
 
-    signal.signal(signal.SIGTERM, stop_children)
-    signal.signal(signal.SIGINT, stop_children)
-    failed = 0
-    for pid in children:
-        _, status = os.waitpid(pid, 0)
-        failed += os.waitstatus_to_exitcode(status) not in STOPPED_STATUSES
+    for signal_number in STOP_SIGNALS:
+        signal.signal(signal_number, stop_children)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
+    failed = False
+    while children:
+        pid, status = os.wait()
+        children.discard(pid)
+        if os.waitstatus_to_exitcode(status) not in STOPPED_STATUSES or not is_stopping:
+            failed = True  # it ended on its own: the measurement would be of fewer processes
+            stop_children()
     sys.exit(1 if failed else 0)
 
 

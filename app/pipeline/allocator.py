@@ -5,7 +5,7 @@ float32 each) and frees them at the end. glibc's malloc, left to itself, hands t
 back to the kernel once more than twice its (adaptive) mmap threshold is free there, so the next upload
 faults every page of its buffers in again: measured, a third of the pre-processing time of a
 300-pixel photo (2.9 against 2.0 ms a task). The top of the heap keeps up to `TRIM_THRESHOLD_BYTES`
-free (resident, until the worker is replaced after its 1000 tasks); buffers over
+free (resident, until the worker is replaced after `DecodeBudget.tasks_per_worker` tasks); buffers over
 `MMAP_THRESHOLD_BYTES` (the few very large photos) are still mapped on their own and returned as soon
 as they are freed.
 """

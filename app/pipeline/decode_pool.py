@@ -58,7 +58,7 @@ class DecodeBudget:
     worker_memory_max_bytes: int = 768 * 1024 * 1024
     opencv_threads: int = 1
     # A new worker costs ~0.23 s of CPU (the fork server's fork, the worker's start, its first decode's
-    # lazy set-up): recycled every 1,000 uploads, that was 0.23 ms of every 28x28 PNG's ~3.5 ms. The
+    # lazy set-up): recycled every 1,000 uploads, that was 0.23 ms of every 28x28 PNG's ~3.9 ms. The
     # allocator returns large freed buffers at once (`app.pipeline.allocator`), so a worker's memory
     # between recycles stays near its working set.
     tasks_per_worker: int = 10_000

@@ -95,6 +95,15 @@ def test_several_processes_are_reported_beside_the_one_process_of_the_same_run(t
     assert "median x one process, 2 processes: 0.75" in result.stdout  # JPEG: 300/400 in every run
 
 
+def test_a_run_without_the_several_processes_is_reported_missing_and_fails(tmp_path):
+    with_them = rates(700, 600) | {"digitserve-2-processes": {"png28": 770.0, "jpeg300": 660.0}}
+    result = run_peers(tmp_path, [with_them, rates(700, 600), with_them], "--processes", "2")
+    assert result.returncode == 1  # every other target is met
+    assert "run 2: several processes: missing" in result.stdout
+    assert "run 3: 2 processes 770.0 req/s" in result.stdout
+    assert "median x one process, 2 processes: 1.10" in result.stdout
+
+
 @pytest.mark.parametrize("processes", ["1", "-2"])
 def test_processes_other_than_off_or_several_are_a_usage_error(tmp_path, processes):
     (tmp_path / "run_peers.sh").write_text("#!/bin/sh\n")
