@@ -15,12 +15,12 @@ from __future__ import annotations
 import argparse
 import os
 import re
-import time
 from collections import Counter
 from pathlib import Path
 
-from bench.peers import IMAGES, hey_upload, tree_cpu_seconds
-from testkit.server import RunningServer, free_port, running_service
+from bench.peers import IMAGES, measure_each_image
+from testkit.process_cpu import read_stat, tree_cpu_seconds
+from testkit.server import RunningServer
 from testkit.shared_data import REPO_ROOT
 
 DECODE_WORKERS = "decode workers (process tree)"
@@ -35,15 +35,13 @@ def thread_group(name: str) -> str:
 
 def service_cpu_seconds(server: RunningServer) -> Counter[str]:
     """CPU seconds so far of each thread group of the service process, and of its children's trees."""
-    tick = os.sysconf("SC_CLK_TCK")
     seconds: Counter[str] = Counter()
     for task in Path(f"/proc/{server.pid}/task").iterdir():
         try:
             name = (task / "comm").read_text().strip()
-            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+            seconds[thread_group(name)] += read_stat(task / "stat").own_seconds
         except OSError:  # the thread ended between the listing and the read
             continue
-        seconds[thread_group(name)] += (int(fields[11]) + int(fields[12])) / tick
     # The whole tree (with what its processes reaped) less the service process's own threads.
     seconds[DECODE_WORKERS] = tree_cpu_seconds(server.pid) - server.cpu_seconds()
     return seconds
@@ -64,27 +62,23 @@ def main() -> None:
         parser.error(
             f"no {', '.join(missing)} in {args.assets_dir}: run ../shared/bench-peers/setup_peers.sh"
         )
-    environment = {"DIGITSERVE_MODEL_DIR": str(args.model_dir.resolve())}
-    log_path = Path("/tmp/digitserve-cpu-breakdown.log")
-    with running_service(free_port(), environment, log_path, ["--access-log"]) as server:
-        url = f"{server.base_url}/predict"
-        for image, file_name in IMAGES.items():
-            hey_upload(url, args.assets_dir / file_name, 512)  # warm-up
-            before = service_cpu_seconds(server)
-            started = time.monotonic()
-            hey_upload(url, args.assets_dir / file_name, args.requests)
-            elapsed_seconds = time.monotonic() - started
-            spent = service_cpu_seconds(server)
-            spent.subtract(before)
-            total_ms = sum(spent.values()) * 1000 / args.requests
-            rate = args.requests / elapsed_seconds
-            print(f"\n{image}: {args.requests} requests at concurrency 32, {rate:.0f} req/s; "
-                  f"server CPU {total_ms:.2f} ms/request")  # fmt: skip
-            for group, seconds in spent.most_common():
-                if seconds > 0:
-                    ms = seconds * 1000 / args.requests
-                    print(f"  {group:<32} {ms:6.3f} ms/request {ms / total_ms:6.1%}")
-            time.sleep(1)
+    readings = measure_each_image(
+        args.assets_dir,
+        args.requests,
+        args.model_dir,
+        Path("/tmp/digitserve-cpu-breakdown.log"),
+        service_cpu_seconds,
+    )
+    for image, (before, spent, elapsed_seconds) in readings.items():
+        spent.subtract(before)
+        total_ms = sum(spent.values()) * 1000 / args.requests
+        rate = args.requests / elapsed_seconds
+        print(f"\n{image}: {args.requests} requests at concurrency 32, {rate:.0f} req/s; "
+              f"server CPU {total_ms:.2f} ms/request")  # fmt: skip
+        for group, seconds in spent.most_common():
+            if seconds > 0:
+                ms = seconds * 1000 / args.requests
+                print(f"  {group:<32} {ms:6.3f} ms/request {ms / total_ms:6.1%}")
 
 
 if __name__ == "__main__":

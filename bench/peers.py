@@ -26,10 +26,13 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 from testkit.http_load import build_multipart_body
-from testkit.server import free_port, running_service
+from testkit.process_cpu import tree_cpu_seconds
+from testkit.server import RunningServer, free_port, running_service
 from testkit.shared_data import REPO_ROOT
 
 PEERS_DIR = REPO_ROOT.parent / "shared" / "bench-peers"
@@ -41,6 +44,8 @@ TARGET_CONCURRENCY = 32
 MIN_RATIOS = {"naive": 4.0, "bentoml-1svc-slo1s": 2.0}
 MAX_P99_MS = {"png28": 100.0, "jpeg300": 150.0}
 MAX_CPU_MS = {"png28": 1.0, "jpeg300": 2.0}
+WARM_UP_REQUESTS = 512
+CpuReading = TypeVar("CpuReading")
 
 
 def run_harness(args: argparse.Namespace, output_dir: Path) -> list[dict]:
@@ -109,27 +114,6 @@ def ratios_of(rows: list[dict], processes: int = 0) -> dict:
     return figures
 
 
-def tree_cpu_seconds(root: int) -> float:
-    """CPU seconds of `root` and its live descendants, and of the descendants they have reaped."""
-    children: dict[int, list[int]] = {}
-    seconds: dict[int, float] = {}
-    tick = os.sysconf("SC_CLK_TCK")
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            continue
-        pid = int(stat.parent.name)
-        children.setdefault(int(fields[1]), []).append(pid)
-        seconds[pid] = sum(int(value) for value in fields[11:15]) / tick  # utime stime cutime cstime
-    total, frontier = 0.0, [root]
-    while frontier:
-        pid = frontier.pop()
-        total += seconds.get(pid, 0.0)
-        frontier += children.get(pid, [])
-    return total
-
-
 def hey_upload(url: str, image_path: Path, requests: int) -> None:
     """`hey` at TARGET_CONCURRENCY, `requests` multipart uploads of the image in field `file`."""
     boundary = "digitservebenchboundary"
@@ -144,24 +128,46 @@ def hey_upload(url: str, image_path: Path, requests: int) -> None:
         body_path.unlink()
 
 
+def measure_each_image(
+    assets_dir: Path,
+    requests: int,
+    model_dir: Path,
+    log_path: Path,
+    read_cpu: Callable[[RunningServer], CpuReading],
+) -> dict[str, tuple[CpuReading, CpuReading, float]]:
+    """This service alone on the machine, with its access log as the harness runs it: after a warm-up,
+    `requests` uploads of each image with `hey` at TARGET_CONCURRENCY.
+
+    Returns:
+        By image: `read_cpu(server)` before and after the load, and the seconds the load took.
+    """
+    environment = {"DIGITSERVE_MODEL_DIR": str(model_dir.resolve())}
+    readings = {}
+    with running_service(free_port(), environment, log_path, ["--access-log"]) as server:
+        url = f"{server.base_url}/predict"
+        for image, file_name in IMAGES.items():
+            image_path = assets_dir / file_name
+            hey_upload(url, image_path, WARM_UP_REQUESTS)
+            before, started_seconds = read_cpu(server), time.monotonic()
+            hey_upload(url, image_path, requests)
+            readings[image] = (before, read_cpu(server), time.monotonic() - started_seconds)
+            time.sleep(1)
+    return readings
+
+
 def measure_cpu(args: argparse.Namespace) -> dict[str, float]:
     """This service's CPU per request on each image (its ended workers counted), alone on the machine."""
-    port = free_port()
-    environment = {"DIGITSERVE_MODEL_DIR": str((REPO_ROOT / "models" / "digits").resolve())}
-    # With its access log, as the harness runs it.
-    with running_service(
-        port, environment, Path("/tmp/digitserve-peers-cpu.log"), ["--access-log"]
-    ) as server:
-        url = f"{server.base_url}/predict"
-        cpu_ms = {}
-        for image, file_name in IMAGES.items():
-            image_path = args.assets_dir / file_name
-            hey_upload(url, image_path, 512)  # warm-up
-            before = tree_cpu_seconds(server.pid)
-            hey_upload(url, image_path, args.cpu_requests)
-            cpu_ms[image] = round((tree_cpu_seconds(server.pid) - before) * 1000 / args.cpu_requests, 2)
-            time.sleep(1)
-    return cpu_ms
+    readings = measure_each_image(
+        args.assets_dir,
+        args.cpu_requests,
+        REPO_ROOT / "models" / "digits",
+        Path("/tmp/digitserve-peers-cpu.log"),
+        lambda server: tree_cpu_seconds(server.pid),
+    )
+    return {
+        image: round((after - before) * 1000 / args.cpu_requests, 2)
+        for image, (before, after, _) in readings.items()
+    }
 
 
 def print_report(runs: list[dict], cpu_ms: dict[str, float] | None) -> bool:

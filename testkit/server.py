@@ -22,6 +22,7 @@ from pathlib import Path
 
 import httpx
 
+from testkit.process_cpu import read_stat
 from testkit.shared_data import REPO_ROOT
 
 LOOPBACK_HOST = "127.0.0.1"
@@ -79,8 +80,7 @@ class RunningServer:
 
     def cpu_seconds(self) -> float:
         """User + system CPU time the service process has used so far (all its threads)."""
-        fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return read_stat(Path(f"/proc/{self.pid}/stat")).own_seconds
 
     def rss_bytes(self) -> int:
         """Resident memory of the service process now (VmRSS of /proc/PID/status)."""

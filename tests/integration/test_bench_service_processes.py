@@ -18,6 +18,7 @@ import httpx
 import pytest
 
 from testkit.images import encode_png
+from testkit.process_cpu import children_cpu_seconds
 from testkit.server import LOOPBACK_HOST, STOP_TIMEOUT_SECONDS, free_port
 from testkit.shared_data import REPO_ROOT
 
@@ -61,19 +62,6 @@ def launcher(models_dir: Path, port: int, log_path: Path) -> Iterator[subprocess
 def ready_lines(log_path: Path) -> int:
     """How many processes have logged that they are ready (the text format: `... INFO app.main ready ...`)."""
     return sum(" app.main ready" in line for line in log_path.read_text().splitlines())
-
-
-def children_cpu_seconds(parent_pid: int) -> dict[int, float]:
-    """User + system CPU seconds of each child of `parent_pid` (the service processes)."""
-    seconds = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[1]) == parent_pid:
-            seconds[int(stat.parent.name)] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    return seconds
 
 
 def test_two_processes_load_the_model_share_the_port_and_stop_on_sigterm(
