@@ -143,7 +143,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, ServiceState]]:
         queue_retry_after_seconds=settings.queue_retry_after_seconds,
     )
     state.batcher = MicroBatcher(state.call_model, batcher_config, observer=state.metrics)
-    state.decode_pool = DecodePool(DecodeBudget.from_settings(settings))
+    state.decode_pool = DecodePool(
+        DecodeBudget.from_settings(settings), observe_task_size=state.metrics.decode_task_uploads.observe
+    )
     await state.decode_pool.warm_up()
     freeze_start_up_objects()
     state.batcher.start()
@@ -190,7 +192,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     routes += [route for router in routers for route in router.routes]
     app.state.settings = settings
     route_methods = [(route.path, method) for route in routes for method in sorted(route.methods or ())]
-    app.state.metrics = build_metrics(CollectorRegistry(), settings.batch_max_size, route_methods)
+    app.state.metrics = build_metrics(
+        CollectorRegistry(), settings.batch_max_size, route_methods, settings.decode_uploads_per_task
+    )
     register_error_handlers(app, app.state.metrics)
     add_middlewares(app, settings, routes)
     return app

@@ -68,6 +68,8 @@ class Settings(BaseSettings):
             time; the model has a thread of its own in the service's process.
         decode_timeout_seconds: longest time one upload may take to decode and pre-process; past it
             its worker is killed and the upload answered 413 `image_too_complex`.
+        decode_uploads_per_task: most uploads waiting for a worker that go to it together, as one
+            task (1: each upload alone).
         decode_worker_memory_max_bytes: address space of each decode worker; a decode that would need
             more fails (413) inside its worker instead of taking the machine's memory.
         image_cost_unit_bytes: an upload being decoded holds one unit of queue room per this many
@@ -130,6 +132,10 @@ class Settings(BaseSettings):
     # A 12-megapixel phone JPEG decodes and pre-processes in about 0.2 s here, a 40-megapixel PNG in
     # about 1 s: 3 s leaves room for a loaded machine and still answers a hostile upload quickly.
     decode_timeout_seconds: float = Field(default=3.0, gt=0.0, le=600.0)
+    # A hand-off to a worker costs ~0.3 ms of CPU on both sides, about as much as preparing a 28x28
+    # PNG: under load, uploads go to a worker in groups (bench/RESULTS.md: -16 % CPU a PNG request).
+    # Eight PNGs are ~6 ms of work: no wait beside a request's deadline.
+    decode_uploads_per_task: int = Field(default=8, ge=1, le=256)
     # A worker starts at ~460 MiB of address space, ~40 MiB of it resident (Python, NumPy, OpenCV,
     # Pillow): 768 MiB leaves ~300 MiB for one decode, over twice the 128 MiB decode budget (the
     # largest images that budget admits are prepared within it: tests/integration/test_decode_pool.py).

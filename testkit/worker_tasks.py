@@ -1,10 +1,13 @@
-"""Module-level tasks for the decode workers' tests: importable by name in a worker process."""
+"""Module-level tasks for the decode workers' tests: importable by name in a worker process; and
+`pids_of_overlapping_calls`, which sends them so that each finds its own worker."""
 
 from __future__ import annotations
 
+import asyncio
 import ctypes
 import os
 import time
+from typing import Any
 
 from digits.errors import NoDigitFoundError
 
@@ -13,6 +16,19 @@ def pid_after(seconds: float) -> int:
     """Sleeps, then returns the worker's process ID."""
     time.sleep(seconds)
     return os.getpid()
+
+
+async def pids_of_overlapping_calls(pool: Any, call_count: int, seconds: float = 0.3) -> list[int]:
+    """The workers of `call_count` calls of `pid_after(seconds)`, each sent while the earlier ones run.
+
+    Calls sent in the same turn of the event loop go to one worker together (`DecodePool`): spaced
+    out, each goes to a free worker if there is one.
+    """
+    calls = []
+    for _ in range(call_count):
+        calls.append(asyncio.ensure_future(pool.run(pid_after, seconds)))
+        await asyncio.sleep(seconds / 6)
+    return list(await asyncio.gather(*calls))
 
 
 def refuse_the_image(detail: str) -> None:

@@ -71,6 +71,7 @@ class Metrics:
     preprocess_duration: Histogram
     batch_queue_wait: Histogram
     batch_size: Histogram
+    decode_task_uploads: Histogram
     model_inference_duration: Histogram
     batch_queue_depth: Gauge
     predictions: Counter
@@ -162,7 +163,9 @@ def _build_http_metrics(registry: CollectorRegistry) -> dict[str, Counter | Hist
     }  # fmt: skip
 
 
-def _build_pipeline_metrics(registry: CollectorRegistry, batch_max_size: int) -> dict[str, Any]:
+def _build_pipeline_metrics(
+    registry: CollectorRegistry, batch_max_size: int, decode_uploads_per_task: int
+) -> dict[str, Any]:
     return {
         "preprocess_duration": Histogram(
             "preprocess_duration_seconds", "Decode and pre-processing time of one uploaded image.",
@@ -175,6 +178,11 @@ def _build_pipeline_metrics(registry: CollectorRegistry, batch_max_size: int) ->
         "batch_size": Histogram(
             "batch_size", "Images per model call.",
             namespace=NAMESPACE, registry=registry, buckets=batch_size_buckets(batch_max_size),
+        ),
+        "decode_task_uploads": Histogram(
+            "decode_task_uploads",
+            "Uploads a decode worker got in one task: under load, those waiting for a worker go together.",
+            namespace=NAMESPACE, registry=registry, buckets=batch_size_buckets(decode_uploads_per_task),
         ),
         "model_inference_duration": Histogram(
             "model_inference_duration_seconds", "Wall time of one model call (one batch).",
@@ -210,7 +218,10 @@ def _build_pipeline_metrics(registry: CollectorRegistry, batch_max_size: int) ->
 
 
 def build_metrics(
-    registry: CollectorRegistry, batch_max_size: int, routes: Sequence[tuple[str, str]] = ()
+    registry: CollectorRegistry,
+    batch_max_size: int,
+    routes: Sequence[tuple[str, str]] = (),
+    decode_uploads_per_task: int = 8,
 ) -> Metrics:
     """Creates and registers every metric of the service.
 
@@ -218,6 +229,8 @@ def build_metrics(
         registry: a registry owned by one app (tests build one app each, so no global state).
         batch_max_size: the batcher's maximum batch, the last bucket of `digitserve_batch_size`.
         routes: (route template, method) pairs of the app, pre-initialised in the duration histogram.
+        decode_uploads_per_task: the most uploads of one decode task, the last bucket of
+            `digitserve_decode_task_uploads`.
 
     Returns:
         The `Metrics` holding every collector.
@@ -229,7 +242,7 @@ def build_metrics(
     metrics = Metrics(
         registry=registry,
         **_build_http_metrics(registry),
-        **_build_pipeline_metrics(registry, batch_max_size),
+        **_build_pipeline_metrics(registry, batch_max_size, decode_uploads_per_task),
     )
     for digit in DIGITS:
         metrics.predictions.labels(digit=digit)

@@ -26,6 +26,7 @@ from testkit.worker_tasks import (
     heap_bytes_kept_after_an_upload,
     is_process_alive,
     pid_after,
+    pids_of_overlapping_calls,
     refuse_the_image,
 )
 
@@ -51,6 +52,79 @@ async def test_a_task_runs_in_another_process_and_domain_errors_come_back_as_the
 async def test_no_more_tasks_run_at_once_than_there_are_workers(pool):
     pids = await asyncio.gather(*(pool.run(pid_after, 0.2) for _ in range(6)))
     assert len(set(pids)) <= 2  # one worker may still be starting on a loaded machine
+
+
+@pytest.fixture
+async def one_worker_pool():
+    """One worker, so that calls sent while it is busy wait and then go to it together."""
+    sizes: list[int] = []
+    decode_pool = DecodePool(
+        DecodeBudget(worker_count=1, task_timeout_seconds=1.0, calls_per_task=4),
+        observe_task_size=sizes.append,
+    )
+    decode_pool.task_sizes = sizes
+    yield decode_pool
+    await decode_pool.shutdown()
+
+
+async def test_calls_waiting_for_a_worker_go_to_it_together_each_with_its_own_answer(one_worker_pool):
+    pool = one_worker_pool
+    busy = asyncio.ensure_future(pool.run(pid_after, 0.3))
+    await asyncio.sleep(0.1)
+    waiting = [pool.run(pid_after, 0) for _ in range(5)] + [pool.run(refuse_the_image, "blank page")]
+    outcomes = await asyncio.gather(busy, *waiting, return_exceptions=True)
+    assert pool.task_sizes == [1, 4, 2]  # at most calls_per_task a task, in the order they came
+    assert len(set(outcomes[:6])) == 1 and isinstance(outcomes[6], NoDigitFoundError)
+
+
+async def test_a_call_past_the_time_budget_fails_alone_and_the_calls_sent_with_it_are_answered(
+    one_worker_pool,
+):
+    pool = one_worker_pool
+    busy = asyncio.ensure_future(pool.run(pid_after, 0.3))
+    await asyncio.sleep(0.1)
+    slow, *quick = await asyncio.wait_for(
+        asyncio.gather(
+            pool.run(pid_after, 60), *(pool.run(pid_after, 0) for _ in range(3)), return_exceptions=True
+        ),
+        LIVENESS_TIMEOUT_SECONDS,
+    )
+    await busy
+    assert isinstance(slow, ImageTooComplexError)
+    assert all(isinstance(pid, int) for pid in quick)
+    assert pool.task_sizes == [1, 4, 1, 1, 1, 1]  # the whole task timed out: each call ran again alone
+
+
+async def test_a_crash_fails_only_the_call_that_caused_it(one_worker_pool):
+    pool = one_worker_pool
+    busy = asyncio.ensure_future(pool.run(pid_after, 0.3))
+    await asyncio.sleep(0.1)
+    quick, crashed, later = await asyncio.wait_for(
+        asyncio.gather(
+            pool.run(pid_after, 0),
+            pool.run(die_by, signal.SIGSEGV),
+            pool.run(pid_after, 0),
+            return_exceptions=True,
+        ),
+        LIVENESS_TIMEOUT_SECONDS,
+    )
+    await busy
+    assert isinstance(crashed, UndecodableImageError)
+    assert isinstance(quick, int) and isinstance(later, int)
+
+
+async def test_a_task_runs_on_while_one_of_its_callers_is_waiting(one_worker_pool):
+    pool = one_worker_pool
+    busy = asyncio.ensure_future(pool.run(pid_after, 0.3))
+    await asyncio.sleep(0.1)
+    gone = asyncio.ensure_future(pool.run(pid_after, 0.3))
+    staying = asyncio.ensure_future(pool.run(pid_after, 0.3))
+    await asyncio.sleep(0.4)  # both are in the worker's second task now
+    gone.cancel()
+    assert (
+        await asyncio.wait_for(staying, LIVENESS_TIMEOUT_SECONDS) == await busy
+    )  # the same worker, not killed
+    assert pool.task_sizes == [1, 2]
 
 
 async def test_a_task_past_its_time_budget_is_killed_and_answered_and_the_pool_goes_on(pool):
@@ -80,10 +154,11 @@ async def test_cancelling_the_caller_kills_the_running_task(patient_pool):
     with pytest.raises(asyncio.CancelledError):
         await running
     # The pool replaces the killed worker: once the replacement has started (its start-up time
-    # depends on the machine's load, so the pair is retried until then), two tasks at once find two
-    # workers. A worker still busy with the 60 s task would leave only one for the whole bound.
+    # depends on the machine's load, so the pair is retried until then), a call sent while another
+    # runs finds the second worker. A worker still busy with the 60 s task would leave only one for
+    # the whole bound.
     async with asyncio.timeout(LIVENESS_TIMEOUT_SECONDS):
-        while len(set(await asyncio.gather(pool.run(pid_after, 0.2), pool.run(pid_after, 0.2)))) < 2:
+        while len(set(await pids_of_overlapping_calls(pool, 2))) < 2:
             await asyncio.sleep(0.1)
 
 
@@ -146,6 +221,18 @@ async def test_a_broken_pool_is_replaced_and_the_next_upload_is_served(pool):
     pool._pool.stop()  # what pebble's pool becomes after a worker dies outside any task
     pool._pool.join()
     assert await asyncio.wait_for(pool.run(pid_after, 0), LIVENESS_TIMEOUT_SECONDS) > 0
+
+
+async def test_calls_held_by_a_pool_that_broke_are_answered_and_the_next_ones_served(pool):
+    running = asyncio.ensure_future(pool.run(pid_after, 0.5))
+    await asyncio.sleep(0.1)
+    pool._pool.stop()  # the pool breaks while a task of it runs
+    pool._pool.join()
+    assert await asyncio.wait_for(pool.run(pid_after, 0), LIVENESS_TIMEOUT_SECONDS) > 0
+    outcome = (
+        await asyncio.wait_for(asyncio.gather(running, return_exceptions=True), LIVENESS_TIMEOUT_SECONDS)
+    )[0]
+    assert isinstance(outcome, (int, ServiceNotReadyError))
 
 
 async def test_every_worker_keeps_its_freed_image_buffers_for_the_next_upload(pool):

@@ -13,7 +13,7 @@ from PIL import Image
 from app.api.inference import predict_upload
 from digits.errors import ClientDisconnectedError
 from testkit.images import encode_png
-from testkit.worker_tasks import is_process_alive, pid_after
+from testkit.worker_tasks import is_process_alive, pids_of_overlapping_calls
 from tests.waiting import wait_until
 
 pytestmark = pytest.mark.integration
@@ -45,7 +45,7 @@ class ClientThatLeaves:
 
 async def test_a_disconnect_kills_the_decode_in_progress_and_frees_its_room(service):
     state = service.state
-    worker_pids = set(await asyncio.gather(*(state.decode_pool.run(pid_after, 0.1) for _ in range(2))))
+    worker_pids = set(await pids_of_overlapping_calls(state.decode_pool, 2))
     client = ClientThatLeaves()
     data = slow_to_decode_jpeg()
     request = asyncio.ensure_future(predict_upload(state, data, client.receive))

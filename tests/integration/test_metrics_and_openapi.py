@@ -21,6 +21,7 @@ DOCUMENTED_METRICS = (
     "digitserve_preprocess_duration_seconds",
     "digitserve_batch_queue_wait_seconds",
     "digitserve_batch_size",
+    "digitserve_decode_task_uploads",
     "digitserve_model_inference_duration_seconds",
     "digitserve_batch_queue_depth",
     "digitserve_predictions_total",
@@ -90,6 +91,7 @@ async def test_metrics_count_requests_stages_and_predictions(service, mnist_test
     assert service.sample("digitserve_http_request_duration_seconds_count", route) == 4
     assert service.sample("digitserve_rejected_requests_total", {"reason": "no_digit_found"}) == 1
     assert service.sample("digitserve_preprocess_duration_seconds_count") == 4
+    assert service.sample("digitserve_decode_task_uploads_sum") == 4
     assert service.sample("digitserve_batch_queue_wait_seconds_count") == 3
     assert service.sample("digitserve_model_inference_duration_seconds_count") >= 1
     predicted = sum(service.sample("digitserve_predictions_total", {"digit": str(d)}) for d in range(10))

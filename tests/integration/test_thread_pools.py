@@ -15,7 +15,7 @@ import tensorflow as tf
 from digits.model import configure_thread_pools
 from testkit.images import encode_png
 from testkit.shared_data import REPO_ROOT
-from testkit.worker_tasks import pid_after
+from testkit.worker_tasks import pids_of_overlapping_calls
 from tests.integration.conftest import run_service
 
 pytestmark = pytest.mark.integration
@@ -73,6 +73,6 @@ async def test_uploads_are_decoded_by_decode_workers_processes_at_most_at_a_time
         uploads = [("files", (f"{index}.png", encode_png(image))) for index, image in enumerate(images[:8])]
         single = [service.client.post("/predict", files={"file": ("d.png", encode_png(images[0]))})]
         answers = await asyncio.gather(service.client.post("/predict/batch", files=uploads), *single)
-        worker_pids = await asyncio.gather(*(service.state.decode_pool.run(pid_after, 0.2) for _ in range(6)))
+        worker_pids = await pids_of_overlapping_calls(service.state.decode_pool, 3)
     assert [answer.status_code for answer in answers] == [200, 200]
     assert len(set(worker_pids)) == 2 and os.getpid() not in worker_pids

@@ -21,6 +21,7 @@ def test_defaults_describe_the_documented_service():
     assert settings.read_max_digits == 20
     assert (settings.tf_intra_op_threads, settings.tf_inter_op_threads, settings.opencv_threads) == (1, 1, 1)
     assert (settings.decode_workers, settings.decode_timeout_seconds) == (2, 3.0)
+    assert settings.decode_uploads_per_task == 8
     assert (settings.image_max_decoded_bytes, settings.image_max_aspect_ratio) == (128 * 1024 * 1024, 32.0)
     assert (settings.http_max_header_bytes, settings.http_max_connections) == (16 * 1024, 256)
     assert (settings.upload_idle_timeout_seconds, settings.upload_timeout_seconds) == (10.0, 60.0)
@@ -69,6 +70,7 @@ def test_queue_must_hold_a_full_batch_and_a_full_batch_request():
         ("tf_intra_op_threads", -1),
         ("decode_workers", 0),
         ("decode_timeout_seconds", 0),
+        ("decode_uploads_per_task", 0),
         ("decode_worker_memory_max_bytes", 1024),
         ("log_level", "LOUD"),
         ("min_confidence", 1.5),
