@@ -68,8 +68,8 @@ class Settings(BaseSettings):
             time; the model has a thread of its own in the service's process.
         decode_timeout_seconds: longest time one upload may take to decode and pre-process; past it
             its worker is killed and the upload answered 413 `image_too_complex`.
-        decode_uploads_per_task: most uploads waiting for a worker that go to it together, as one
-            task (1: each upload alone).
+        decode_uploads_per_task: most small uploads (decoded in under `image_cost_unit_bytes`) waiting
+            for a worker that go to it together, as one task (1: each upload alone).
         decode_worker_memory_max_bytes: address space of each decode worker; a decode that would need
             more fails (413) inside its worker instead of taking the machine's memory.
         image_cost_unit_bytes: an upload being decoded holds one unit of queue room per this many

@@ -32,6 +32,10 @@ class InProcessDecodePool:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, lambda: context.run(function, *args, **kwargs))
 
+    async def run_alone(self, function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """`run`: here every call has a thread of its own anyway."""
+        return await self.run(function, *args, **kwargs)
+
     async def shutdown(self) -> None:
         self._is_shut_down = True
         self._executor.shutdown(wait=False)

@@ -86,7 +86,7 @@ async def _run_unless_refused(
 ) -> Result:
     if isinstance(cost, DigitServeError):
         raise cost
-    return await run_decode_task(state, task, data, *options)
+    return await run_decode_task(state, task, data, *options, cost_units=cost)
 
 
 async def prepare_batch(
@@ -121,13 +121,20 @@ async def prepare_batch(
 
 
 async def run_decode_task(
-    state: ServiceState, task: Callable[..., Result], data: bytes, *options: object
+    state: ServiceState, task: Callable[..., Result], data: bytes, *options: object, cost_units: int
 ) -> Result:
     """Runs `task(data, limits, *options)` on the decode workers, timed as the preprocess stage
-    (waiting included)."""
+    (waiting included).
+
+    `cost_units` is the upload's `header_cost`: an upload that costs nothing beyond its door unit (a
+    decode under `image_cost_unit_bytes`, 1 MiB) may share a worker task with others, where the
+    hand-off costs as much as the decode; a larger one is decoded in a task of its own, so that no
+    upload waits for another's long decode to be answered.
+    """
     started_seconds = time.perf_counter()
+    run = state.decode_pool.run if cost_units == 0 else state.decode_pool.run_alone
     try:
-        return await state.decode_pool.run(task, data, state.decode_limits, *options)
+        return await run(task, data, state.decode_limits, *options)
     finally:
         state.metrics.preprocess_duration.observe(time.perf_counter() - started_seconds)
 
@@ -143,8 +150,9 @@ async def render_model_view(state: ServiceState, data: bytes, receive: Receive) 
     """
     async with request_scope(state, receive):
         with state.batcher.reserve(1, is_for_model=False) as reservation:
-            reservation.add_cost(header_cost(state, data))
-            return await run_decode_task(state, prepare.render_model_view, data)
+            cost = header_cost(state, data)
+            reservation.add_cost(cost)
+            return await run_decode_task(state, prepare.render_model_view, data, cost_units=cost)
 
 
 def _to_response(
@@ -183,8 +191,9 @@ async def predict_upload(state: ServiceState, data: bytes, receive: Receive) -> 
     """
     async with request_scope(state, receive):
         with state.batcher.reserve(1) as reservation:
-            reservation.add_cost(header_cost(state, data))
-            digit = await run_decode_task(state, prepare.prepare_digit, data)
+            cost = header_cost(state, data)
+            reservation.add_cost(cost)
+            digit = await run_decode_task(state, prepare.prepare_digit, data, cost_units=cost)
             probabilities = await reservation.submit(to_model_input(digit.canonical))
     return _to_response(state, digit, probabilities)
 

@@ -48,8 +48,10 @@ from digits.errors import DigitServeError
 ADMISSION_IMAGES_PER_NUMBER = 12
 
 
-async def _segment(state: ServiceState, data: bytes) -> SegmentedNumber:
-    return await run_decode_task(state, prepare.prepare_number, data, state.settings.read_max_digits)
+async def _segment(state: ServiceState, data: bytes, cost_units: int) -> SegmentedNumber:
+    return await run_decode_task(
+        state, prepare.prepare_number, data, state.settings.read_max_digits, cost_units=cost_units
+    )
 
 
 async def _read_candidates(
@@ -115,7 +117,7 @@ async def read_upload(
             # is refused 413, in its own words.
             extra_images = max(0, min(ADMISSION_IMAGES_PER_NUMBER - 1, reservation.spare_capacity_units))
             reservation.add_images(extra_images)
-            number = await _segment(state, data)
+            number = await _segment(state, data, cost)
             (rows,) = await _read_candidates(reservation, [number], reserved_images=1 + extra_images)
     return _to_response(state, number, rows, include_model_view)
 

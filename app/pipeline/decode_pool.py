@@ -13,7 +13,8 @@ milliseconds instead of the half second an import of OpenCV takes. The pool is t
 
 Under load, the calls that wait for a worker go to it together, as one task: a hand-off to a worker
 (pickling, pipes, pebble's threads and locks on both sides) costs ~0.3 ms of CPU, more than
-preparing a 28x28 PNG once the worker has it. A task holding several calls answers each one on its
+preparing a 28x28 PNG once the worker has it. A call whose work dwarfs that (a large image) is sent
+with `run_alone`: no call sharing its task would be answered before it ends. A task holding several calls answers each one on its
 own (its result or its error); when the whole task fails (its time budget, a crash), every call in
 it is run again alone, so that only the upload at fault gets the error.
 """
@@ -126,7 +127,7 @@ class _Call:
     args: tuple
     kwargs: dict
     future: asyncio.Future
-    runs_alone: bool = False  # its task failed as a whole: it is run again in a task of its own
+    runs_alone: bool = False  # asked for (`run_alone`), or its shared task failed as a whole
 
     def as_task_item(self) -> tuple[Callable[..., Any], tuple, dict]:
         return self.function, self.args, self.kwargs
@@ -204,12 +205,24 @@ class DecodePool:
                 stopping).
             Exception: whatever `function` raised (domain errors pass through as they are).
         """
+        return await self._submit(_Call(function, args, kwargs, asyncio.get_running_loop().create_future()))
+
+    async def run_alone(
+        self, function: Callable[Parameters, Result], *args: Parameters.args, **kwargs: Parameters.kwargs
+    ) -> Result:
+        """`run`, in a task of its own: for a call whose work dwarfs a hand-off (a large image), so that
+        the calls it would share a task with are not answered only once it ends.
+
+        Raises: what `run` raises.
+        """
+        loop = asyncio.get_running_loop()
+        return await self._submit(_Call(function, args, kwargs, loop.create_future(), runs_alone=True))
+
+    async def _submit(self, call: _Call) -> Any:
         if self._is_shut_down:
             raise ServiceNotReadyError("the service is shutting down; retry another instance")
-        loop = asyncio.get_running_loop()
-        call = _Call(function, args, kwargs, loop.create_future())
         self._waiting_calls.append(call)
-        self._schedule_dispatch(loop)
+        self._schedule_dispatch(call.future.get_loop())
         return await call.future
 
     def _schedule_dispatch(self, loop: asyncio.AbstractEventLoop) -> None:

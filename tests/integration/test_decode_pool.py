@@ -77,6 +77,20 @@ async def test_calls_waiting_for_a_worker_go_to_it_together_each_with_its_own_an
     assert len(set(outcomes[:6])) == 1 and isinstance(outcomes[6], NoDigitFoundError)
 
 
+async def test_a_call_run_alone_shares_its_task_with_no_other(one_worker_pool):
+    pool = one_worker_pool
+    busy = asyncio.ensure_future(pool.run(pid_after, 0.3))
+    await asyncio.sleep(0.1)
+    waiting = [
+        pool.run(pid_after, 0),
+        pool.run(pid_after, 0),
+        pool.run_alone(pid_after, 0),
+        pool.run(pid_after, 0),
+    ]
+    await asyncio.gather(busy, *waiting)
+    assert pool.task_sizes == [1, 2, 1, 1]  # in the order they came: the one alone splits the others
+
+
 async def test_a_call_past_the_time_budget_fails_alone_and_the_calls_sent_with_it_are_answered(
     one_worker_pool,
 ):
