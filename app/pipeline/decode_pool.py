@@ -14,9 +14,10 @@ milliseconds instead of the half second an import of OpenCV takes. The pool is t
 Under load, the calls that wait for a worker go to it together, as one task: a hand-off to a worker
 (pickling, pipes, pebble's threads and locks on both sides) costs ~0.3 ms of CPU, more than
 preparing a 28x28 PNG once the worker has it. A call whose work dwarfs that (a large image) is sent
-with `run_alone`: no call sharing its task would be answered before it ends. A task holding several calls answers each one on its
-own (its result or its error); when the whole task fails (its time budget, a crash), every call in
-it is run again alone, so that only the upload at fault gets the error.
+with `run_alone`: no call sharing its task would be answered before it ends. A task holding several
+calls answers each one on its own (its result or its error); when the whole task fails (its time
+budget, a crash), every call in it is run again alone, so that only the upload at fault gets the
+error.
 """
 
 from __future__ import annotations
@@ -205,7 +206,7 @@ class DecodePool:
                 stopping).
             Exception: whatever `function` raised (domain errors pass through as they are).
         """
-        return await self._submit(_Call(function, args, kwargs, asyncio.get_running_loop().create_future()))
+        return await self._submit(function, args, kwargs, runs_alone=False)
 
     async def run_alone(
         self, function: Callable[Parameters, Result], *args: Parameters.args, **kwargs: Parameters.kwargs
@@ -215,12 +216,12 @@ class DecodePool:
 
         Raises: what `run` raises.
         """
-        loop = asyncio.get_running_loop()
-        return await self._submit(_Call(function, args, kwargs, loop.create_future(), runs_alone=True))
+        return await self._submit(function, args, kwargs, runs_alone=True)
 
-    async def _submit(self, call: _Call) -> Any:
+    async def _submit(self, function: Callable[..., Any], args: tuple, kwargs: dict, runs_alone: bool) -> Any:
         if self._is_shut_down:
             raise ServiceNotReadyError("the service is shutting down; retry another instance")
+        call = _Call(function, args, kwargs, asyncio.get_running_loop().create_future(), runs_alone)
         self._waiting_calls.append(call)
         self._schedule_dispatch(call.future.get_loop())
         return await call.future
@@ -286,7 +287,7 @@ class DecodePool:
             return
         try:
             outcomes = task.result()
-        except (FuturesTimeoutError, ProcessExpired, Exception) as error:
+        except Exception as error:  # the time budget, a dead worker, a broken pool, unpicklable results
             if len(calls) > 1 and not self._is_shut_down:
                 # Which call was at fault is unknown: each runs again alone, first in line.
                 for call in reversed(calls):
