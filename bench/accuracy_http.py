@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from bench.machine import load_average, machine_description
+from bench.output_paths import output_file, output_folder
 from digits.contract import to_model_inputs
 from digits.model import DigitModel
 from testkit.http_load import build_multipart_request, run_load
@@ -175,8 +176,10 @@ def parse_arguments() -> argparse.Namespace:
         help="at most N images per set: the first N of MNIST and USPS, N evenly spaced files of a folder",
     )
     parser.add_argument("--time-cap-seconds", type=float, default=600.0, help="per set")
-    parser.add_argument("--json-out", type=Path, help="also write the figures as JSON here")
-    parser.add_argument("--log-dir", type=Path, default=Path("/tmp"), help="the service's log goes here")
+    parser.add_argument("--json-out", type=output_file, help="also write the figures as JSON here")
+    parser.add_argument(
+        "--log-dir", type=output_folder, default=Path("/tmp"), help="the service's log goes here"
+    )
     args = parser.parse_args()
     if args.limit < 1:
         parser.error("--limit must be at least 1")

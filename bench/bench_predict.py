@@ -33,6 +33,7 @@ import numpy as np
 
 from bench.machine import load_average, machine_description
 from bench.model_batching import print_report as print_model_alone
+from bench.output_paths import output_file, output_folder
 from testkit.http_load import build_multipart_request, run_load
 from testkit.model_timing import BATCH_ON_MAX_SIZE, NO_MODEL_MODE, batching_ceilings
 from testkit.payloads import build_payloads
@@ -178,8 +179,10 @@ def parse_arguments() -> argparse.Namespace:
     parser.add_argument("--rounds", type=int, default=3, help="on/off alternations per level")
     parser.add_argument("--time-cap-seconds", type=float, default=30.0, help="time cap of one round")
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 32, 64])
-    parser.add_argument("--json-out", type=Path, help="also write the figures as JSON here")
-    parser.add_argument("--log-dir", type=Path, default=Path("/tmp"), help="the services' logs go here")
+    parser.add_argument("--json-out", type=output_file, help="also write the figures as JSON here")
+    parser.add_argument(
+        "--log-dir", type=output_folder, default=Path("/tmp"), help="the services' logs go here"
+    )
     return parser.parse_args()
 
 

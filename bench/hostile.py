@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from bench.machine import load_average, machine_description
+from bench.output_paths import output_file, output_folder
 from testkit.hostile_images import padded_header, progressive_scan_bomb, strip_png
 from testkit.http_load import build_multipart_request, exchange
 from testkit.images import encode_png
@@ -221,8 +222,10 @@ def print_report(report: HostileReport) -> None:
 def parse_arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench.hostile", description=__doc__.splitlines()[0])
     parser.add_argument("--model-dir", type=Path, default=REPO_ROOT / "models" / "digits")
-    parser.add_argument("--json-out", type=Path, default=None, help="write the report as JSON here")
-    parser.add_argument("--log-dir", type=Path, default=Path("/tmp"), help="where the service's log goes")
+    parser.add_argument("--json-out", type=output_file, default=None, help="write the report as JSON here")
+    parser.add_argument(
+        "--log-dir", type=output_folder, default=Path("/tmp"), help="where the service's log goes"
+    )
     return parser.parse_args()
 
 

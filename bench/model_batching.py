@@ -18,6 +18,7 @@ import argparse
 import json
 from pathlib import Path
 
+from bench.output_paths import output_file
 from testkit.model_timing import measure
 
 
@@ -44,7 +45,7 @@ def parse_arguments() -> argparse.Namespace:
     parser.add_argument(
         "--batch-sizes", type=int, nargs="+", default=[1, 8, 32, 64], help="the first is the baseline"
     )
-    parser.add_argument("--json-out", type=Path, help="also write the figures as JSON here")
+    parser.add_argument("--json-out", type=output_file, help="also write the figures as JSON here")
     return parser.parse_args()
 
 

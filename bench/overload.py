@@ -28,6 +28,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from bench.machine import load_average, machine_description
+from bench.output_paths import output_file, output_folder
 from testkit.overload import SMALL_QUEUE_ENVIRONMENT, PhaseReport, failed_targets, run_overload
 from testkit.server import free_port, running_service
 from testkit.shared_data import REPO_ROOT
@@ -58,8 +59,10 @@ def parse_arguments() -> argparse.Namespace:
     parser.add_argument("--overload-seconds", type=float, default=30.0)
     parser.add_argument("--overload-concurrency", type=int, default=256)
     parser.add_argument("--low-seconds", type=float, default=10.0, help="baseline and recovery phases")
-    parser.add_argument("--json-out", type=Path, help="also write the figures as JSON here")
-    parser.add_argument("--log-dir", type=Path, default=Path("/tmp"), help="the service's log goes here")
+    parser.add_argument("--json-out", type=output_file, help="also write the figures as JSON here")
+    parser.add_argument(
+        "--log-dir", type=output_folder, default=Path("/tmp"), help="the service's log goes here"
+    )
     return parser.parse_args()
 
 

@@ -30,6 +30,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
+from bench.output_paths import output_file
 from testkit.http_load import build_multipart_body
 from testkit.process_cpu import tree_cpu_seconds
 from testkit.server import RunningServer, free_port, running_service
@@ -246,7 +247,7 @@ def parse_arguments() -> argparse.Namespace:
         "harness run, on --port + 1; 0: not",
     )
     parser.add_argument("--output-dir", type=Path, default=Path("/tmp/bench-results"))
-    parser.add_argument("--json-out", type=Path)
+    parser.add_argument("--json-out", type=output_file)
     args = parser.parse_args()
     if args.runs < 1:
         parser.error("--runs must be at least 1")

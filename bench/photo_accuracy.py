@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from bench.machine import load_average, machine_description
+from bench.output_paths import output_file, output_folder
 from testkit.http_load import build_multipart_request, run_load
 from testkit.images import encode_jpeg
 from testkit.labelled_sets import SET_NAMES, load_labelled_set
@@ -93,8 +94,8 @@ def parse_arguments() -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--max-loss-points", type=float, default=0.2)
-    parser.add_argument("--json-out", type=Path)
-    parser.add_argument("--log-dir", type=Path, default=Path("/tmp"))
+    parser.add_argument("--json-out", type=output_file)
+    parser.add_argument("--log-dir", type=output_folder, default=Path("/tmp"))
     args = parser.parse_args()
     if args.limit < 1:
         parser.error("--limit must be at least 1")

@@ -44,6 +44,7 @@ from pathlib import Path
 import numpy as np
 
 from bench.machine import load_average, machine_description
+from bench.output_paths import output_file, output_folder
 from testkit.http_load import build_multipart_request, run_load, send_uploads
 from testkit.images import encode_jpeg, encode_png
 from testkit.read_tally import check_targets, format_table, format_target, parse_answer, tally_groups
@@ -195,10 +196,14 @@ def parse_arguments() -> argparse.Namespace:
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--throughput-seconds", type=float, default=10.0, help="0: no throughput run")
     parser.add_argument("--request-timeout-seconds", type=float, default=60.0)
-    parser.add_argument("--json-out", type=Path, help="also write the figures as JSON here")
-    parser.add_argument("--samples-dir", type=Path, help="dry run: every number; else: the wrong reads")
+    parser.add_argument("--json-out", type=output_file, help="also write the figures as JSON here")
+    parser.add_argument(
+        "--samples-dir", type=output_folder, help="dry run: every number; else: the wrong reads"
+    )
     parser.add_argument("--dry-run", action="store_true", help="generate and write samples; send nothing")
-    parser.add_argument("--log-dir", type=Path, default=Path("/tmp"), help="the service's log goes here")
+    parser.add_argument(
+        "--log-dir", type=output_folder, default=Path("/tmp"), help="the service's log goes here"
+    )
     args = parser.parse_args()
     if args.numbers_per_group < 1 or args.concurrency < 1 or args.throughput_seconds < 0:
         parser.error("--numbers-per-group and --concurrency must be at least 1, --throughput-seconds >= 0")

@@ -26,6 +26,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from bench.machine import load_average, machine_description
+from bench.output_paths import output_file, output_folder
 from testkit.server import free_port, running_service
 from testkit.shared_data import REPO_ROOT
 from testkit.shutdown import (
@@ -44,8 +45,10 @@ def parse_arguments() -> argparse.Namespace:
     parser.add_argument("--model-dir", type=Path, default=REPO_ROOT / "models" / "digits")
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--load-seconds", type=float, default=10.0, help="load before the SIGTERM")
-    parser.add_argument("--json-out", type=Path, help="also write the figures as JSON here")
-    parser.add_argument("--log-dir", type=Path, default=Path("/tmp"), help="the service's log goes here")
+    parser.add_argument("--json-out", type=output_file, help="also write the figures as JSON here")
+    parser.add_argument(
+        "--log-dir", type=output_folder, default=Path("/tmp"), help="the service's log goes here"
+    )
     return parser.parse_args()
 
 

@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from bench.machine import load_average, machine_description
+from bench.output_paths import output_file, output_folder
 from testkit.http_load import run_load
 from testkit.payloads import mixed_predict_requests
 from testkit.server import RunningServer, free_port, running_service
@@ -142,8 +143,10 @@ def parse_arguments() -> argparse.Namespace:
     parser.add_argument("--duration-seconds", type=float, default=300.0, help="measured time, after warm-up")
     parser.add_argument("--window-seconds", type=float, default=30.0, help="p99 and RSS per window")
     parser.add_argument("--concurrency", type=int, default=64)
-    parser.add_argument("--json-out", type=Path, help="also write the figures as JSON here")
-    parser.add_argument("--log-dir", type=Path, default=Path("/tmp"), help="the service's log goes here")
+    parser.add_argument("--json-out", type=output_file, help="also write the figures as JSON here")
+    parser.add_argument(
+        "--log-dir", type=output_folder, default=Path("/tmp"), help="the service's log goes here"
+    )
     return parser.parse_args()
 
 

@@ -28,6 +28,7 @@ import time
 from pathlib import Path
 
 from bench.machine import load_average, machine_description
+from bench.output_paths import output_file, output_folder
 from testkit.http_load import Answer, build_multipart_request, send_uploads
 from testkit.server import LOOPBACK_HOST, service_on
 from testkit.shared_data import REPO_ROOT
@@ -89,9 +90,13 @@ def parse_arguments() -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=1, help="the held-out images' seed")
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--request-timeout-seconds", type=float, default=30.0)
-    parser.add_argument("--json-out", type=Path, help="also write the figures as JSON here")
-    parser.add_argument("--images-dir", type=Path, help="also write every image here, named by its answer")
-    parser.add_argument("--log-dir", type=Path, default=Path("/tmp"), help="the service's log goes here")
+    parser.add_argument("--json-out", type=output_file, help="also write the figures as JSON here")
+    parser.add_argument(
+        "--images-dir", type=output_folder, help="also write every image here, named by its answer"
+    )
+    parser.add_argument(
+        "--log-dir", type=output_folder, default=Path("/tmp"), help="the service's log goes here"
+    )
     args = parser.parse_args()
     if args.count < 1 or args.concurrency < 1:
         parser.error("--count and --concurrency must be at least 1")
