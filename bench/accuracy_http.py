@@ -30,11 +30,11 @@ from pathlib import Path
 import numpy as np
 
 from bench.machine import load_average, machine_description
-from bench.output_paths import output_file, output_folder
 from digits.contract import to_model_inputs
 from digits.model import DigitModel
 from testkit.http_load import build_multipart_request, run_load
 from testkit.labelled_sets import LabelledSet, check_set_name, load_labelled_set, worst_writers
+from testkit.output_paths import output_file, output_folder
 from testkit.server import LOOPBACK_HOST, free_port, running_service
 from testkit.shared_data import REPO_ROOT
 

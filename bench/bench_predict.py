@@ -33,9 +33,9 @@ import numpy as np
 
 from bench.machine import load_average, machine_description
 from bench.model_batching import print_report as print_model_alone
-from bench.output_paths import output_file, output_folder
 from testkit.http_load import build_multipart_request, run_load
 from testkit.model_timing import BATCH_ON_MAX_SIZE, NO_MODEL_MODE, batching_ceilings
+from testkit.output_paths import output_file, output_folder
 from testkit.payloads import build_payloads
 from testkit.server import RunningServer, free_port, running_service
 from testkit.shared_data import REPO_ROOT

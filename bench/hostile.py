@@ -24,10 +24,10 @@ from pathlib import Path
 import numpy as np
 
 from bench.machine import load_average, machine_description
-from bench.output_paths import output_file, output_folder
 from testkit.hostile_images import padded_header, progressive_scan_bomb, strip_png
 from testkit.http_load import build_multipart_request, exchange
 from testkit.images import encode_png
+from testkit.output_paths import output_file, output_folder
 from testkit.server import LOOPBACK_HOST, RunningServer, free_port, running_service
 from testkit.shared_data import REPO_ROOT, read_mnist
 

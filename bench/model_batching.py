@@ -18,8 +18,8 @@ import argparse
 import json
 from pathlib import Path
 
-from bench.output_paths import output_file
 from testkit.model_timing import measure
+from testkit.output_paths import output_file
 
 
 def print_report(report: dict) -> None:

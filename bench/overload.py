@@ -28,7 +28,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from bench.machine import load_average, machine_description
-from bench.output_paths import output_file, output_folder
+from testkit.output_paths import output_file, output_folder
 from testkit.overload import SMALL_QUEUE_ENVIRONMENT, PhaseReport, failed_targets, run_overload
 from testkit.server import free_port, running_service
 from testkit.shared_data import REPO_ROOT

@@ -30,8 +30,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
-from bench.output_paths import output_file
 from testkit.http_load import build_multipart_body
+from testkit.output_paths import output_file
 from testkit.process_cpu import tree_cpu_seconds
 from testkit.server import RunningServer, free_port, running_service
 from testkit.shared_data import REPO_ROOT

@@ -28,10 +28,10 @@ from pathlib import Path
 import numpy as np
 
 from bench.machine import load_average, machine_description
-from bench.output_paths import output_file, output_folder
 from testkit.http_load import build_multipart_request, run_load
 from testkit.images import encode_jpeg
 from testkit.labelled_sets import SET_NAMES, load_labelled_set
+from testkit.output_paths import output_file, output_folder
 from testkit.photo_like import render_photo_like
 from testkit.server import LOOPBACK_HOST, free_port, running_service
 from testkit.shared_data import REPO_ROOT

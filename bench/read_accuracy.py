@@ -44,14 +44,14 @@ from pathlib import Path
 import numpy as np
 
 from bench.machine import load_average, machine_description
-from bench.output_paths import output_file, output_folder
 from testkit.http_load import build_multipart_request, run_load, send_uploads
 from testkit.images import encode_jpeg, encode_png
+from testkit.output_paths import output_file, output_folder
 from testkit.read_tally import check_targets, format_table, format_target, parse_answer, tally_groups
 from testkit.server import LOOPBACK_HOST, service_on
 from testkit.shared_data import REPO_ROOT
 from testkit.two_digit_numbers import DigitPool
-from testkit.written_numbers import RENDERINGS, SOURCE_NAMES, load_digit_pool, write_number
+from testkit.written_numbers import RENDERINGS, SOURCE_NAMES, WrittenNumber, load_digit_pool, write_number
 
 TEST_SPLIT = "test"  # the benchmark's numbers never come from the train splits
 SHORT_DIGIT_COUNTS = (3, 4, 5, 6, 7)
@@ -90,14 +90,21 @@ class Upload:
     data: bytes
 
 
-def make_upload(pools: dict[str, DigitPool], group_index: int, index: int, seed: int) -> Upload:
-    """Number `index` of GROUPS[group_index]: a scan (PNG) when `index` is even, else a photo (JPEG)."""
+def write_group_number(pools: dict[str, DigitPool], group_index: int, index: int, seed: int) -> WrittenNumber:
+    """Number `index` of GROUPS[group_index]: a scan when `index` is even, else a photo."""
     group = GROUPS[group_index]
     rng = np.random.default_rng([seed, group_index, index])
     source = group.sources[index % len(group.sources)]
     digit_count = int(rng.choice(group.digit_counts))
     rendering = RENDERINGS[index % len(RENDERINGS)]
-    number = write_number(pools[source], digit_count, rng, group.is_touching, rendering)
+    return write_number(pools[source], digit_count, rng, group.is_touching, rendering)
+
+
+def make_upload(pools: dict[str, DigitPool], group_index: int, index: int, seed: int) -> Upload:
+    """Number `index` of GROUPS[group_index] as uploaded: a scan as PNG, a photo as JPEG."""
+    group = GROUPS[group_index]
+    number = write_group_number(pools, group_index, index, seed)
+    rendering = number.rendering
     if rendering == "scan":
         data, extension = encode_png(number.image), "png"
     else:

@@ -22,8 +22,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from bench.machine import load_average, machine_description
-from bench.output_paths import output_file, output_folder
 from testkit.http_load import run_load
+from testkit.output_paths import output_file, output_folder
 from testkit.payloads import mixed_predict_requests
 from testkit.server import RunningServer, free_port, running_service
 from testkit.shared_data import REPO_ROOT

@@ -28,8 +28,8 @@ import time
 from pathlib import Path
 
 from bench.machine import load_average, machine_description
-from bench.output_paths import output_file, output_folder
 from testkit.http_load import Answer, build_multipart_request, send_uploads
+from testkit.output_paths import output_file, output_folder
 from testkit.server import LOOPBACK_HOST, service_on
 from testkit.shared_data import REPO_ROOT
 from testkit.unsure_sets import HeldOutImage, make_non_digit_images, make_two_digit_images

@@ -1,5 +1,5 @@
 """Each benchmark refuses a path it cannot write when it parses its arguments: an argument error naming
-the option, exit status 2, before minutes of measuring are lost (`bench.output_paths`)."""
+the option, exit status 2, before minutes of measuring are lost (`testkit.output_paths`)."""
 
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ BENCHMARK_OUTPUTS = [
     ("bench.peers", "--json-out"),
     ("bench.photo_accuracy", "--json-out"),
     ("bench.read_accuracy", "--json-out"),
+    ("bench.read_error_budget", "--json-out"),
     ("bench.shutdown", "--json-out"),
     ("bench.soak", "--json-out"),
     ("bench.unsure_rates", "--json-out"),

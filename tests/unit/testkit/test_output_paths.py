@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.output_paths import output_file, output_folder
+from testkit.output_paths import output_file, output_folder
 
 pytestmark = pytest.mark.unit
 
