@@ -100,18 +100,21 @@ def write_group_number(pools: dict[str, DigitPool], group_index: int, index: int
     return write_number(pools[source], digit_count, rng, group.is_touching, rendering)
 
 
-def make_upload(pools: dict[str, DigitPool], group_index: int, index: int, seed: int) -> Upload:
-    """Number `index` of GROUPS[group_index] as uploaded: a scan as PNG, a photo as JPEG."""
-    group = GROUPS[group_index]
-    number = write_group_number(pools, group_index, index, seed)
-    rendering = number.rendering
-    if rendering == "scan":
+def encode_upload(group: str, index: int, number: WrittenNumber) -> Upload:
+    """Number `index` of `group` as uploaded: a scan as PNG, a photo as JPEG."""
+    if number.rendering == "scan":
         data, extension = encode_png(number.image), "png"
     else:
         data, extension = encode_jpeg(number.image, JPEG_QUALITY), "jpg"
     # The upload's name tells the service nothing of the truth.
-    file_name = f"{group.name.replace('/', '-')}-{index:04d}.{extension}"
-    return Upload(group.name, rendering, number.text, file_name, data)
+    file_name = f"{group.replace('/', '-')}-{index:04d}.{extension}"
+    return Upload(group, number.rendering, number.text, file_name, data)
+
+
+def make_upload(pools: dict[str, DigitPool], group_index: int, index: int, seed: int) -> Upload:
+    """Number `index` of GROUPS[group_index], written and encoded."""
+    number = write_group_number(pools, group_index, index, seed)
+    return encode_upload(GROUPS[group_index].name, index, number)
 
 
 def make_uploads(pools: dict[str, DigitPool], numbers_per_group: int, seed: int) -> list[Upload]:

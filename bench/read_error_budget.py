@@ -29,7 +29,7 @@ from app.pipeline.postprocess import AnswerPolicy
 from app.pipeline.prepare import prepare_digit, prepare_number
 from app.pipeline.read_choice import choose_reading
 from bench.machine import machine_description
-from bench.read_accuracy import GROUPS, TEST_SPLIT, make_upload, write_group_number
+from bench.read_accuracy import GROUPS, TEST_SPLIT, encode_upload, write_group_number
 from digits.calibration import Calibration
 from digits.contract import to_model_inputs
 from digits.errors import DigitServeError
@@ -93,7 +93,7 @@ def measure(model_dir: Path, numbers_per_group: int, seed: int) -> list[NumberOu
     for group_index, group in enumerate(GROUPS):
         for index in range(numbers_per_group):
             written = write_group_number(pools, group_index, index, seed)
-            upload = make_upload(pools, group_index, index, seed)  # the same number, encoded
+            upload = encode_upload(group.name, index, written)
             read_alone = alone.read(written.origins)
             right_alone = tuple(
                 str(digit) == truth for digit, truth in zip(read_alone, written.text, strict=True)
