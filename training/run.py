@@ -74,6 +74,9 @@ def run(config: TrainConfig) -> dict[str, Any]:
     start = score_start(model, batches) if config.initial_weights else None
     fit = train(model, batches, config, run_dir / "best.keras")
     # 4. choose the final weights on validation; checkpointed, so a later fine-tune starts from them.
+    if start is not None and not config.keep_start_if_best:
+        logger.info("the start weights are left out of the final choice (--no-keep-start-if-best)")
+        start = None
     choice = choose_final_weights(model, fit.averaging, start, batches)
     model.save(run_dir / "best.keras")
     card = build_model_card(int(model.count_params()), sources, split, config)

@@ -201,6 +201,25 @@ def test_promote_cli_copies_a_run_into_the_next_version_and_refuses_smoke_tests_
     assert nothing.returncode == 2 and "holds no exported model" in nothing.stderr
 
 
+def test_a_fine_tune_for_a_new_objective_leaves_its_start_out_of_the_choice(
+    quick_run, shared_specs, tmp_path
+):
+    _, runs_dir, _ = quick_run
+    result = run_cli(
+        "training.run", "--quick", "--no-download", *shared_specs, "--runs-dir", str(tmp_path / "runs"),
+        "--run-name", "outliers", "--initial-weights", str(runs_dir / "smoke" / "best.keras"),
+        "--no-keep-start-if-best", "--outlier-fraction", "0.1",
+    )  # fmt: skip
+
+    assert result.returncode == 0, result.stderr[-3000:]
+    # The start is still scored (the log says where the fine-tune began), but cannot win.
+    assert "fine-tuning starts at val_loss" in result.stderr
+    assert "the start weights are left out of the final choice" in result.stderr
+    card = json.loads((tmp_path / "runs" / "outliers" / "model_card.json").read_text())
+    assert card["config"]["keep_start_if_best"] is False
+    assert set(card["training"]["weight_choice"]["candidates"]) == {"best_epoch"}
+
+
 def test_fine_tuning_from_several_checkpoints_records_them_and_checkpoints_what_it_exports(
     quick_run, shared_specs, mnist_test_samples, tmp_path
 ):

@@ -79,6 +79,22 @@ def test_initial_weights_repeat_for_a_soup_and_default_to_none():
     assert config.initial_weights == (Path("a/best.keras"), Path("b/best.keras"))
 
 
+def test_a_fine_tunes_start_competes_for_the_final_weights_unless_told_not_to():
+    assert parse_args(["--initial-weights", "a/best.keras"]).keep_start_if_best is True
+    config = parse_args(["--initial-weights", "a/best.keras", "--no-keep-start-if-best"])
+    assert config.keep_start_if_best is False
+
+
+def test_leaving_out_the_start_without_a_start_exits_2_naming_the_flag(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        parse_args(["--no-keep-start-if-best"])
+    assert exit_info.value.code == 2
+    assert (
+        "--no-keep-start-if-best is about a fine-tune's start: give --initial-weights"
+        in capsys.readouterr().err
+    )
+
+
 @pytest.mark.parametrize("flags", [["--epochs", "0"], ["--batch-size", "-1"], ["--learning-rate", "0"]])
 def test_out_of_range_values_exit_with_status_2(flags, capsys):
     with pytest.raises(SystemExit) as exit_info:
