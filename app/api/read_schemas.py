@@ -72,7 +72,7 @@ READ_EXAMPLE = {
     "unsure": False,
     "reason": None,
     "inverted": True,
-    "model_version": "6",
+    "model_version": "7",
 }
 
 

@@ -27,7 +27,7 @@ PREDICTION_EXAMPLE = {
         {"digit": 7, "probability": 0.0291},
     ],
     "inverted": True,
-    "model_version": "6",
+    "model_version": "7",
 }
 BATCH_ITEM_ERROR_EXAMPLE = {
     "filename": "scribble.png",
