@@ -2,12 +2,12 @@
 misreads anyway.
 
 The same numbers as `bench.read_accuracy` (same groups, seed and count: written from TEST digits
-only), read in this process through the service's own stages (`prepare_number`, the model, then
-`choose_reading` with the model card's answer policy), and each of their digits also read ALONE as
-`/predict` reads it (`prepare_digit` of the digit's own upload: MNIST and USPS as PNGs of their arrays,
-CVL as its original file). Each wrong number is put down to a cause (`testkit.read_error_budget`):
-the count of digits (the segmentation), a digit misread only in the number (its cut-out), or digits
-the model misreads alone as well.
+only), read in this process through the service's own stages and settings
+(`digitserve.local.LocalReader`, as `digitserve read --local`), and each of their digits also read
+ALONE as `/predict` reads it (its own upload: MNIST and USPS as PNGs of their arrays, CVL as its
+original file). Each wrong number is put down to a cause (`testkit.read_error_budget`): the count of
+digits (the segmentation), a digit misread only in the number (its cut-out), or digits the model
+misreads alone as well.
 
 "every digit right alone" is about the most a perfect segmentation could reach with this model: how
 far `/read` is from it is the segmentation's share; the rest is the model's.
@@ -20,21 +20,15 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
-import numpy as np
-
-from app.pipeline.decode import DEFAULT_DECODE_LIMITS
-from app.pipeline.postprocess import AnswerPolicy
-from app.pipeline.prepare import prepare_digit, prepare_number
-from app.pipeline.read_choice import choose_reading
+from app.__main__ import read_settings
 from bench.machine import machine_description
 from bench.read_accuracy import GROUPS, TEST_SPLIT, encode_upload, write_group_number
-from digits.calibration import Calibration
-from digits.contract import to_model_inputs
-from digits.errors import DigitServeError
-from digits.model import DigitModel
-from digits.model_store import read_model_card, resolve_version_dir
+from digitserve.exchange import Image
+from digitserve.local import LocalReader
+from digitserve.results import ImageError
 from testkit.images import encode_png
 from testkit.output_paths import output_file
 from testkit.read_error_budget import NumberOutcome, summarize
@@ -42,66 +36,50 @@ from testkit.shared_data import REPO_ROOT, SHARED_DATA_DIR
 from testkit.two_digit_numbers import DigitPool
 from testkit.written_numbers import SOURCE_NAMES, load_digit_pool
 
-MAX_DIGITS = 20
 
-
-class AloneReader:
-    """Each test digit read as its own `/predict` upload, once (numbers share digits)."""
-
-    def __init__(self, pools: dict[str, DigitPool], model: DigitModel) -> None:
-        self._index = {origin: (pool, i) for pool in pools.values() for i, origin in enumerate(pool.origins)}
-        self._model = model
-        self._digits: dict[str, int] = {}
-
-    def _upload(self, origin: str) -> bytes:
-        pool, index = self._index[origin]
-        if pool.name == "cvl":
-            return (SHARED_DATA_DIR / origin).read_bytes()
-        return encode_png(pool.images[index])
-
-    def read(self, origins: tuple[str, ...]) -> list[int]:
-        missing = [origin for origin in dict.fromkeys(origins) if origin not in self._digits]
-        if missing:
-            canonical = np.stack(
-                [prepare_digit(self._upload(o), DEFAULT_DECODE_LIMITS).canonical for o in missing]
-            )
-            rows = self._model.predict_batch(to_model_inputs(canonical))
-            self._digits.update(zip(missing, (int(row.argmax()) for row in rows), strict=True))
-        return [self._digits[origin] for origin in origins]
-
-
-def read_number(data: bytes, model: DigitModel, policy: AnswerPolicy) -> str:
-    try:
-        number = prepare_number(data, DEFAULT_DECODE_LIMITS, MAX_DIGITS)
-    except DigitServeError:
-        return ""
-    rows = model.predict_batch(to_model_inputs(np.stack([c.canonical for c in number.candidates])))
-    try:
-        return choose_reading(number, rows, policy, MAX_DIGITS).text
-    except DigitServeError:
-        return ""
+def _alone_image(pools: dict[str, DigitPool], origin: str) -> Image:
+    """A test digit as its own upload: CVL's original file, MNIST's and USPS's array as a PNG."""
+    source, _, index = origin.split("/", 2)  # "mnist/test/17", "cvl/test/3/0001-01-06.png"
+    if source == "cvl":
+        return str(SHARED_DATA_DIR / origin)
+    return encode_png(pools[source].images[int(index)])
 
 
 def measure(model_dir: Path, numbers_per_group: int, seed: int) -> list[NumberOutcome]:
-    model = DigitModel.load(model_dir)
-    policy = AnswerPolicy.for_model(
-        Calibration.from_card(read_model_card(resolve_version_dir(model_dir))), None
-    )
+    """Reads every number, then every digit they are written with, alone (each digit once)."""
+    reader = LocalReader(read_settings(model_dir=model_dir))
     pools = {source: load_digit_pool(source, TEST_SPLIT) for source in SOURCE_NAMES}
-    alone = AloneReader(pools, model)
-    outcomes = []
-    for group_index, group in enumerate(GROUPS):
-        for index in range(numbers_per_group):
-            written = write_group_number(pools, group_index, index, seed)
-            upload = encode_upload(group.name, index, written)
-            read_alone = alone.read(written.origins)
-            right_alone = tuple(
-                str(digit) == truth for digit, truth in zip(read_alone, written.text, strict=True)
-            )
-            outcomes.append(
-                NumberOutcome(group.name, written.text, read_number(upload.data, model, policy), right_alone)
-            )
-    return outcomes
+    written: list[tuple[str, str, tuple[str, ...]]] = []  # group, text, origins: the images are not kept
+
+    def number_uploads() -> Iterator[bytes]:
+        for group_index, group in enumerate(GROUPS):
+            for index in range(numbers_per_group):
+                number = write_group_number(pools, group_index, index, seed)
+                written.append((group.name, number.text, number.origins))
+                yield encode_upload(group.name, index, number).data
+
+    # An image the service refuses (no digit, too many) reads as "": a wrong count.
+    texts = [
+        "" if isinstance(answer, ImageError) else answer.text
+        for answer in reader.iter_readings(number_uploads())
+    ]
+    origins = list(dict.fromkeys(origin for _, _, number_origins in written for origin in number_origins))
+    alone = reader.iter_predictions(_alone_image(pools, origin) for origin in origins)
+    digit_alone = {
+        origin: None if isinstance(answer, ImageError) else answer.digit
+        for origin, answer in zip(origins, alone, strict=True)
+    }
+    return [
+        NumberOutcome(
+            group,
+            text,
+            read,
+            tuple(
+                digit_alone[origin] == int(truth) for origin, truth in zip(number_origins, text, strict=True)
+            ),
+        )
+        for (group, text, number_origins), read in zip(written, texts, strict=True)
+    ]
 
 
 def print_table(rows: list[dict]) -> None:
