@@ -28,9 +28,11 @@ def _writable_folder(folder: Path, asked_for: str) -> None:
 
 def output_file(value: str) -> Path:
     """A file the benchmark will (over)write: its folder exists and is writable, it is not a folder."""
+    if not value:
+        raise argparse.ArgumentTypeError("an empty file name")
     path = Path(value)
-    if not value or path.is_dir():
-        raise argparse.ArgumentTypeError(f"{value!r} is a folder, not a file")
+    if path.is_dir():
+        raise argparse.ArgumentTypeError(f"{value} is a folder, not a file")
     _writable_folder(path.parent, value)
     if path.exists() and not os.access(path, os.W_OK):
         raise argparse.ArgumentTypeError(f"{value}: the file exists and is not writable")

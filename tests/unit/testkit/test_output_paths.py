@@ -43,6 +43,11 @@ def test_an_output_folder_is_created_with_its_parents(tmp_path: Path) -> None:
     assert output_folder(str(tmp_path / "a" / "b")).is_dir()
 
 
+def test_an_empty_output_file_name_is_refused_as_empty() -> None:
+    with pytest.raises(argparse.ArgumentTypeError, match="an empty file name"):
+        output_file("")
+
+
 def test_an_output_folder_that_is_a_file_or_empty_is_refused(tmp_path: Path) -> None:
     (tmp_path / "notes.txt").write_text("a file")
 
