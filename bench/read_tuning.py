@@ -2,18 +2,20 @@
 (MNIST train, USPS train, CVL train; the benchmark, `bench.read_accuracy`, writes its numbers from the
 test splits only).
 
-Two grids, each a Markdown table:
-- `--grid cuts`: which wide parts are cut, and how (`app.pipeline.touching_cuts`: MIN_SPLIT_ASPECT,
-  WIDE_FACTOR, TWO_WAY_CUTS). Per setting, the numbers are segmented again: exact-string accuracy of
-  separated and touching numbers with the default rule, how often the right text is among the
-  readings at all, and the cut-outs a number costs the model.
-- `--grid rule` (default): the choice rule (`app.pipeline.read_choice.ReadingRule`): segments each
-  number once, reads every candidate with the SavedModel in this process, then replays
-  `choose_reading` with each rule and the model card's answer policy: exact-string accuracy, the
-  right numbers flagged unsure, and the wrong ones flagged.
+Three grids, each a Markdown table. Each segments the numbers, reads every candidate with the
+SavedModel in this process, and replays `choose_reading` with the model card's answer policy:
+- `--grid cuts`: which parts are cut, and where (`app.pipeline.touching_cuts`: MIN_SPLIT_ASPECT,
+  MAX_ONE_DIGIT_ASPECT, WIDE_FACTOR, PAIR_CUT_FRACTIONS), each with three cut penalties. Per setting,
+  the numbers are segmented again: exact-string accuracy of separated and touching numbers, how
+  often the right text is among the readings at all, the wrong reads flagged, and the cut-outs a
+  separated and a touching number make.
+- `--grid rule` (default): the choice rule (`app.pipeline.read_choice.ReadingRule`'s penalties):
+  exact-string accuracy, the right numbers flagged unsure, and the wrong ones flagged.
+- `--grid looks`: `ReadingRule.second_look_below`, the confidence under which a group's cuts are read
+  (`NumberLooks`): accuracy, flags, and the cut-outs the model reads per number.
 
-    python -m bench.read_tuning [--grid rule|cuts] [--model-dir models/digits] [--numbers-per-group 200]
-        [--seed 11]
+    python -m bench.read_tuning [--grid rule|cuts|looks] [--model-dir models/digits]
+        [--numbers-per-group 200] [--seed 11]
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ import numpy as np
 
 from app.pipeline import touching_cuts
 from app.pipeline.postprocess import AnswerPolicy
-from app.pipeline.read_choice import ReadingRule, choose_reading
+from app.pipeline.read_choice import NumberLooks, ReadingRule, choose_reading
 from app.pipeline.segment import segment_number
 from digits.calibration import Calibration
 from digits.contract import to_model_inputs
@@ -80,37 +82,91 @@ def _read_all(written_numbers, model: DigitModel) -> list:
     return cases
 
 
+# (min aspect, one-digit aspect, wide factor, pair cut fractions): the cuts before off-centre pair
+# cuts, then with more cut places, then cutting narrower parts too.
+CUT_SETTINGS = [
+    (0.7, 0.95, 1.15, ()),
+    (0.7, 0.95, 1.15, (0.33, 0.67)),
+    (0.7, 0.95, 1.15, (0.3, 0.4, 0.6, 0.7)),
+    (0.55, 0.85, 1.05, (0.3, 0.7)),
+    (0.55, 0.85, 1.05, (0.33, 0.67)),
+    (0.55, 0.85, 1.05, (0.3, 0.4, 0.6, 0.7)),
+]
+CUT_PENALTIES = (0.0, 0.25, 0.5)
+
+
+def _flag_shares(cases, rule: ReadingRule, policy: AnswerPolicy) -> tuple[dict, list, list]:
+    right, right_flagged, wrong_flagged = {False: [], True: []}, [], []
+    for is_touching, truth, number, rows in cases:
+        reading = choose_reading(number, rows, policy, MAX_DIGITS, rule)
+        right[is_touching].append(reading.text == truth)
+        (right_flagged if reading.text == truth else wrong_flagged).append(reading.unsure)
+    return right, right_flagged, wrong_flagged
+
+
+def _mean_by_kind(cases, counts: list[int]) -> str:
+    by_kind = [[count for (touching, *_), count in zip(cases, counts, strict=True) if touching == kind]
+               for kind in (False, True)]  # fmt: skip
+    return "/".join(f"{np.mean(kind):.1f}" for kind in by_kind)
+
+
 def sweep_cuts(written_numbers, model: DigitModel, policy: AnswerPolicy) -> None:
-    print("| min aspect | wide factor | two-way cuts | separated % | touching % | text offered, touching % "
-          "| cut-outs a number |")  # fmt: skip
-    print("|---:|---:|---:|---:|---:|---:|---:|")
-    defaults = (touching_cuts.MIN_SPLIT_ASPECT, touching_cuts.WIDE_FACTOR, touching_cuts.TWO_WAY_CUTS)
+    print("| min aspect | one-digit aspect | wide factor | pair cut fractions | cut penalty "
+          "| separated % | touching % | text offered, touching % | wrong flagged % "
+          "| cut-outs separated/touching |")  # fmt: skip
+    print("|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|")
+    names = ("MIN_SPLIT_ASPECT", "MAX_ONE_DIGIT_ASPECT", "WIDE_FACTOR", "PAIR_CUT_FRACTIONS")
+    defaults = [getattr(touching_cuts, name) for name in names]
     try:
-        for aspect, wide, two_way in itertools.product((0.7, 0.85), (1.0, 1.15, 1.3), (2, 3)):
-            touching_cuts.MIN_SPLIT_ASPECT, touching_cuts.WIDE_FACTOR, touching_cuts.TWO_WAY_CUTS = (
-                aspect,
-                wide,
-                two_way,
-            )
+        for setting in CUT_SETTINGS:
+            for name, value in zip(names, setting, strict=True):
+                setattr(touching_cuts, name, value)
             cases = _read_all(written_numbers, model)
-            right = {False: [], True: []}
-            for is_touching, truth, number, rows in cases:
-                right[is_touching].append(choose_reading(number, rows, policy, MAX_DIGITS).text == truth)
             offered = [truth in _texts_possible(n, r) for touching, truth, n, r in cases if touching]
-            cut_outs = np.mean([len(number.candidates) for _, _, number, _ in cases])
-            columns = [_percent(right[False]), _percent(right[True]), _percent(offered), f"{cut_outs:.1f}"]
-            print(f"| {aspect} | {wide} | {two_way} | " + " | ".join(columns) + " |")
+            cut_outs = _mean_by_kind(cases, [len(number.candidates) for _, _, number, _ in cases])
+            for penalty in CUT_PENALTIES:
+                right, _, wrong_flagged = _flag_shares(cases, ReadingRule(cut_penalty=penalty), policy)
+                columns = [_percent(right[False]), _percent(right[True]), _percent(offered)]
+                columns += [_percent(wrong_flagged), cut_outs]
+                aspect, one_digit, wide, fractions = setting
+                print(
+                    f"| {aspect} | {one_digit} | {wide} | {fractions or '-'} | {penalty} | "
+                    + " | ".join(columns)
+                    + " |"
+                )
     finally:
-        touching_cuts.MIN_SPLIT_ASPECT, touching_cuts.WIDE_FACTOR, touching_cuts.TWO_WAY_CUTS = defaults
+        for name, value in zip(names, defaults, strict=True):
+            setattr(touching_cuts, name, value)
+
+
+def sweep_looks(cases, policy: AnswerPolicy) -> None:
+    """Replays `NumberLooks` on each number with a model that answers from its rows read in full."""
+    print("| second look below | separated % | touching % | wrong flagged % "
+          "| cut-outs read separated/touching |")  # fmt: skip
+    print("|---:|---:|---:|---:|---:|")
+    for threshold in (1.01, 0.999, 0.99, 0.9, 0.5):
+        rule = ReadingRule(second_look_below=threshold)
+        looked_cases, read_counts = [], []
+        for is_touching, truth, number, rows in cases:
+            looks = NumberLooks([number], rule)
+            while looks.next_inputs():
+                looks.take(rows[looks.wanted[0]])
+            looked_cases.append((is_touching, truth, number, looks.rows[0]))
+            read_counts.append(int(np.count_nonzero(~np.isnan(looks.rows[0][:, 0]))))
+        right, _, wrong_flagged = _flag_shares(looked_cases, rule, policy)
+        columns = [_percent(right[False]), _percent(right[True]), _percent(wrong_flagged)]
+        print(f"| {threshold} | " + " | ".join(columns) + f" | {_mean_by_kind(cases, read_counts)} |")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--grid", choices=("rule", "cuts"), default="rule")
+    parser.add_argument("--grid", choices=("rule", "cuts", "looks"), default="rule")
     parser.add_argument("--model-dir", type=Path, default=Path("models/digits"))
     parser.add_argument("--numbers-per-group", type=int, default=200)
     parser.add_argument("--seed", type=int, default=11)
     arguments = parser.parse_args()
+    if arguments.numbers_per_group < 1:
+        parser.error("--numbers-per-group must be at least 1")
     model = DigitModel.load(arguments.model_dir)
     calibration = Calibration.from_card(read_model_card(resolve_version_dir(arguments.model_dir)))
     policy = AnswerPolicy.for_model(calibration, None)
@@ -119,6 +175,9 @@ def main() -> None:
         sweep_cuts(written_numbers, model, policy)
         return
     cases = _read_all(written_numbers, model)
+    if arguments.grid == "looks":
+        sweep_looks(cases, policy)
+        return
     for is_touching in (False, True):
         possible = [
             truth in _texts_possible(n, r) for touching, truth, n, r in cases if touching == is_touching
@@ -127,12 +186,7 @@ def main() -> None:
     print("| merge | cut | excess | separated % | touching % | right flagged % | wrong flagged % |")
     print("|---:|---:|---:|---:|---:|---:|---:|")
     for rule in RULES:
-        right = {False: [], True: []}
-        right_flagged, wrong_flagged = [], []
-        for is_touching, truth, number, rows in cases:
-            reading = choose_reading(number, rows, policy, MAX_DIGITS, rule)
-            right[is_touching].append(reading.text == truth)
-            (right_flagged if reading.text == truth else wrong_flagged).append(reading.unsure)
+        right, right_flagged, wrong_flagged = _flag_shares(cases, rule, policy)
         shares = [right[False], right[True], right_flagged, wrong_flagged]
         rule_columns = f"| {rule.merge_penalty} | {rule.cut_penalty} | {rule.max_whole_excess_width} | "
         print(rule_columns + " | ".join(_percent(share) for share in shares) + " |")

@@ -20,7 +20,7 @@ from app.pipeline.image_header import DecodeLimits
 from app.pipeline.postprocess import AnswerPolicy
 from app.pipeline.postprocess import Prediction as JudgedDigit
 from app.pipeline.preprocess import PreprocessedDigit
-from app.pipeline.read_choice import NumberReading, choose_reading
+from app.pipeline.read_choice import NumberLooks, NumberReading, choose_reading
 from app.pipeline.segment import SegmentedNumber
 from app.settings import Settings
 from digits.calibration import Calibration
@@ -111,9 +111,10 @@ class LocalReader:
             except DigitServeError as error:
                 outcomes.append(_image_error(upload.label, error))
         numbers = [outcome for outcome in outcomes if isinstance(outcome, SegmentedNumber)]
-        candidates = [candidate for number in numbers for candidate in number.candidates]
-        rows = self._call_model([to_model_input(candidate.canonical) for candidate in candidates])
-        rows_by_number = iter(np.split(rows, np.cumsum([len(number.candidates) for number in numbers])[:-1]))
+        looks = NumberLooks(numbers)
+        while inputs := looks.next_inputs():
+            looks.take(self._call_model(inputs))
+        rows_by_number = iter(looks.rows)
         results: list[Reading | ImageError] = []
         for upload, outcome in zip(uploads, outcomes, strict=True):
             if isinstance(outcome, ImageError):

@@ -35,16 +35,15 @@ from app.api.schemas import AlternativeResponse, BatchItemErrorResponse
 from app.pipeline import prepare
 from app.pipeline.preprocess import encode_png
 from app.pipeline.queue_room import Reservation
-from app.pipeline.read_choice import ReadDigit, choose_reading
+from app.pipeline.read_choice import NumberLooks, ReadDigit, choose_reading
 from app.pipeline.segment import SegmentedNumber
-from digits.contract import to_model_input
 from digits.errors import DigitServeError
 
 # Queue room a number takes at admission, before its upload is segmented: the cut-outs of a typical
-# number (3-7 digits written from training digits, half with a touching pair: 12 on average), so that
-# an overloaded service refuses numbers before decoding them. Room for more, when a number has more,
-# is asked for after segmentation, and may then be refused: 503 when the queue is busy, 413 when the
-# number needs more than the whole queue.
+# number's first look (3-7 digits written from training digits, half with a touching pair: 8 to 12 on
+# average), so that an overloaded service refuses numbers before decoding them. Room for more, when a
+# number has more, is asked for after segmentation, and room for the second look after the first:
+# either may be refused, 503 when the queue is busy, 413 when it needs more than the whole queue.
 ADMISSION_IMAGES_PER_NUMBER = 12
 
 
@@ -55,14 +54,20 @@ async def _segment(state: ServiceState, data: bytes, cost_units: int) -> Segment
 
 
 async def _read_candidates(
-    reservation: Reservation, numbers: Sequence[SegmentedNumber], reserved_images: int
+    state: ServiceState, reservation: Reservation, numbers: list[SegmentedNumber], reserved_images: int
 ) -> list[np.ndarray]:
-    """Every candidate of `numbers` through the model in one submission -> one rows array per number."""
-    candidates = [candidate for number in numbers for candidate in number.candidates]
-    reservation.add_images(max(0, len(candidates) - reserved_images))
-    rows = np.asarray(await reservation.submit_many([to_model_input(c.canonical) for c in candidates]))
-    ends = np.cumsum([len(number.candidates) for number in numbers])
-    return np.split(rows, ends[:-1])
+    """The candidates of `numbers` through the model, one submission a look (`NumberLooks`): the first
+    into the room held since admission, the second into room asked for then -> one rows array per
+    number (NaN where a candidate was not read)."""
+    looks = NumberLooks(numbers)
+    first = looks.next_inputs()
+    reservation.add_images(max(0, len(first) - reserved_images))
+    looks.take(await reservation.submit_many(first))
+    if second := looks.next_inputs():
+        with state.batcher.reserve(1) as second_reservation:
+            second_reservation.add_images(len(second) - 1)
+            looks.take(await second_reservation.submit_many(second))
+    return looks.rows
 
 
 def _digit_response(digit: ReadDigit, include_model_view: bool) -> ReadDigitResponse:
@@ -118,7 +123,7 @@ async def read_upload(
             extra_images = max(0, min(ADMISSION_IMAGES_PER_NUMBER - 1, reservation.spare_capacity_units))
             reservation.add_images(extra_images)
             number = await _segment(state, data, cost)
-            (rows,) = await _read_candidates(reservation, [number], reserved_images=1 + extra_images)
+            (rows,) = await _read_candidates(state, reservation, [number], reserved_images=1 + extra_images)
     return _to_response(state, number, rows, include_model_view)
 
 
@@ -139,7 +144,7 @@ async def read_uploads(
                 state, reservation, uploads, prepare.prepare_number, state.settings.read_max_digits
             )
             numbers = [outcome for outcome in outcomes if isinstance(outcome, SegmentedNumber)]
-            rows = await _read_candidates(reservation, numbers, reserved_images=reserved) if numbers else []
+            rows = await _read_candidates(state, reservation, numbers, reserved) if numbers else []
     rows_in_order = iter(rows)
     return [
         _batch_item(state, upload, outcome, rows_in_order, include_model_view)

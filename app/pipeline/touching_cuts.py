@@ -2,8 +2,13 @@
 
 Touching digits form one component. A part wider than one digit may be two or more: it is cut along
 lines slanted like the writing, at even spacing and at the emptiest column of its ink's profile
-along the slant; each side must hold enough of the ink and nearly the part's height to be a digit.
-Which cut (if any) is right, the model decides (`read_choice`).
+along the slant, and a pair also off-centre (a narrow 1 beside a wide 4 touches there); each side
+must hold enough of the ink and nearly the part's height to be a digit. Which cut (if any) is right,
+the model decides (`read_choice`).
+
+The constants were chosen with `python -m bench.read_tuning --grid cuts` and on numbers written from
+the train splits (seeds 11 and 12; bench/RESULTS.md "Touching pairs cut off-centre"): most touching
+numbers read wrong had a 1 in the pair, a part too narrow to be cut at all or cut only in the middle.
 """
 
 from __future__ import annotations
@@ -13,11 +18,15 @@ import numpy as np
 from app.pipeline.digit_parts import MIN_PART_HEIGHT_RATIO
 from app.pipeline.number_layout import DIGIT_WIDTH_HEIGHTS
 
-# Single handwritten digits are at most about as wide as tall (a wide 0, a 2 with a long base): wider
-# groups get readings as touching digits. Each touching digit is about 0.6 heights wide.
-MIN_SPLIT_ASPECT = 0.7
-MAX_ONE_DIGIT_ASPECT = 0.95
-WIDE_FACTOR = 1.15
+# Single handwritten digits are at most about as wide as tall (a wide 0, a 2 with a long base), and a
+# 1 touching another digit makes a part hardly wider than one digit: parts from 0.55 heights wide, or
+# wider than the number's typical digit, get readings as touching digits too. Each touching digit is
+# about 0.6 heights wide.
+MIN_SPLIT_ASPECT = 0.55
+MAX_ONE_DIGIT_ASPECT = 0.85
+WIDE_FACTOR = 1.05
+# Where else a pair is cut, as fractions of its width: two digits of unequal width meet off-centre.
+PAIR_CUT_FRACTIONS = (0.3, 0.4, 0.6, 0.7)
 MAX_PIECES_PER_GROUP = 4
 TWO_WAY_CUTS = 2  # candidate cuts of a pair: the even one and the emptiest column near the middle
 CUT_WINDOW_FRACTION = 0.3  # of a piece's expected width, either side of the evenly spaced cut
@@ -29,7 +38,7 @@ def cut_positions(profile: np.ndarray, pieces: int) -> list[list[int]]:
 
     The evenly spaced cuts, and the emptiest columns near them: two digits touching at a point leave
     a valley in the profile there; two touching along a stroke (the sides of two 0s) leave none, and
-    only the even cut separates them.
+    only the even cut separates them. A pair is also cut at `PAIR_CUT_FRACTIONS` of its width.
     """
     span = len(profile)
     step = span / pieces
@@ -37,7 +46,9 @@ def cut_positions(profile: np.ndarray, pieces: int) -> list[list[int]]:
     if pieces == 2:
         low, high = round(span / 2 - CUT_WINDOW_FRACTION * step), round(span / 2 + CUT_WINDOW_FRACTION * step)
         emptiest = low + np.argsort(profile[low : high + 1], kind="stable")[: TWO_WAY_CUTS - 1]
-        return [even, *([int(column)] for column in emptiest if int(column) != even[0])]
+        columns = [even[0], *(int(column) for column in emptiest)]
+        columns += [round(fraction * span) for fraction in PAIR_CUT_FRACTIONS]
+        return [[column] for column in dict.fromkeys(columns) if 0 < column < span]
     valleys = []
     for middle in even:
         low, high = round(middle - CUT_WINDOW_FRACTION * step), round(middle + CUT_WINDOW_FRACTION * step)

@@ -102,6 +102,25 @@ def test_touching_digits_get_readings_cut_between_them():
     assert any(reading.cuts == 0 and len(reading.pieces) == 1 for reading in group)
 
 
+def test_a_narrow_one_touching_a_wide_digit_gets_a_reading_cut_where_they_meet():
+    """A pair of unequal widths meets off-centre, where neither the even cut nor the emptiest column
+    near the middle falls; and the part is hardly wider than one digit."""
+    image = page(300)
+    draw_zero(image, 60)  # ink from x 56 to 113
+    one_left = 102  # a handwritten 1, its foot touching the 0's right side
+    cv2.line(image, (one_left + 26, 60), (one_left + 12, 60 + HEIGHT), INK, PEN)
+    cv2.line(image, (one_left + 16, 72), (one_left + 26, 60), INK, PEN)
+    number = segment_number(image, max_digits=20)
+    (group,) = number.groups
+    boxes = [
+        [number.candidates[piece].box for piece in reading.pieces] for reading in group if reading.cuts == 1
+    ]
+    seam = 113
+    assert any(abs(left[0] + left[2] - seam) <= 8 and abs(right[0] - seam) <= 8 for left, right in boxes), (
+        boxes
+    )
+
+
 def test_a_detached_flag_joins_its_five():
     image = page(300)
     draw_five(image, 60, flag_gap=10)
