@@ -34,11 +34,10 @@ def fit_digit_in_box(ink: np.ndarray, box_size_pixels: int = DIGIT_BOX_SIZE_PIXE
     Raises:
         NoDigitFoundError: the image holds no pixel above 0.
     """
-    rows = np.flatnonzero(ink.any(axis=1))
-    columns = np.flatnonzero(ink.any(axis=0))
-    if rows.size == 0:
+    left, top, box_width, box_height = cv2.boundingRect(ink)  # of the pixels above 0
+    if box_width == 0:
         raise NoDigitFoundError("no digit found: the image has no ink")
-    cropped = ink[rows[0] : rows[-1] + 1, columns[0] : columns[-1] + 1]
+    cropped = ink[top : top + box_height, left : left + box_width]
     height, width = cropped.shape
     scale = box_size_pixels / max(height, width)
     if scale == 1.0:
@@ -63,14 +62,13 @@ def center_by_mass(digit: np.ndarray, canvas_size_pixels: int = CANVAS_SIZE_PIXE
         clamped so that the digit is never cut off at the border.
     """
     height, width = digit.shape
-    mass = digit.astype(np.float64)
-    total = mass.sum()
-    center_row = (mass.sum(axis=1) @ np.arange(height)) / total
-    center_column = (mass.sum(axis=0) @ np.arange(width)) / total
+    # OpenCV's spatial moments of a uint8 image are exact integer sums: m10 = sum(x * ink).
+    moments = cv2.moments(digit)
+    center_row, center_column = moments["m01"] / moments["m00"], moments["m10"] / moments["m00"]
     # MNIST puts the mass at (14.0, 14.0) in row/column index units, not at the geometric 13.5.
     middle = canvas_size_pixels / 2
-    top = int(np.clip(round(middle - center_row), 0, canvas_size_pixels - height))
-    left = int(np.clip(round(middle - center_column), 0, canvas_size_pixels - width))
+    top = min(max(round(middle - center_row), 0), canvas_size_pixels - height)
+    left = min(max(round(middle - center_column), 0), canvas_size_pixels - width)
     canvas = np.zeros((canvas_size_pixels, canvas_size_pixels), dtype=np.uint8)
     canvas[top : top + height, left : left + width] = digit
     return canvas

@@ -8,6 +8,7 @@ cut-out keeps the grey levels inside its (slightly dilated) mask, so anti-aliase
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import cv2
@@ -39,6 +40,16 @@ class InkLevels:
 
     floor: float
     ink: float
+
+    @functools.cached_property
+    def stretch_table(self) -> np.ndarray:
+        """(256,) uint8: each grey level stretched so the floor is 0 and the ink 255 (clipped).
+
+        A table, because a crop's pixels take at most 256 values: looking them up costs less than
+        computing the stretch per pixel, with the same result for every pixel."""
+        levels = np.arange(256, dtype=np.float32)
+        stretched = np.clip((levels - self.floor) * (255.0 / (self.ink - self.floor)), 0, 255)
+        return np.rint(stretched).astype(np.uint8)
 
 
 def binarize(flat: np.ndarray) -> InkMask:
@@ -124,6 +135,6 @@ def cut_out(
     mask = cv2.dilate(kept[top:bottom, left:right].view(np.uint8), kernel).astype(bool)
     if allowed is not None:
         mask &= allowed[top:bottom, left:right]
-    crop = flat[top:bottom, left:right].astype(np.float32)
-    stretched = np.clip((crop - levels.floor) * (255.0 / (levels.ink - levels.floor)), 0, 255)
-    return np.where(mask, np.rint(stretched), 0).astype(np.uint8)
+    crop = levels.stretch_table[flat[top:bottom, left:right]]
+    crop[~mask] = 0
+    return crop

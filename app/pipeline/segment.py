@@ -18,6 +18,7 @@ import itertools
 import math
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 
 from app.pipeline.ink import InkLevels, binarize, cut_out, measure_levels
@@ -71,16 +72,11 @@ class SegmentedNumber:
     is_inverted: bool
 
 
-def _to_upload_box(
-    rows: np.ndarray,
-    columns: np.ndarray,
-    origin: tuple[int, int],
-    scale: float,
-    upload_shape: tuple[int, int],
-) -> Box:
-    """Ink pixels of a window of the working image -> their box in the upload, inside the upload."""
-    top, left = origin[0] + int(rows.min()), origin[1] + int(columns.min())
-    bottom, right = origin[0] + int(rows.max()) + 1, origin[1] + int(columns.max()) + 1
+def _to_upload_box(ink_box: Box, origin: tuple[int, int], scale: float, upload_shape: tuple[int, int]) -> Box:
+    """The box of ink pixels in a window of the working image -> their box in the upload, inside it."""
+    box_left, box_top, box_width, box_height = ink_box
+    top, left = origin[0] + box_top, origin[1] + box_left
+    bottom, right = top + box_height, left + box_width
     height, width = upload_shape
     x, y = min(int(left / scale), width - 1), min(int(top / scale), height - 1)
     right_edge, bottom_edge = min(width, math.ceil(right / scale)), min(height, math.ceil(bottom / scale))
@@ -101,9 +97,10 @@ class _Window:
 
     def read(self, kept: np.ndarray, allowed: np.ndarray | None = None) -> DigitCandidate:
         """The kept ink (H, W) bool of the window -> one candidate digit."""
-        rows, columns = np.nonzero(kept)
         crop = cut_out(self.flat, kept, self.levels, self.rim_pixels, allowed)
-        box = _to_upload_box(rows, columns, self.origin, self.scale, self.upload_shape)
+        # OpenCV's box of the non-zero pixels: a window's worth of pixel indices is never built.
+        ink_box = cv2.boundingRect(kept.view(np.uint8))
+        box = _to_upload_box(ink_box, self.origin, self.scale, self.upload_shape)
         return DigitCandidate(canonicalize_digit(crop), box)
 
     def members(self, labels: np.ndarray) -> np.ndarray:
