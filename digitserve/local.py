@@ -69,7 +69,7 @@ class LocalReader:
     def iter_readings(
         self, images: Iterable[Image], batch_size: int = DEFAULT_BATCH_SIZE
     ) -> Iterator[Reading | ImageError]:
-        """Reads the number in each image; every cut-out of a batch's images in one model call."""
+        """Reads the number in each image; the cut-outs of a batch's images in one model call a look."""
         for batch in batched(images, batch_size):
             yield from self._read_batch([to_upload(image) for image in batch])
 

@@ -62,7 +62,8 @@ class SegmentedNumber:
     """An upload's candidates and its ink groups (close parts), left to right, each with its readings.
 
     Attributes:
-        candidates: every distinct cut-out, to be read by the model in one batch.
+        candidates: every distinct cut-out; the model reads those the readings need, in batches
+            (`read_choice.NumberLooks`).
         groups: per group, the readings among which `read_choice` picks one.
         is_inverted: True when the upload was dark ink on light paper.
     """

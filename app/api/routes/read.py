@@ -39,9 +39,11 @@ async def read(
     include_model_view: IncludeModelView = False,
 ) -> ReadResponse:
     """Cuts the ink into digits (touching digits split, broken ones joined, lines and specks ignored)
-    and reads each one as `/predict` would, all in one batched model call.
+    and reads each one as `/predict` would, in one batched model call, and a second for the cuts of
+    ink the first leaves in doubt.
 
-    `unsure` is true when a digit is unsure or when another way to cut the ink reads almost as well.
+    `unsure` is true when a digit is unsure or when the cut is doubtful: ink was cut or parts were
+    joined, or a digit much wider than the others was left whole.
     More digits than `DIGITSERVE_READ_MAX_DIGITS` (20 by default) are refused with 422
     `too_many_digits`; an image without ink with 422 `no_digit_found`.
     """
