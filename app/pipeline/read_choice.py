@@ -182,12 +182,15 @@ class NumberLooks:
         """The model's rows for the inputs `next_inputs` returned, in their order.
 
         Raises:
-            ModelError: not one row per input.
+            ModelError: not one row of 10 per input, or a value not finite (a NaN would read as a row
+                not read, and the reading would be passed over instead of failing).
         """
-        model_rows = np.asarray(model_rows, dtype=np.float64).reshape(-1, NUM_CLASSES)
+        model_rows = np.asarray(model_rows, dtype=np.float64)
         expected = sum(len(pieces) for pieces in self._wanted)
-        if len(model_rows) != expected:
-            raise ModelError(f"the model returned {len(model_rows)} rows for {expected} candidates")
+        if model_rows.shape != (expected, NUM_CLASSES):
+            raise ModelError(f"the model returned rows of shape {model_rows.shape} for {expected} candidates")
+        if not np.isfinite(model_rows).all():
+            raise ModelError("the model returned a probability that is not a finite number")
         start = 0
         for rows, pieces in zip(self.rows, self._wanted, strict=True):
             rows[pieces] = model_rows[start : start + len(pieces)]

@@ -114,8 +114,15 @@ def test_a_group_without_any_reading_read_is_a_model_error():
 def test_rows_not_one_per_input_are_a_model_error():
     looks = NumberLooks([touching_pair_number()])
     looks.next_inputs()
-    with pytest.raises(ModelError, match="2 rows for 1 candidates"):
+    with pytest.raises(ModelError, match=r"shape \(2, 10\) for 1 candidates"):
         looks.take(np.stack([row(4, 0.9), row(4, 0.9)]))
+
+
+def test_a_row_that_is_not_finite_is_a_model_error_not_a_row_unread():
+    looks = NumberLooks([touching_pair_number()])
+    looks.next_inputs()
+    with pytest.raises(ModelError, match="not a finite number"):
+        looks.take(np.full((1, NUM_CLASSES), np.nan))
 
 
 def test_there_are_at_most_two_looks():
