@@ -50,8 +50,9 @@ lint: $(VENV)/.installed
 #    uniform distribution, so the model learns what is not one digit (17 minutes).
 # Each run's final weights are chosen on the validation loss (best epoch or mean of the last epochs,
 # with batch-norm statistics re-estimated on the un-augmented images; run 2's start too, not run 3's:
-# it never saw a non-digit and would win on the digits' loss alone); the last run's model is calibrated on the validation digits and promoted as the next version of
-# models/digits. (Model 6's two runs: git show 1f1e65b:Makefile; model 5's one run: git show
+# it never saw a non-digit and would win on the digits' loss alone); the last run's model is
+# calibrated on the validation digits and promoted as the next version of models/digits.
+# (Model 6's two runs: git show 1f1e65b:Makefile; model 5's one run: git show
 # 6ec86a8:Makefile; model 4's five runs: git show 911b6f6:Makefile.)
 TRAIN_DATASETS := --dataset mnist=$(SHARED_DATA)/mnist --dataset usps=$(SHARED_DATA)/usps/usps.h5 \
 	--dataset cvl=$(SHARED_DATA)/cvl --no-download --repeat cvl=3 --static-copies 1
