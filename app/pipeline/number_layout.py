@@ -2,7 +2,7 @@
 its pieces, grouped into clusters of close parts, and the writing's slant.
 
 The first stages of `segment`:
-1. `erase_rules`: ruled lines, underlines and the sides of a form box are strokes much longer than a
+1. `find_rules`: ruled lines, underlines and the sides of a form box are strokes much longer than a
    digit is tall; an opening with a long thin kernel finds them, and they leave the mask.
 2. `find_ink_components`: connected components; page edges and frames at the border, and frames
    around the number (`find_frames`), are dropped.
@@ -89,13 +89,21 @@ def find_ink_components(strong: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.
     return labels, stats, is_ink
 
 
-def erase_rules(strong: np.ndarray, digit_height: int) -> np.ndarray:
-    """(H, W) bool -> the same mask without straight strokes longer than RULE_LENGTH_HEIGHTS digits."""
+def find_rules(strong: np.ndarray, digit_height: int) -> np.ndarray:
+    """(H, W) bool -> (H, W) bool: the straight strokes longer than RULE_LENGTH_HEIGHTS digits."""
     length = max(3, round(RULE_LENGTH_HEIGHTS * digit_height))
     mask = strong.view(np.uint8)
     horizontal = cv2.morphologyEx(mask, cv2.MORPH_OPEN, np.ones((1, length), np.uint8))
     vertical = cv2.morphologyEx(mask, cv2.MORPH_OPEN, np.ones((length, 1), np.uint8))
-    return strong & ~(horizontal | vertical).astype(bool)
+    return (horizontal | vertical).view(bool)
+
+
+def labels_of(count: int, labels: np.ndarray) -> np.ndarray:
+    """(count,) bool, True at the given component labels: `table[label_image]` is the image's pixels
+    of those components (a lookup, where `np.isin` would sort)."""
+    table = np.zeros(count, dtype=bool)
+    table[labels] = True
+    return table
 
 
 def find_parts(stats: np.ndarray, is_ink: np.ndarray, digit_height: int) -> list[np.ndarray]:
@@ -168,7 +176,7 @@ def part_pixels(labels: np.ndarray, stats: np.ndarray, part: np.ndarray) -> tupl
     """The rows and columns of a part's ink, from the labels inside its components' joint box."""
     left, top = stats[part, 0].min(), stats[part, 1].min()
     right, bottom = (stats[part, 0] + stats[part, 2]).max(), (stats[part, 1] + stats[part, 3]).max()
-    return np.nonzero(np.isin(labels[top:bottom, left:right], part))
+    return np.nonzero(labels_of(len(stats), part)[labels[top:bottom, left:right]])
 
 
 def estimate_slant(group_pixels: list[tuple[np.ndarray, np.ndarray]]) -> float:
@@ -211,7 +219,9 @@ def lay_out_number(strong: np.ndarray) -> NumberLayout:
         NoDigitFoundError: no ink but specks, or ink along the border only.
     """
     labels, stats, is_ink = find_ink_components(strong)
-    labels, stats, is_ink = find_ink_components(erase_rules(strong, reference_height(stats, is_ink)))
+    rules = find_rules(strong, reference_height(stats, is_ink))
+    if rules.any():  # most numbers have none, and their components stand as they are
+        labels, stats, is_ink = find_ink_components(strong & ~rules)
     digit_height = reference_height(stats, is_ink)
     parts = find_parts(stats, is_ink, digit_height)
     slant = estimate_slant([part_pixels(labels, stats, part) for part in parts])

@@ -22,7 +22,7 @@ import cv2
 import numpy as np
 
 from app.pipeline.ink import InkLevels, binarize, cut_out, measure_levels
-from app.pipeline.number_layout import NumberLayout, lay_out_number
+from app.pipeline.number_layout import NumberLayout, labels_of, lay_out_number
 from app.pipeline.preprocess import FlatUpload, flatten_upload
 from app.pipeline.touching_cuts import cuts_into_touching_digits
 from digits.canonicalize import canonicalize_digit
@@ -95,6 +95,7 @@ class _Window:
     rim_pixels: int
     scale: float
     upload_shape: tuple[int, int]
+    label_count: int
 
     def read(self, kept: np.ndarray, allowed: np.ndarray | None = None) -> DigitCandidate:
         """The kept ink (H, W) bool of the window -> one candidate digit."""
@@ -106,7 +107,7 @@ class _Window:
 
     def members(self, labels: np.ndarray) -> np.ndarray:
         """(H, W) bool: the window's pixels of the given components."""
-        return np.isin(self.labels, labels)
+        return labels_of(self.label_count, labels)[self.labels]
 
 
 def _compositions(count: int) -> list[list[list[int]]]:
@@ -164,19 +165,24 @@ def _cluster_readings(
     return tuple(readings)
 
 
-def _window(upload: FlatUpload, labels: np.ndarray, kept: np.ndarray, levels: InkLevels, rim: int) -> _Window:
-    rows, columns = np.nonzero(kept)
-    top, left = max(0, rows.min() - rim), max(0, columns.min() - rim)
-    bottom, right = rows.max() + rim + 1, columns.max() + rim + 1
-    window_labels = np.where(kept[top:bottom, left:right], labels[top:bottom, left:right], 0)
+def _window(
+    upload: FlatUpload, layout: NumberLayout, kept: np.ndarray, levels: InkLevels, rim: int
+) -> _Window:
+    """The window around the kept components' joint box (from their stats: no pass over the image)."""
+    stats = layout.stats[kept]
+    top, left = max(0, stats[:, 1].min() - rim), max(0, stats[:, 0].min() - rim)
+    bottom = (stats[:, 1] + stats[:, 3]).max() + rim
+    right = (stats[:, 0] + stats[:, 2]).max() + rim
+    labels = layout.labels[top:bottom, left:right]
     return _Window(
         upload.flat[top:bottom, left:right],
-        window_labels,
+        np.where(labels_of(len(layout.stats), kept)[labels], labels, 0),
         (top, left),
         levels,
         rim,
         upload.scale,
         upload.upload_shape,
+        len(layout.stats),
     )
 
 
@@ -194,15 +200,13 @@ def segment_number(gray: np.ndarray, max_digits: int) -> SegmentedNumber:
         raise TooManyDigitsError(
             f"{len(layout.clusters)} digits or more found; at most {max_digits} are read"
         )
-    is_kept = np.zeros(len(layout.stats), dtype=bool)
-    is_kept[np.concatenate(layout.parts)] = True
-    levels = measure_levels(upload.flat, ink, is_kept[layout.labels])
+    levels = measure_levels(
+        upload.flat, ink, labels_of(len(layout.stats), np.concatenate(layout.parts))[layout.labels]
+    )
     candidates: list[DigitCandidate] = []
     groups = []
     for cluster in layout.clusters:
         cluster_parts = [layout.parts[index] for index in cluster]
-        members = np.zeros(len(layout.stats), dtype=bool)
-        members[np.concatenate(cluster_parts)] = True
-        window = _window(upload, layout.labels, members[layout.labels], levels, ink.rim_pixels)
+        window = _window(upload, layout, np.concatenate(cluster_parts), levels, ink.rim_pixels)
         groups.append(_cluster_readings(window, cluster_parts, layout, candidates))
     return SegmentedNumber(tuple(candidates), tuple(groups), upload.is_inverted)
