@@ -41,7 +41,7 @@ POOL_LIMIT = 20_000
 MAX_DIGITS = 20
 RULES = [
     ReadingRule(merge, cut, excess)
-    for merge, cut, excess in itertools.product((0.5, 1.0, 2.0), (-0.25, 0.0, 0.25), (0.3, 0.5, 0.7, 1.0))
+    for merge, cut, excess in itertools.product((0.0, 0.25, 0.5, 1.0), (0.0, 0.25, 0.5), (0.3, 0.5, 0.7, 1.0))
 ]
 
 

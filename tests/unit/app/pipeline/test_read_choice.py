@@ -129,3 +129,24 @@ def test_there_are_at_most_two_looks():
     looks, asked = read_by({0: row(4, 0.5), 1: row(4, 0.5), 2: row(1, 0.5)}, [touching_pair_number()])
     assert len(asked) == 2 and looks.looks_taken == 2
     assert looks.next_inputs() == []
+
+
+def test_a_digit_written_in_two_strokes_is_read_whole_when_that_is_about_as_probable():
+    # Two full-height parts: one confident digit merged (a 0 in two strokes), or two fair digits.
+    group = (Reading((0,), merges=1), Reading((1, 2)))
+    number = SegmentedNumber(candidates(3), (group,), is_inverted=True)
+    rows = np.stack([row(0, 0.99), row(6, 0.9), row(6, 0.85)])
+
+    assert choose_reading(number, rows, POLICY, max_digits=20).text == "0"
+    # A merge that costs a whole unit of log-probability would read the two strokes as two digits.
+    assert (
+        choose_reading(number, rows, POLICY, max_digits=20, rule=ReadingRule(merge_penalty=1.0)).text == "66"
+    )
+
+
+def test_two_digits_written_close_stay_two_when_the_merge_is_no_more_probable():
+    group = (Reading((0,), merges=1), Reading((1, 2)))
+    number = SegmentedNumber(candidates(3), (group,), is_inverted=True)
+    rows = np.stack([row(4, 0.95), row(1, 0.99), row(7, 0.99)])
+
+    assert choose_reading(number, rows, POLICY, max_digits=20).text == "17"
