@@ -45,8 +45,8 @@ class ReadingRule:
     Attributes:
         merge_penalty: log-probability a reading loses per merge of two digit-sized parts into one
             digit (the model reads two squeezed digits as one all too readily; but a 0, 4 or 7
-            written in two strokes reads as two confident digits as readily, and a penalty of 1 read
-            more separated numbers wrong than right).
+            written in two strokes reads as two confident digits as readily: on numbers from train
+            digits a penalty of 1 read 0.4-1.3 points fewer separated numbers right than 0.25).
         cut_penalty: log-probability lost per cut through touching ink (the sides of one digit cut in
             two often read as confident 1s: a cut must make its pieces more probable than the whole).
         max_whole_excess_width: a digit left whole though it could be cut, wider than the typical
