@@ -140,6 +140,14 @@ class TrainConfig(BaseModel):
     batch_size: int = Field(384, ge=1, le=65536, description="images per step")
     learning_rate: float = Field(1e-3, gt=0.0, le=1.0, description="Adam learning rate")
     gradient_clip_norm: float = Field(1.0, gt=0.0, description="largest gradient norm, above it scaled down")
+    # bfloat16 has float32's range, so no loss scaling is needed (float16 would need it). Only the
+    # training steps run mixed: the weights are copied into a float32 model before they are chosen,
+    # checkpointed, calibrated and exported, so the served model computes as one trained in float32.
+    mixed_precision: bool = Field(
+        False,
+        description="train in bfloat16 mixed precision (~25 % less time a step on a CPU with AVX512-BF16, "
+        "or a GPU); the exported model computes in float32",
+    )
     label_smoothing: float = Field(0.0, ge=0.0, lt=1.0, description="label smoothing; 0 turns it off")
     dense_l2: float = Field(1e-4, ge=0.0, description="L2 penalty on the dense layer's weights")
     seed: int = Field(42, ge=0, description="seeds the split, augmentation and weights")

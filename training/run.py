@@ -66,13 +66,15 @@ def run(config: TrainConfig) -> dict[str, Any]:
     outliers = generate_outliers(split.train, outlier_count, config.effective_augment_seed)
     _show_outliers(run_dir, outliers)
     # 3. train, from random weights or from a fine-tune's start, scored first: it may stay the best.
-    model, hardware = _build_model(config)
+    model, trainee, hardware = _build_model(config)
     batches = TrainingBatches.from_digits(
         train_digits, split.train, split.validation, config, outlier_images=outliers.images
     )
     started_at = time.perf_counter()
     start = score_start(model, batches) if config.initial_weights else None
-    fit = train(model, batches, config, run_dir / "best.keras")
+    fit = train(trainee, batches, config, run_dir / "best.keras")
+    if trainee is not model:  # --mixed-precision: all that follows judges the weights in float32
+        _take_over_training_state(model, trainee)
     # 4. choose the final weights on validation; checkpointed, so a later fine-tune starts from them.
     if start is not None and not config.keep_start_if_best:
         logger.info("the start weights are left out of the final choice (--no-keep-start-if-best)")
@@ -153,24 +155,40 @@ def _show_outliers(run_dir: Path, outliers: Outliers) -> None:
         save_digit_grid(run_dir / "outlier_samples.png", images, captions, "non-digits (uniform targets)")
 
 
-def _build_model(config: TrainConfig) -> tuple[keras.Model, str]:
-    """The compiled model, built where it trains (a strategy scope for several GPUs), holding random
-    weights or a fine-tune's start; and a description of that hardware."""
+def _build_model(config: TrainConfig) -> tuple[keras.Model, keras.Model, str]:
+    """The compiled float32 model, built where it trains (a strategy scope for several GPUs), holding
+    random weights or a fine-tune's start; the model that trains: the same one, or with
+    `--mixed-precision` a bfloat16 twin holding the same weights; and a description of that hardware."""
     import keras
 
-    from training.model import build_model
+    from training.model import MIXED_BFLOAT16, build_model
     from training.train import compile_model, describe_hardware
     from training.weights import load_initial_weights
 
     hardware, scope = describe_hardware()
-    logger.info("training on %s", hardware)
+    logger.info("training on %s%s", hardware, ", bfloat16 mixed precision" if config.mixed_precision else "")
     keras.utils.set_random_seed(config.effective_augment_seed)
     with scope:
         model = build_model(dense_l2=config.dense_l2)
         if config.initial_weights:
             load_initial_weights(model, config.initial_weights)
         compile_model(model, config)
-    return model, hardware
+        trainee = model
+        if config.mixed_precision:
+            trainee = build_model(dense_l2=config.dense_l2, dtype_policy=MIXED_BFLOAT16)
+            trainee.set_weights(model.get_weights())
+            compile_model(trainee, config)
+    return model, trainee, hardware
+
+
+def _take_over_training_state(model: keras.Model, trainee: keras.Model) -> None:
+    """Copies the weights a mixed-precision twin trained, and its optimizer's state, into the float32
+    model: its checkpoint then holds what a float32 run's holds (an unbuilt optimizer would make
+    `keras.saving.load_model` warn that it skips the saved one's variables)."""
+    model.set_weights(trainee.get_weights())
+    model.optimizer.build(model.trainable_variables)
+    for target, source in zip(model.optimizer.variables, trainee.optimizer.variables, strict=True):
+        target.assign(source)
 
 
 def _save_augmentation_samples(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from training.model import build_model
+from training.model import MIXED_BFLOAT16, build_model
 
 pytestmark = pytest.mark.unit
 
@@ -55,3 +55,29 @@ def test_model_is_deterministic_in_inference_mode(model):
     first = np.asarray(model(images, training=False))
     second = np.asarray(model(images, training=False))
     assert np.array_equal(first, second)
+
+
+def test_a_mixed_precision_model_computes_in_bfloat16_keeps_float32_weights_and_answers_in_float32():
+    mixed = build_model(dtype_policy=MIXED_BFLOAT16)
+    assert mixed.get_layer("block1a_conv").compute_dtype == "bfloat16"
+    assert mixed.get_layer("dense").compute_dtype == "bfloat16"
+    assert {weight.dtype for weight in mixed.weights} == {"float32"}
+    # The softmax is float32: bfloat16 would round a confident answer's probability in steps of 0.004.
+    assert mixed.get_layer("probs").compute_dtype == "float32"
+    probabilities = mixed(np.random.default_rng(2).random((3, 28, 28, 1), dtype=np.float32), training=False)
+    assert np.asarray(probabilities).dtype == np.float32
+    assert np.allclose(np.asarray(probabilities).sum(axis=1), 1.0, atol=1e-5)
+
+
+def test_weights_trained_in_mixed_precision_load_into_the_float32_model_and_read_the_same(model):
+    mixed = build_model(dtype_policy=MIXED_BFLOAT16)
+    assert [(weight.path, weight.shape) for weight in mixed.weights] == [
+        (weight.path, weight.shape) for weight in model.weights
+    ]
+    float32 = build_model()
+    float32.set_weights(mixed.get_weights())
+    images = np.random.default_rng(3).random((8, 28, 28, 1), dtype=np.float32)
+    # The same weights: the answers differ by bfloat16's rounding of the activations only.
+    np.testing.assert_allclose(
+        np.asarray(float32(images, training=False)), np.asarray(mixed(images, training=False)), atol=0.02
+    )
