@@ -25,6 +25,7 @@ import keras
 
 from digits.model_store import read_model_card, write_model_card
 from training.cli import FlagArgumentParser, bounded_value
+from training.model import as_float32
 
 RECORDED_PACKAGES = (
     "keras",
@@ -114,7 +115,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     export_dir = args.export_dir or args.checkpoint.parent / RUN_MODEL_FOLDER_NAME
     try:
-        model = keras.saving.load_model(args.checkpoint)
+        # A mixed-precision checkpoint is served in float32, as the run itself would have exported it.
+        model = as_float32(keras.saving.load_model(args.checkpoint))
         version_dir = export_savedmodel(model, export_dir)
     except (ValueError, OSError) as error:  # FileExistsError included
         print(f"error: cannot export {args.checkpoint}: {error}", file=sys.stderr)

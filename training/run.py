@@ -178,6 +178,9 @@ def _build_model(config: TrainConfig) -> tuple[keras.Model, keras.Model, str]:
             trainee = build_model(dense_l2=config.dense_l2, dtype_policy=MIXED_BFLOAT16)
             trainee.set_weights(model.get_weights())
             compile_model(trainee, config)
+            # Built here, in the strategy's scope (several GPUs need their variables made in it), for
+            # `_take_over_training_state` to fill.
+            model.optimizer.build(model.trainable_variables)
     return model, trainee, hardware
 
 
@@ -186,7 +189,6 @@ def _take_over_training_state(model: keras.Model, trainee: keras.Model) -> None:
     model: its checkpoint then holds what a float32 run's holds (an unbuilt optimizer would make
     `keras.saving.load_model` warn that it skips the saved one's variables)."""
     model.set_weights(trainee.get_weights())
-    model.optimizer.build(model.trainable_variables)
     for target, source in zip(model.optimizer.variables, trainee.optimizer.variables, strict=True):
         target.assign(source)
 

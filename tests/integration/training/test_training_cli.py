@@ -298,6 +298,19 @@ def test_a_mixed_precision_run_trains_in_bfloat16_and_checkpoints_and_exports_fl
     np.testing.assert_allclose(checkpoint.predict(images, verbose=0), exported, atol=1e-5)
     # ...and holds the weights the bfloat16 steps trained: they read the digits as its card says.
     assert card["test_results"]["mnist/test"]["accuracy"] > 0.3  # chance: 0.1
+    # A checkpoint the trainee wrote mid-run (bfloat16) is exported in float32 all the same.
+    from training.model import MIXED_BFLOAT16, build_model
+
+    interrupted = tmp_path / "interrupted"
+    interrupted.mkdir()
+    shutil.copy(run_dir / "model_card.json", interrupted / "model_card.json")
+    mixed = build_model(dtype_policy=MIXED_BFLOAT16)
+    mixed.set_weights(checkpoint.get_weights())
+    mixed.save(interrupted / "best.keras")
+    exported_run = run_cli("training.export", str(interrupted / "best.keras"))
+    assert exported_run.returncode == 0, exported_run.stderr[-3000:]
+    reloaded = tf.saved_model.load(str(interrupted / "model"))
+    np.testing.assert_allclose(reloaded.serve(tf.constant(images)).numpy(), exported, atol=1e-5)
 
 
 @pytest.mark.parametrize(

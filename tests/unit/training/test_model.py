@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from training.model import MIXED_BFLOAT16, build_model
+from training.model import MIXED_BFLOAT16, as_float32, build_model
 
 pytestmark = pytest.mark.unit
 
@@ -81,3 +81,12 @@ def test_weights_trained_in_mixed_precision_load_into_the_float32_model_and_read
     np.testing.assert_allclose(
         np.asarray(float32(images, training=False)), np.asarray(mixed(images, training=False)), atol=0.02
     )
+
+
+def test_as_float32_keeps_a_float32_model_and_rebuilds_a_mixed_one_in_float32_with_its_weights(model):
+    assert as_float32(model) is model
+    mixed = build_model(dtype_policy=MIXED_BFLOAT16)
+    float32 = as_float32(mixed)
+    assert {layer.compute_dtype for layer in float32.layers[1:]} == {"float32"}
+    for rebuilt, trained in zip(float32.get_weights(), mixed.get_weights(), strict=True):
+        np.testing.assert_array_equal(rebuilt, trained)
