@@ -26,13 +26,15 @@ WARM_UP_STEPS = 3
 
 
 def build_trainer(dtype_policy: str, config: TrainConfig):
-    """A compiled model of the given policy, warmed up (its first steps trace the graph)."""
+    """A compiled model of the given policy, compiled as `training.run` compiles it."""
     model = build_model(dense_l2=config.dense_l2, dtype_policy=dtype_policy)
     compile_model(model, config)
     return model
 
 
 def seconds_per_step(model, images: np.ndarray, targets: np.ndarray, steps: int) -> float:
+    """Wall seconds of one `train_on_batch`, the mean of `steps`, after WARM_UP_STEPS untimed ones (the
+    first call traces the graph; later rounds warm the caches the other precision's steps took over)."""
     for _ in range(WARM_UP_STEPS):
         model.train_on_batch(images, targets)
     started = time.perf_counter()
