@@ -57,11 +57,13 @@ lint: $(VENV)/.installed
 TRAIN_DATASETS := --dataset mnist=$(SHARED_DATA)/mnist --dataset usps=$(SHARED_DATA)/usps/usps.h5 \
 	--dataset cvl=$(SHARED_DATA)/cvl --no-download --repeat cvl=3 --static-copies 1
 TRAIN_RUNS_DIR ?= runs/recipe
-# Flags for all three runs. By default they train in bfloat16 mixed precision: 84 min 13 s on 2 cores
-# (2026-12-03) against 100 min 35 s in float32 (`make train TRAIN_FLAGS=`, how model 7 was trained);
-# its model came out within the runs' noise of model 7 on validation (loss 0.0269 against 0.0265),
-# so model 7 stays served (bench/RESULTS.md "The recipe in mixed precision").
-TRAIN_FLAGS ?= --mixed-precision
+# Flags for all three runs. On a CPU with bfloat16 instructions (AVX512-BF16 or AMX, as these machines
+# have) they train in bfloat16 mixed precision: 84 min 13 s on 2 cores (2026-12-03) against 100 min
+# 35 s in float32 (`make train TRAIN_FLAGS=`, how model 7 was trained); its model came out a little
+# behind model 7 on validation (loss 0.0269 against 0.0265), so model 7 stays served (bench/RESULTS.md
+# "The recipe in mixed precision"). Without those instructions bfloat16 is emulated, slower: float32.
+HAS_BF16_CPU := $(shell grep -qw -e avx512_bf16 -e amx_bf16 /proc/cpuinfo 2>/dev/null && echo yes)
+TRAIN_FLAGS ?= $(if $(HAS_BF16_CPU),--mixed-precision,)
 train: $(VENV)/.installed
 	rm -rf $(TRAIN_RUNS_DIR)
 	$(BIN)/python -m training.run $(TRAIN_DATASETS) $(TRAIN_FLAGS) --runs-dir $(TRAIN_RUNS_DIR) --run-name base \
