@@ -1,0 +1,55 @@
+"""`make train`, the shipped model's recipe: its three runs train with the same flags, in bfloat16 mixed
+precision only where the CPU computes bfloat16 (elsewhere it is emulated, slower than float32), and
+`TRAIN_FLAGS=` gives the float32 recipe. Read from `make -n`, which prints the commands and runs none."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from testkit.shared_data import REPO_ROOT
+
+pytestmark = pytest.mark.unit
+
+
+def training_commands(*overrides: str) -> list[str]:
+    printed = subprocess.run(
+        ["make", "-n", "train", "TRAIN_RUNS_DIR=runs/dry-run", *overrides],
+        cwd=REPO_ROOT, capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    # Continuation lines joined: one string per `training.run` command.
+    commands = re.sub(r"\\\n\s*", " ", printed).splitlines()
+    return [command for command in commands if "-m training.run" in command]
+
+
+def cpu_computes_bfloat16() -> bool:
+    cpuinfo = Path("/proc/cpuinfo")
+    flags = set(cpuinfo.read_text().split()) if cpuinfo.exists() else set()
+    return bool(flags & {"avx512_bf16", "amx_bf16"})
+
+
+def test_the_three_runs_train_in_mixed_precision_exactly_where_the_cpu_has_bfloat16():
+    commands = training_commands()
+
+    assert [re.search(r"--run-name (\S+)", command).group(1) for command in commands] == [
+        "base",
+        "refine",
+        "model",
+    ]
+    assert {"--mixed-precision" in command.split() for command in commands} == {cpu_computes_bfloat16()}
+
+
+def test_empty_train_flags_give_the_float32_recipe():
+    commands = training_commands("TRAIN_FLAGS=")
+
+    assert len(commands) == 3 and not any("--mixed-precision" in command for command in commands)
+
+
+@pytest.mark.parametrize("has_bfloat16", [True, False])
+def test_the_default_follows_whether_the_cpu_has_bfloat16(has_bfloat16):
+    commands = training_commands(f"HAS_BF16_CPU={'yes' if has_bfloat16 else ''}")
+
+    assert {"--mixed-precision" in command.split() for command in commands} == {has_bfloat16}
