@@ -66,6 +66,7 @@ HAS_BF16_CPU := $(shell grep -qw -e avx512_bf16 -e amx_bf16 /proc/cpuinfo 2>/dev
 TRAIN_FLAGS ?= $(if $(HAS_BF16_CPU),--mixed-precision,)
 train: $(VENV)/.installed
 	rm -rf $(TRAIN_RUNS_DIR)
+	mkdir -p $(TRAIN_RUNS_DIR) && date +%s > $(TRAIN_RUNS_DIR)/started_at
 	$(BIN)/python -m training.run $(TRAIN_DATASETS) $(TRAIN_FLAGS) --runs-dir $(TRAIN_RUNS_DIR) --run-name base \
 		--epochs 28 --average-last-epochs 6
 	$(BIN)/python -m training.run $(TRAIN_DATASETS) $(TRAIN_FLAGS) --runs-dir $(TRAIN_RUNS_DIR) --run-name refine \
@@ -75,6 +76,10 @@ train: $(VENV)/.installed
 		--initial-weights $(TRAIN_RUNS_DIR)/refine/best.keras --no-keep-start-if-best \
 		--outlier-fraction 0.03 --augment-seed 11 --learning-rate 1.25e-4 --epochs 4 \
 		--average-last-epochs 3 --output-dir models/digits
+	@# The recipe's wall time, printed and kept beside its runs (issue 11: at most 90 minutes).
+	@seconds=$$(( $$(date +%s) - $$(cat $(TRAIN_RUNS_DIR)/started_at) )); \
+		echo "make train: the three runs took $$((seconds / 60)) min $$((seconds % 60)) s wall" \
+		| tee $(TRAIN_RUNS_DIR)/wall_time.txt
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -1,11 +1,13 @@
 """`make train`, the shipped model's recipe: its three runs train with the same flags, in bfloat16 mixed
 precision only where the CPU computes bfloat16 (elsewhere it is emulated, slower than float32), and
-`TRAIN_FLAGS=` gives the float32 recipe. Read from `make -n`, which prints the commands and runs none."""
+`TRAIN_FLAGS=` gives the float32 recipe; at the end it prints the recipe's wall time and keeps it beside
+the runs. Read from `make -n`, which prints the commands and runs none."""
 
 from __future__ import annotations
 
 import re
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -15,11 +17,15 @@ from testkit.shared_data import REPO_ROOT
 pytestmark = pytest.mark.unit
 
 
-def training_commands(*overrides: str) -> list[str]:
-    printed = subprocess.run(
-        ["make", "-n", "train", "TRAIN_RUNS_DIR=runs/dry-run", *overrides],
+def printed_recipe(*overrides: str, runs_dir: str = "runs/dry-run") -> str:
+    return subprocess.run(
+        ["make", "-n", "train", f"TRAIN_RUNS_DIR={runs_dir}", *overrides],
         cwd=REPO_ROOT, capture_output=True, text=True, check=True,
     ).stdout  # fmt: skip
+
+
+def training_commands(*overrides: str) -> list[str]:
+    printed = printed_recipe(*overrides)
     # Continuation lines joined: one string per `training.run` command.
     commands = re.sub(r"\\\n\s*", " ", printed).splitlines()
     return [command for command in commands if "-m training.run" in command]
@@ -53,3 +59,14 @@ def test_the_default_follows_whether_the_cpu_has_bfloat16(has_bfloat16):
     commands = training_commands(f"HAS_BF16_CPU={'yes' if has_bfloat16 else ''}")
 
     assert {"--mixed-precision" in command.split() for command in commands} == {has_bfloat16}
+
+
+def test_the_recipe_ends_by_printing_and_keeping_its_wall_time(tmp_path):
+    printed = printed_recipe(runs_dir=str(tmp_path))
+    after_the_runs = printed.rsplit("--output-dir models/digits", 1)[1]
+    (tmp_path / "started_at").write_text(f"{int(time.time()) - 125}\n")  # started 2 min 5 s ago
+
+    shown = subprocess.run(["bash", "-c", after_the_runs], capture_output=True, text=True, check=True).stdout
+
+    assert re.fullmatch(r"make train: the three runs took 2 min [5-9] s wall\n", shown)
+    assert (tmp_path / "wall_time.txt").read_text() == shown
