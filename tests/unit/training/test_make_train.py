@@ -5,6 +5,7 @@ the runs. Read from `make -n`, which prints the commands and runs none."""
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import time
@@ -16,11 +17,16 @@ from testkit.shared_data import REPO_ROOT
 
 pytestmark = pytest.mark.unit
 
+MAKE_VARIABLES = {"MAKEFLAGS", "MFLAGS", "MAKELEVEL", "TRAIN_FLAGS", "TRAIN_RUNS_DIR"}
+
 
 def printed_recipe(*overrides: str, runs_dir: str = "runs/dry-run") -> str:
+    # As a make of its own, even under `make test`: a nested make inherits MAKEFLAGS and would print
+    # "Entering/Leaving directory" lines among the commands.
+    environment = {name: value for name, value in os.environ.items() if name not in MAKE_VARIABLES}
     return subprocess.run(
-        ["make", "-n", "train", f"TRAIN_RUNS_DIR={runs_dir}", *overrides],
-        cwd=REPO_ROOT, capture_output=True, text=True, check=True,
+        ["make", "-n", "--no-print-directory", "train", f"TRAIN_RUNS_DIR={runs_dir}", *overrides],
+        cwd=REPO_ROOT, env=environment, capture_output=True, text=True, check=True,
     ).stdout  # fmt: skip
 
 
