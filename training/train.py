@@ -10,6 +10,7 @@ import contextlib
 import logging
 import math
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -116,8 +117,34 @@ def compile_model(model: keras.Model, config: TrainConfig) -> None:
     )
 
 
+def cosine_learning_rate(initial: float, final: float, epochs: int) -> Callable[[int, float], float]:
+    """Epoch (from 0) -> its learning rate: `initial` at the first epoch, `final` at the last (epoch
+    `epochs - 1`), along half a cosine between them; a `LearningRateScheduler`'s schedule."""
+
+    def rate(epoch: int, _current_rate: float) -> float:
+        progress = min(1.0, epoch / max(1, epochs - 1))
+        return final + (initial - final) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+    return rate
+
+
+def build_learning_rate_schedule(config: TrainConfig) -> keras.callbacks.Callback:
+    """The callback that sets each epoch's learning rate (`config.learning_rate_schedule`)."""
+    if config.learning_rate_schedule == "cosine":
+        return keras.callbacks.LearningRateScheduler(
+            cosine_learning_rate(config.learning_rate, config.min_learning_rate, config.epochs)
+        )
+    return keras.callbacks.ReduceLROnPlateau(
+        monitor="val_loss",
+        factor=config.reduce_lr_factor,
+        patience=config.reduce_lr_patience_epochs,
+        min_lr=config.min_learning_rate,
+    )
+
+
 def build_callbacks(config: TrainConfig, checkpoint_path: Path) -> list[keras.callbacks.Callback]:
-    """Early stopping on validation loss (restoring the best weights), checkpointing, LR on plateau."""
+    """Early stopping on validation loss (restoring the best weights), checkpointing, the learning rate's
+    schedule."""
     return [
         keras.callbacks.EarlyStopping(
             monitor="val_loss",
@@ -125,12 +152,7 @@ def build_callbacks(config: TrainConfig, checkpoint_path: Path) -> list[keras.ca
             restore_best_weights=True,
         ),
         keras.callbacks.ModelCheckpoint(str(checkpoint_path), monitor="val_loss", save_best_only=True),
-        keras.callbacks.ReduceLROnPlateau(
-            monitor="val_loss",
-            factor=config.reduce_lr_factor,
-            patience=config.reduce_lr_patience_epochs,
-            min_lr=config.min_learning_rate,
-        ),
+        build_learning_rate_schedule(config),
         *([BatchProgress(sys.stderr)] if sys.stderr.isatty() else []),  # erased before the epoch's line
         EpochLog(),
     ]
