@@ -29,7 +29,8 @@ from training.config import parse_args
 from training.datasets.combine import split_train_validation
 from training.datasets.registry import load_configured_sources
 
-# `make train`'s datasets (TRAIN_DATASETS): the split depends on them, their repeats and the seed.
+# `make train`'s datasets (TRAIN_DATASETS): the split depends on them, their repeats and the seed
+# (tests/unit/training/test_make_train.py fails when the two drift apart).
 RECIPE_DATASETS = [
     "--dataset", f"mnist={SHARED_DATA_DIR / 'mnist'}",
     "--dataset", f"usps={SHARED_DATA_DIR / 'usps' / 'usps.h5'}",

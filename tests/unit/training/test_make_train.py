@@ -1,7 +1,8 @@
 """`make train`, the shipped model's recipe: its three runs train with the same flags, in bfloat16 mixed
 precision only where the CPU computes bfloat16 (elsewhere it is emulated, slower than float32), and
 `TRAIN_FLAGS=` gives the float32 recipe; at the end it prints the recipe's wall time and keeps it beside
-the runs. Read from `make -n`, which prints the commands and runs none."""
+the runs; `bench.read_validation` splits the same datasets the same way. Read from `make -n`, which
+prints the commands and runs none."""
 
 from __future__ import annotations
 
@@ -13,7 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from testkit.shared_data import REPO_ROOT
+from bench.read_validation import RECIPE_DATASETS
+from testkit.shared_data import REPO_ROOT, SHARED_DATA_DIR
+from training.config import parse_args
 
 pytestmark = pytest.mark.unit
 
@@ -76,3 +79,17 @@ def test_the_recipe_ends_by_printing_and_keeping_its_wall_time(tmp_path):
 
     assert re.fullmatch(r"make train: the three runs took 2 min [5-9] s wall\n", shown)
     assert (tmp_path / "wall_time.txt").read_text() == shown
+
+
+def test_the_validation_numbers_benchmark_splits_the_recipes_datasets_as_its_runs_do():
+    # bench.read_validation writes numbers from the validation split of make train's runs: the split
+    # follows the datasets, their repeats, the seed and the validation share, so they must not drift.
+    commands = training_commands(f"SHARED_DATA={SHARED_DATA_DIR}")
+    benchmark = parse_args(RECIPE_DATASETS)
+
+    for command in commands:
+        run = parse_args(command.split("-m training.run", 1)[1].split())
+        assert run.datasets == benchmark.datasets
+        assert run.repeats_by_source == benchmark.repeats_by_source
+        assert (run.seed, run.validation_fraction) == (benchmark.seed, benchmark.validation_fraction)
+        assert run.allow_download == benchmark.allow_download
