@@ -34,7 +34,7 @@ from digits.calibration import Calibration
 from digits.contract import to_model_inputs
 from digits.model import DigitModel
 from digits.model_store import read_model_card, resolve_version_dir
-from testkit.written_numbers import RENDERINGS, SOURCE_NAMES, load_digit_pool, write_number
+from testkit.written_numbers import SOURCE_NAMES, load_digit_pool, write_numbers
 
 TRAIN_SPLIT = "train"
 POOL_LIMIT = 20_000
@@ -59,18 +59,15 @@ def _percent(values: list[bool]) -> str:
 
 def _write_numbers(numbers_per_group: int, seed: int) -> list[tuple[bool, str, np.ndarray]]:
     """(is_touching, text, grayscale image) of separated then touching numbers of 3-7 train digits."""
-    rng = np.random.default_rng(seed)
-    pools = {source: load_digit_pool(source, TRAIN_SPLIT, limit=POOL_LIMIT) for source in SOURCE_NAMES}
-    written_numbers = []
-    for is_touching, index in itertools.product((False, True), range(numbers_per_group)):
-        pool = pools[SOURCE_NAMES[index % len(SOURCE_NAMES)]]
-        rendering = RENDERINGS[(index // len(SOURCE_NAMES)) % len(RENDERINGS)]
-        written = write_number(
-            pool, int(rng.integers(3, 8)), rng, is_touching=is_touching, rendering=rendering
-        )
-        gray = written.image if written.image.ndim == 2 else written.image.mean(axis=2).astype(np.uint8)
-        written_numbers.append((is_touching, written.text, gray))
-    return written_numbers
+    pools = [load_digit_pool(source, TRAIN_SPLIT, limit=POOL_LIMIT) for source in SOURCE_NAMES]
+    return [
+        (written.is_touching, written.text, _grayscale(written.image))
+        for written in write_numbers(pools, numbers_per_group, seed)
+    ]
+
+
+def _grayscale(image: np.ndarray) -> np.ndarray:
+    return image if image.ndim == 2 else image.mean(axis=2).astype(np.uint8)
 
 
 def _read_all(written_numbers, model: DigitModel) -> list:

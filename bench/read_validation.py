@@ -13,7 +13,6 @@ reads them with each model given, in this process through the service's stages a
 from __future__ import annotations
 
 import argparse
-import itertools
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +23,7 @@ from digitserve.local import LocalReader
 from digitserve.results import ImageError
 from testkit.shared_data import SHARED_DATA_DIR
 from testkit.two_digit_numbers import DigitPool
-from testkit.written_numbers import RENDERINGS, WrittenNumber, write_number
+from testkit.written_numbers import WrittenNumber, write_numbers
 from training.config import parse_args
 from training.datasets.combine import split_train_validation
 from training.datasets.registry import load_configured_sources
@@ -37,7 +36,6 @@ RECIPE_DATASETS = [
     "--dataset", f"cvl={SHARED_DATA_DIR / 'cvl'}",
     "--no-download", "--repeat", "cvl=3", "--static-copies", "1",
 ]  # fmt: skip
-DIGIT_COUNTS = (3, 8)  # 3 to 7 digits, as the issue's separated target
 
 
 def validation_pool() -> DigitPool:
@@ -51,21 +49,6 @@ def validation_pool() -> DigitPool:
     )
     validation = split.validation
     return DigitPool("validation", validation.images, validation.labels, [""] * len(validation.labels))
-
-
-def write_numbers(pool: DigitPool, numbers_per_group: int, seed: int) -> list[WrittenNumber]:
-    """Separated numbers, then touching ones; scans and photos in turn."""
-    rng = np.random.default_rng(seed)
-    return [
-        write_number(
-            pool,
-            int(rng.integers(*DIGIT_COUNTS)),
-            rng,
-            is_touching=is_touching,
-            rendering=RENDERINGS[index % 2],
-        )
-        for is_touching, index in itertools.product((False, True), range(numbers_per_group))
-    ]
 
 
 def measure(model_dir: Path, numbers: list[WrittenNumber]) -> str:
@@ -96,7 +79,7 @@ def main() -> None:
     missing = [str(model_dir) for model_dir in arguments.model_dirs if not model_dir.is_dir()]
     if missing:  # said before the datasets load and the numbers are written
         parser.error(f"no model folder at {', '.join(missing)}")
-    numbers = write_numbers(validation_pool(), arguments.numbers_per_group, arguments.seed)
+    numbers = write_numbers([validation_pool()], arguments.numbers_per_group, arguments.seed)
     print(f"{len(numbers)} numbers written from the validation digits (seed {arguments.seed})")
     print("| model | separated exact % | touching exact % | wrong flagged unsure % (wrong) |")
     print("|---|---:|---:|---:|")

@@ -18,6 +18,7 @@ Each source has a "train" and a "test" split. Only test splits feed the benchmar
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -338,3 +339,22 @@ def write_number(
     raise RuntimeError(
         f"{pool.name}: no touching layout of {digit_count} digits in {MAX_LAYOUT_ATTEMPTS} draws"
     )
+
+
+def write_numbers(
+    pools: Sequence[DigitPool], numbers_per_group: int, seed: int, digit_counts: tuple[int, int] = (3, 8)
+) -> list[WrittenNumber]:
+    """`numbers_per_group` separated numbers, then as many touching ones, of `digit_counts[0]` to
+    `digit_counts[1] - 1` digits: the pools in turn, and each pool's numbers as scans and photos in turn.
+    The tuning and validation benchmarks write theirs with it; `seed` reproduces every image."""
+    rng = np.random.default_rng(seed)
+    return [
+        write_number(
+            pools[index % len(pools)],
+            int(rng.integers(*digit_counts)),
+            rng,
+            is_touching=is_touching,
+            rendering=RENDERINGS[(index // len(pools)) % len(RENDERINGS)],
+        )
+        for is_touching, index in itertools.product((False, True), range(numbers_per_group))
+    ]

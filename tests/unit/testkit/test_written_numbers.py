@@ -1,7 +1,7 @@
 """Written numbers made of real digits: the text spells the digits drawn, in the order of their boxes; each
 box is its digit's ink in the image; separated digits keep apart, a touching number has exactly one
 pair whose inks form one blob; a seed reproduces the image; a CVL number is one writer's; train and
-test pools hold different digits."""
+test pools hold different digits; a set of numbers takes its pools and renderings in turn."""
 
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ from testkit.written_numbers import (
     load_digit_pool,
     pick_digits,
     write_number,
+    write_numbers,
 )
 
 pytestmark = pytest.mark.unit
@@ -209,6 +210,19 @@ def test_train_and_test_pools_hold_different_digits(pools) -> None:
 def test_an_unknown_source_or_split_is_refused(source: str, split: str) -> None:
     with pytest.raises(ValueError, match="unknown source"):
         load_digit_pool(source, split)
+
+
+def test_a_set_of_numbers_takes_the_pools_and_renderings_in_turn_separated_first(pools) -> None:
+    given = [pools["mnist"], pools["cvl"]]
+
+    numbers = write_numbers(given, numbers_per_group=4, seed=3, digit_counts=(3, 5))
+
+    assert [number.is_touching for number in numbers] == [False] * 4 + [True] * 4
+    assert [number.source for number in numbers] == [given[0].name, given[1].name] * 4
+    assert [number.rendering for number in numbers] == ["scan", "scan", "photo", "photo"] * 2
+    assert all(3 <= len(number.text) <= 4 for number in numbers)
+    again = write_numbers(given, numbers_per_group=4, seed=3, digit_counts=(3, 5))
+    assert all(np.array_equal(a.image, b.image) for a, b in zip(numbers, again, strict=True))
 
 
 def test_a_touching_number_needs_two_digits(pools) -> None:
