@@ -15,6 +15,7 @@ import numpy as np
 from digits.model_store import SMOKE_TEST_CARD_KEY, read_model_card
 from training.config import TrainConfig
 from training.datasets import DigitSource, TrainValidationSplit
+from training.lineage import start_folder
 
 
 def describe_sources(sources: Sequence[DigitSource], specs: Sequence[str]) -> list[dict[str, Any]]:
@@ -93,7 +94,7 @@ def build_model_card(
     if config.initial_weights:
         # A fine-tuned model is reproducible only with the recipes of the runs it started from.
         card["fine_tuned_from"] = [
-            read_model_card(checkpoint.parent) or {"checkpoint": str(checkpoint.parent)}
+            read_model_card(start_folder(checkpoint)) or {"checkpoint": str(start_folder(checkpoint))}
             for checkpoint in config.initial_weights
         ]
     return card

@@ -216,8 +216,9 @@ class TrainConfig(BaseModel):
     # than any of them, at no cost at inference (still one model of the same architecture).
     initial_weights: Annotated[tuple[Path, ...], Flag(metavar="CHECKPOINT")] = Field(
         (),
-        description="fine-tune: start from this .keras checkpoint's weights (none: random ones); given "
-        "several times, from the mean of the checkpoints' weights",
+        description="fine-tune: start from this .keras checkpoint's weights, or an exported model's folder "
+        "(models/digits/7; needs TensorFlow) (none: random ones); given several times, from the mean of "
+        "the checkpoints' weights",
     )
     # A fine-tune that refines (fresh copies, a lower learning rate) must not end worse on validation
     # than its start, so the start competes for the final weights. One that teaches what the start

@@ -14,6 +14,13 @@ from pathlib import Path
 from typing import Any
 
 
+def start_folder(checkpoint: str | Path) -> Path:
+    """The folder holding a fine-tune start's model card: a run's, beside its `.keras` checkpoint, or the
+    exported model's own folder (`models/digits/7`)."""
+    path = Path(checkpoint)
+    return path.parent if path.suffix == ".keras" else path
+
+
 @dataclass(frozen=True)
 class RunHistory:
     """One run of a model's lineage and where its epochs lie on the lineage's epoch axis."""
@@ -61,7 +68,7 @@ def _place_run(card: Mapping[str, Any], name: str, runs: dict[str, RunHistory]) 
     last_ancestor_epoch = 0
     for index, parent in enumerate(card.get("fine_tuned_from") or []):
         parent_name = (
-            Path(checkpoints[index]).parent.name
+            start_folder(checkpoints[index]).name
             if index < len(checkpoints)
             else Path(parent.get("checkpoint", f"start {index + 1}")).name
         )

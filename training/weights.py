@@ -33,15 +33,43 @@ class InitialWeightsError(Exception):
     """--initial-weights names a missing file or a checkpoint of another architecture."""
 
 
+SAVED_MODEL_FILE = "saved_model.pb"
+
+
+def is_exported_model(path: Path) -> bool:
+    """Whether `path` is an exported model's folder (`models/digits/7`) rather than a `.keras` checkpoint."""
+    return path.is_dir() and (path / SAVED_MODEL_FILE).is_file()
+
+
 def require_initial_weights(checkpoint_paths: Sequence[Path]) -> None:
-    """Raises InitialWeightsError for a checkpoint that is not a file; cheap enough to run first."""
+    """Raises InitialWeightsError for a start that is neither a file nor an exported model's folder;
+    cheap enough to run first."""
     for path in checkpoint_paths:
-        if not path.is_file():
+        if path.is_dir() and not is_exported_model(path):
+            raise InitialWeightsError(f"--initial-weights {path} is a folder without {SAVED_MODEL_FILE}")
+        if not path.exists():
             raise InitialWeightsError(f"--initial-weights {path} does not exist")
+
+
+def _exported_model_weights(model: keras.Model, folder: Path) -> list[np.ndarray]:
+    """The weights of an exported SavedModel in `model.get_weights()` order, matched by their names
+    (`block1a_conv/kernel`...): what a served version holds, when its run's checkpoint is gone."""
+    import tensorflow as tf
+
+    try:
+        saved = tf.saved_model.load(str(folder))
+    except (OSError, ValueError, tf.errors.OpError) as error:
+        raise ValueError(f"unreadable SavedModel: {error}") from error
+    by_name = {variable.name.removesuffix(":0"): variable.numpy() for variable in saved.variables}
+    missing = [weight.path for weight in model.weights if weight.path not in by_name]
+    if missing:
+        raise ValueError(f"no weight {missing[0]} in it")
+    return [by_name[weight.path] for weight in model.weights]
 
 
 def load_initial_weights(model: keras.Model, checkpoint_paths: Sequence[Path]) -> None:
     """Sets the model's weights to those of one checkpoint, or to the mean of several checkpoints'.
+    A checkpoint is a run's `.keras` file or an exported model's folder (its SavedModel's weights).
 
     Every weight is averaged, batch-norm moving statistics included: they start out as the mean of
     the checkpoints' statistics, and the start is then also scored with clean statistics.
@@ -54,7 +82,10 @@ def load_initial_weights(model: keras.Model, checkpoint_paths: Sequence[Path]) -
     checkpoint_weights = []
     for path in checkpoint_paths:
         try:
-            weights = keras.saving.load_model(path, compile=False).get_weights()
+            if is_exported_model(path):
+                weights = _exported_model_weights(model, path)
+            else:
+                weights = keras.saving.load_model(path, compile=False).get_weights()
             model.set_weights(weights)  # checks every shape against this architecture
         except (ValueError, OSError) as error:
             raise InitialWeightsError(

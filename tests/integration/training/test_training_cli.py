@@ -229,19 +229,20 @@ def test_fine_tuning_from_several_checkpoints_records_them_and_checkpoints_what_
 
     _, runs_dir, _ = quick_run
     parent = runs_dir / "smoke" / "best.keras"
+    exported_parent = runs_dir / "smoke" / "model"  # the same weights, as the run exported them
     output_dir = tmp_path / "digits"
     result = run_cli(
         "training.run", "--quick", "--no-download", *shared_specs, "--output-dir", str(output_dir),
         "--allow-smoke-test", "--runs-dir", str(tmp_path / "runs"), "--run-name", "tune",
         "--learning-rate", "1e-5",
-        "--initial-weights", str(parent), "--initial-weights", str(parent),
+        "--initial-weights", str(parent), "--initial-weights", str(exported_parent),
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
     assert (
         "mean weights of 2 checkpoints" in result.stderr and "fine-tuning starts at val_loss" in result.stderr
     )
     card = json.loads((output_dir / "1" / "model_card.json").read_text())
-    assert card["config"]["initial_weights"] == [str(parent), str(parent)]
+    assert card["config"]["initial_weights"] == [str(parent), str(exported_parent)]
     choice = card["training"]["weight_choice"]
     assert set(choice["candidates"]) == {"best_epoch", "start"}
     start, end = (

@@ -61,6 +61,15 @@ def test_a_soup_of_fine_tunes_of_one_parent_shows_the_parent_once_and_starts_aft
     assert [(run.name, run.first_epoch) for run in runs] == [("base", 1), ("a", 3), ("b", 3), ("soup", 6)]
 
 
+def test_an_exported_model_as_a_start_is_named_by_its_own_folder():
+    served = run_card("t0", [2.0, 1.0])
+    card = run_card("t1", [0.9], [served], ["models/digits/6"])
+
+    runs = list_run_histories(card, "tune")
+
+    assert [(run.name, run.first_epoch) for run in runs] == [("6", 1), ("tune", 3)]
+
+
 def test_a_start_without_a_history_still_places_the_run_after_its_epochs():
     # A card written before histories were recorded: its epoch count, no values.
     old_parent = {"created_at": "t0", "training": {"epochs_run": 28, "weight_choice": {"val_loss": 0.03}}}
