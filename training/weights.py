@@ -54,8 +54,10 @@ def require_initial_weights(checkpoint_paths: Sequence[Path]) -> None:
 def _exported_model_weights(model: keras.Model, folder: Path) -> list[np.ndarray]:
     """The weights of an exported SavedModel in `model.get_weights()` order, matched by their names
     (`block1a_conv/kernel`...): what a served version holds, when its run's checkpoint is gone."""
-    import tensorflow as tf
-
+    try:
+        import tensorflow as tf
+    except ImportError as error:  # e.g. KERAS_BACKEND=jax on an accelerator machine
+        raise ValueError("reading an exported model needs TensorFlow; give its run's .keras file") from error
     try:
         saved = tf.saved_model.load(str(folder))
     except (OSError, ValueError, tf.errors.OpError) as error:

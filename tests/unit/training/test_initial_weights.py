@@ -3,6 +3,7 @@ run's .keras file or an exported model's folder (a served version whose run is g
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import keras
@@ -118,3 +119,14 @@ def test_a_folder_that_holds_no_exported_model_is_refused_by_name(tmp_path: Path
     refusal = r"--initial-weights .*8 is a folder without saved_model\.pb"
     with pytest.raises(InitialWeightsError, match=refusal):
         require_initial_weights((tmp_path / "digits" / "8",))
+
+
+def test_an_exported_model_without_tensorflow_is_refused_with_what_to_give_instead(tmp_path, monkeypatch):
+    export_model(tmp_path / "digits" / "7", seed=1)
+    model = build_model()
+    monkeypatch.setitem(sys.modules, "tensorflow", None)  # as where only the JAX backend is installed
+
+    with pytest.raises(
+        InitialWeightsError, match=r"7: not a checkpoint .*needs TensorFlow; give its run's \.keras"
+    ):
+        load_initial_weights(model, (tmp_path / "digits" / "7",))
