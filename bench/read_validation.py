@@ -21,21 +21,12 @@ from app.__main__ import read_settings
 from bench.read_accuracy import encode_upload
 from digitserve.local import LocalReader
 from digitserve.results import ImageError
-from testkit.shared_data import SHARED_DATA_DIR
+from testkit.shared_data import RECIPE_DATASETS
 from testkit.two_digit_numbers import DigitPool
 from testkit.written_numbers import WrittenNumber, write_numbers
 from training.config import parse_args
 from training.datasets.combine import split_train_validation
 from training.datasets.registry import load_configured_sources
-
-# `make train`'s datasets (TRAIN_DATASETS): the split depends on them, their repeats and the seed
-# (tests/unit/training/test_make_train.py fails when the two drift apart).
-RECIPE_DATASETS = [
-    "--dataset", f"mnist={SHARED_DATA_DIR / 'mnist'}",
-    "--dataset", f"usps={SHARED_DATA_DIR / 'usps' / 'usps.h5'}",
-    "--dataset", f"cvl={SHARED_DATA_DIR / 'cvl'}",
-    "--no-download", "--repeat", "cvl=3", "--static-copies", "1",
-]  # fmt: skip
 
 
 def validation_pool() -> DigitPool:

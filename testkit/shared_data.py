@@ -19,6 +19,15 @@ MNIST_FOLDER = "mnist"
 # 10k of the 60k MNIST training digits, under MNIST's own file names.
 MNIST_TRAIN_10K_FOLDER = "mnist-train-10k"
 MNIST_DIR = SHARED_DATA_DIR / MNIST_FOLDER
+# `make train`'s datasets (the Makefile's TRAIN_DATASETS) as training.run flags: the validation split
+# that chooses models follows them, their repeats and the seed (bench.read_validation writes numbers
+# from it; tests/unit/training/test_make_train.py fails when the two drift apart).
+RECIPE_DATASETS = [
+    "--dataset", f"mnist={SHARED_DATA_DIR / 'mnist'}",
+    "--dataset", f"usps={SHARED_DATA_DIR / 'usps' / 'usps.h5'}",
+    "--dataset", f"cvl={SHARED_DATA_DIR / 'cvl'}",
+    "--no-download", "--repeat", "cvl=3", "--static-copies", "1",
+]  # fmt: skip
 
 
 def read_mnist(folder: Path = MNIST_DIR, split: str = "test") -> tuple[np.ndarray, np.ndarray]:

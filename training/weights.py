@@ -20,6 +20,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from digits.model_store import SAVED_MODEL_FILE_NAME
+
 if TYPE_CHECKING:
     import keras
 
@@ -33,12 +35,9 @@ class InitialWeightsError(Exception):
     """--initial-weights names a missing file or a checkpoint of another architecture."""
 
 
-SAVED_MODEL_FILE = "saved_model.pb"
-
-
 def is_exported_model(path: Path) -> bool:
     """Whether `path` is an exported model's folder (`models/digits/7`) rather than a `.keras` checkpoint."""
-    return path.is_dir() and (path / SAVED_MODEL_FILE).is_file()
+    return path.is_dir() and (path / SAVED_MODEL_FILE_NAME).is_file()
 
 
 def require_initial_weights(checkpoint_paths: Sequence[Path]) -> None:
@@ -46,7 +45,7 @@ def require_initial_weights(checkpoint_paths: Sequence[Path]) -> None:
     cheap enough to run first."""
     for path in checkpoint_paths:
         if path.is_dir() and not is_exported_model(path):
-            raise InitialWeightsError(f"--initial-weights {path} is a folder without {SAVED_MODEL_FILE}")
+            raise InitialWeightsError(f"--initial-weights {path} is a folder without {SAVED_MODEL_FILE_NAME}")
         if not path.exists():
             raise InitialWeightsError(f"--initial-weights {path} does not exist")
 

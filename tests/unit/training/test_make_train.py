@@ -14,8 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.read_validation import RECIPE_DATASETS
-from testkit.shared_data import REPO_ROOT, SHARED_DATA_DIR
+from testkit.shared_data import RECIPE_DATASETS, REPO_ROOT, SHARED_DATA_DIR
 from training.config import parse_args
 
 pytestmark = pytest.mark.unit
