@@ -22,6 +22,11 @@ MODEL_CARD_FILE_NAME = "model_card.json"
 SMOKE_TEST_CARD_KEY = "smoke_test"
 
 
+def holds_exported_model(folder: Path) -> bool:
+    """Whether `folder` is one exported model (a version folder holding `saved_model.pb`)."""
+    return (folder / SAVED_MODEL_FILE_NAME).is_file()
+
+
 def list_versions(model_dir: Path) -> list[int]:
     """The integer version folders in `model_dir`, ascending (none if the folder does not exist)."""
     if not model_dir.is_dir():
@@ -54,7 +59,7 @@ def resolve_version_dir(model_dir: Path, version: str | None = None) -> Path:
             f"model directory {model_dir.resolve()} does not exist; train a model (`make train`) or "
             "name a folder holding integer version folders such as 1/ (the service: DIGITSERVE_MODEL_DIR)"
         )
-    if version is None and (model_dir / SAVED_MODEL_FILE_NAME).is_file():
+    if version is None and holds_exported_model(model_dir):
         return model_dir
     if version is None:
         versions = list_versions(model_dir)
@@ -62,7 +67,7 @@ def resolve_version_dir(model_dir: Path, version: str | None = None) -> Path:
             raise ModelLoadError(f"model directory {model_dir.resolve()} holds no integer version folder")
         version = str(versions[-1])
     version_dir = model_dir / version
-    if not (version_dir / SAVED_MODEL_FILE_NAME).is_file():
+    if not holds_exported_model(version_dir):
         raise ModelLoadError(f"{version_dir.resolve()} holds no {SAVED_MODEL_FILE_NAME}")
     return version_dir
 

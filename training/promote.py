@@ -20,6 +20,7 @@ from pathlib import Path
 from digits.errors import ModelLoadError
 from digits.model_store import (
     SAVED_MODEL_FILE_NAME,
+    holds_exported_model,
     is_smoke_test,
     next_version,
     read_model_card,
@@ -41,7 +42,7 @@ def exported_model_dir(path: Path) -> Path:
         PromotionError: neither `path` nor `path/model` holds an exported SavedModel.
     """
     for candidate in (path, path / RUN_MODEL_FOLDER_NAME):
-        if (candidate / SAVED_MODEL_FILE_NAME).is_file():
+        if holds_exported_model(candidate):
             return candidate
     raise PromotionError(
         f"{path} holds no exported model ({SAVED_MODEL_FILE_NAME}, or {RUN_MODEL_FOLDER_NAME}/"

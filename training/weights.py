@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from digits.model_store import SAVED_MODEL_FILE_NAME
+from digits.model_store import SAVED_MODEL_FILE_NAME, holds_exported_model
 
 if TYPE_CHECKING:
     import keras
@@ -35,16 +35,11 @@ class InitialWeightsError(Exception):
     """--initial-weights names a missing file or a checkpoint of another architecture."""
 
 
-def is_exported_model(path: Path) -> bool:
-    """Whether `path` is an exported model's folder (`models/digits/7`) rather than a `.keras` checkpoint."""
-    return path.is_dir() and (path / SAVED_MODEL_FILE_NAME).is_file()
-
-
 def require_initial_weights(checkpoint_paths: Sequence[Path]) -> None:
     """Raises InitialWeightsError for a start that is neither a file nor an exported model's folder;
     cheap enough to run first."""
     for path in checkpoint_paths:
-        if path.is_dir() and not is_exported_model(path):
+        if path.is_dir() and not holds_exported_model(path):
             raise InitialWeightsError(f"--initial-weights {path} is a folder without {SAVED_MODEL_FILE_NAME}")
         if not path.exists():
             raise InitialWeightsError(f"--initial-weights {path} does not exist")
@@ -83,7 +78,7 @@ def load_initial_weights(model: keras.Model, checkpoint_paths: Sequence[Path]) -
     checkpoint_weights = []
     for path in checkpoint_paths:
         try:
-            if is_exported_model(path):
+            if holds_exported_model(path):
                 weights = _exported_model_weights(model, path)
             else:
                 weights = keras.saving.load_model(path, compile=False).get_weights()
