@@ -230,6 +230,17 @@ class TrainConfig(BaseModel):
         description="a fine-tune's start weights as a candidate for the final weights (on the validation "
         "loss); off: only the fine-tune's own weights are, for a new objective such as --outlier-fraction",
     )
+    # Knowledge distillation (training/distill.py): each training image's target blends its one-hot
+    # label with the mean probabilities that models trained before give it, so that a warped copy that
+    # no longer reads as its label is not taught as a sure one. Validation stays against the labels.
+    teachers: Annotated[tuple[Path, ...], Flag("--teacher", metavar="CHECKPOINT")] = Field(
+        (),
+        description="distil: train towards this model's probabilities as well as the labels (a .keras "
+        "checkpoint or an exported model's folder); given several times, their mean (none: labels only)",
+    )
+    teacher_weight: float = Field(
+        0.5, ge=0.0, le=1.0, description="with --teacher: the teachers' share of each training target"
+    )
     quick: bool = Field(
         False,
         description="a few hundred images, one epoch and at most one static copy: a smoke test of every step",

@@ -24,6 +24,7 @@ from training.weights import InitialWeightsError
 
 if TYPE_CHECKING:
     import keras
+    import numpy as np
 
     from training.outliers import Outliers
 
@@ -41,11 +42,12 @@ def run(config: TrainConfig) -> dict[str, Any]:
     from training.plots import save_training_curves
     from training.publish import export_and_evaluate
     from training.train import TrainingBatches, train
-    from training.weights import choose_final_weights, require_initial_weights, score_start
+    from training.weights import choose_final_weights, require_checkpoints, score_start
 
     # Bad input is said before minutes of loading data and hours of training: the start checkpoints,
     # a taken run name, a taken promotion version.
-    require_initial_weights(config.initial_weights)
+    require_checkpoints(config.initial_weights)
+    require_checkpoints(config.teachers, flag="--teacher")
     _check_run_dir_is_free(config)
     # 1. datasets: every source's train split pooled and split 90/10; each test split kept apart.
     # Loaded before the run folder is made, so that a dataset error leaves no empty run behind.
@@ -65,10 +67,17 @@ def run(config: TrainConfig) -> dict[str, Any]:
     outlier_count = round(config.outlier_fraction * len(train_digits))
     outliers = generate_outliers(split.train, outlier_count, config.effective_augment_seed)
     _show_outliers(run_dir, outliers)
+    # 2c. teachers: each training image's target blends its label with what earlier models read in it.
+    train_targets = _distilled_targets(config, train_digits)
     # 3. train, from random weights or from a fine-tune's start, scored first: it may stay the best.
     model, trainee, hardware = _build_model(config)
     batches = TrainingBatches.from_digits(
-        train_digits, split.train, split.validation, config, outlier_images=outliers.images
+        train_digits,
+        split.train,
+        split.validation,
+        config,
+        outlier_images=outliers.images,
+        train_targets=train_targets,
     )
     started_at = time.perf_counter()
     start = score_start(model, batches) if config.initial_weights else None
@@ -153,6 +162,17 @@ def _show_outliers(run_dir: Path, outliers: Outliers) -> None:
         logger.info("outliers (uniform targets): %s", outliers.describe())
         images, captions = outliers.pick_samples(per_kind=10)
         save_digit_grid(run_dir / "outlier_samples.png", images, captions, "non-digits (uniform targets)")
+
+
+def _distilled_targets(config: TrainConfig, train_digits: DigitSet) -> np.ndarray | None:
+    """The training images' targets from --teacher (training/distill.py); None without teachers."""
+    if not config.teachers:
+        return None
+    from training.distill import distilled_targets, teacher_probabilities
+
+    logger.info("teachers (weight %.2f): %s", config.teacher_weight, ", ".join(map(str, config.teachers)))
+    probabilities = teacher_probabilities(config.teachers, train_digits.images)
+    return distilled_targets(train_digits.labels, probabilities, config.teacher_weight)
 
 
 def _build_model(config: TrainConfig) -> tuple[keras.Model, keras.Model, str]:

@@ -29,7 +29,8 @@ logger = logging.getLogger(__name__)
 
 class AugmentedBatches(keras.utils.PyDataset):
     """Shuffled batches (B, 28, 28, 1) float32 in [0, 1] with targets (B, 10), warped afresh: one-hot for
-    the digits, uniform (0.1 each) for the non-digit outliers appended after them."""
+    the digits (or the given targets, e.g. distilled ones), uniform (0.1 each) for the non-digit
+    outliers appended after them."""
 
     def __init__(
         self,
@@ -38,17 +39,21 @@ class AugmentedBatches(keras.utils.PyDataset):
         *,
         is_training: bool,
         outlier_images: np.ndarray | None = None,
+        digit_targets: np.ndarray | None = None,
     ) -> None:
         super().__init__()
-        one_hot = keras.utils.to_categorical(digits.labels, NUM_CLASSES).astype("float32")
-        self.images, self.targets = digits.images, one_hot
+        if digit_targets is None:
+            digit_targets = keras.utils.to_categorical(digits.labels, NUM_CLASSES).astype("float32")
+        elif digit_targets.shape != (len(digits), NUM_CLASSES):
+            raise ValueError(f"{len(digits)} digits, targets of shape {digit_targets.shape}")
+        self.images, self.targets = digits.images, digit_targets
         if outlier_images is not None and len(outlier_images):
             # Outlier exposure: against a uniform target, the cross-entropy teaches the model to spread
             # its belief over the digits for a non-digit instead of picking one. (Training accuracy
             # counts such a row right when the model says 0, argmax of a tie: read validation's.)
             uniform = np.full((len(outlier_images), NUM_CLASSES), 1.0 / NUM_CLASSES, dtype="float32")
             self.images = np.concatenate([digits.images, outlier_images])
-            self.targets = np.concatenate([one_hot, uniform])
+            self.targets = np.concatenate([digit_targets, uniform])
         self.batch_size = config.batch_size
         self.is_training = is_training
         self.random = np.random.default_rng(config.effective_augment_seed)
@@ -174,12 +179,14 @@ class TrainingBatches:
         validation_digits: DigitSet,
         config: TrainConfig,
         outlier_images: np.ndarray | None = None,
+        train_targets: np.ndarray | None = None,
     ) -> TrainingBatches:
         """Batches of the training images (with their static copies), of the same images before
         augmentation, and of the validation images. Outliers (N, 28, 28) uint8, if any, join the first
-        two with uniform targets. Validation stays digits only: its loss drives early stopping and the
-        choice of the final weights, and should measure how well digits are read, not mixed with how
-        non-digits are refused."""
+        two with uniform targets; `train_targets` (N, 10), if given, replace the training images'
+        one-hot labels (training/distill.py). Validation stays digits only and one-hot: its loss drives
+        early stopping and the choice of the final weights, and should measure how well digits are
+        read, not mixed with how non-digits are refused."""
         # The batch-norm statistics re-estimated on the clean images describe the mix the weights trained
         # on: non-digits in the same proportion to the digits.
         clean_outliers = None
@@ -187,7 +194,13 @@ class TrainingBatches:
             share = len(original_digits) / max(1, len(train_digits))
             clean_outliers = outlier_images[: round(share * len(outlier_images))]
         return cls(
-            training=AugmentedBatches(train_digits, config, is_training=True, outlier_images=outlier_images),
+            training=AugmentedBatches(
+                train_digits,
+                config,
+                is_training=True,
+                outlier_images=outlier_images,
+                digit_targets=train_targets,
+            ),
             clean=AugmentedBatches(original_digits, config, is_training=False, outlier_images=clean_outliers),
             validation=AugmentedBatches(validation_digits, config, is_training=False),
         )

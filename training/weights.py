@@ -32,17 +32,17 @@ logger = logging.getLogger(__name__)
 
 
 class InitialWeightsError(Exception):
-    """--initial-weights names a missing file or a checkpoint of another architecture."""
+    """--initial-weights or --teacher names a missing file or a checkpoint of another architecture."""
 
 
-def require_initial_weights(checkpoint_paths: Sequence[Path]) -> None:
-    """Raises InitialWeightsError for a start that is neither a file nor an exported model's folder;
-    cheap enough to run first."""
+def require_checkpoints(checkpoint_paths: Sequence[Path], flag: str = "--initial-weights") -> None:
+    """Raises InitialWeightsError, naming `flag`, for a checkpoint that is neither a file nor an exported
+    model's folder; cheap enough to run first."""
     for path in checkpoint_paths:
         if path.is_dir() and not holds_exported_model(path):
-            raise InitialWeightsError(f"--initial-weights {path} is a folder without {SAVED_MODEL_FILE_NAME}")
+            raise InitialWeightsError(f"{flag} {path} is a folder without {SAVED_MODEL_FILE_NAME}")
         if not path.exists():
-            raise InitialWeightsError(f"--initial-weights {path} does not exist")
+            raise InitialWeightsError(f"{flag} {path} does not exist")
 
 
 def _exported_model_weights(model: keras.Model, folder: Path) -> list[np.ndarray]:
@@ -63,6 +63,24 @@ def _exported_model_weights(model: keras.Model, folder: Path) -> list[np.ndarray
     return [by_name[weight.path] for weight in model.weights]
 
 
+def read_checkpoint_weights(model: keras.Model, path: Path) -> list[np.ndarray]:
+    """The weights of one checkpoint, a run's `.keras` file or an exported model's folder, in
+    `model.get_weights()` order; the model is left holding them (set_weights checks every shape).
+
+    Raises:
+        ValueError: the file or folder is unreadable or holds another architecture.
+        OSError: the file cannot be read.
+    """
+    import keras
+
+    if holds_exported_model(path):
+        weights = _exported_model_weights(model, path)
+    else:
+        weights = keras.saving.load_model(path, compile=False).get_weights()
+    model.set_weights(weights)
+    return weights
+
+
 def load_initial_weights(model: keras.Model, checkpoint_paths: Sequence[Path]) -> None:
     """Sets the model's weights to those of one checkpoint, or to the mean of several checkpoints'.
     A checkpoint is a run's `.keras` file or an exported model's folder (its SavedModel's weights).
@@ -73,21 +91,14 @@ def load_initial_weights(model: keras.Model, checkpoint_paths: Sequence[Path]) -
     Raises:
         InitialWeightsError: a checkpoint is no Keras file or holds another architecture.
     """
-    import keras
-
     checkpoint_weights = []
     for path in checkpoint_paths:
         try:
-            if holds_exported_model(path):
-                weights = _exported_model_weights(model, path)
-            else:
-                weights = keras.saving.load_model(path, compile=False).get_weights()
-            model.set_weights(weights)  # checks every shape against this architecture
+            checkpoint_weights.append(read_checkpoint_weights(model, path))
         except (ValueError, OSError) as error:
             raise InitialWeightsError(
                 f"--initial-weights {path}: not a checkpoint of this model ({error})"
             ) from error
-        checkpoint_weights.append(weights)
     model.set_weights(
         [
             np.mean(np.stack(same_weight), axis=0).astype(same_weight[0].dtype)

@@ -12,7 +12,7 @@ import pytest
 
 from training.export import export_savedmodel
 from training.model import build_model
-from training.weights import InitialWeightsError, load_initial_weights, require_initial_weights
+from training.weights import InitialWeightsError, load_initial_weights, require_checkpoints
 
 pytestmark = pytest.mark.unit
 
@@ -79,7 +79,7 @@ def test_a_missing_checkpoint_is_refused_by_name(tmp_path: Path):
     (tmp_path / "a.keras").write_text("present")
 
     with pytest.raises(InitialWeightsError, match=r"--initial-weights .*b\.keras does not exist"):
-        require_initial_weights((tmp_path / "a.keras", tmp_path / "b.keras"))
+        require_checkpoints((tmp_path / "a.keras", tmp_path / "b.keras"))
 
 
 def test_an_exported_model_folder_gives_the_weights_it_serves_exactly(tmp_path: Path):
@@ -118,7 +118,7 @@ def test_a_folder_that_holds_no_exported_model_is_refused_by_name(tmp_path: Path
 
     refusal = r"--initial-weights .*8 is a folder without saved_model\.pb"
     with pytest.raises(InitialWeightsError, match=refusal):
-        require_initial_weights((tmp_path / "digits" / "8",))
+        require_checkpoints((tmp_path / "digits" / "8",))
 
 
 def test_an_exported_model_without_tensorflow_is_refused_with_what_to_give_instead(tmp_path, monkeypatch):
