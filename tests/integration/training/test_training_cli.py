@@ -206,10 +206,12 @@ def test_a_fine_tune_for_a_new_objective_leaves_its_start_out_of_the_choice(
     quick_run, shared_specs, tmp_path
 ):
     _, runs_dir, _ = quick_run
+    teachers = [runs_dir / "smoke" / "best.keras", runs_dir / "smoke" / "model"]  # a checkpoint, an export
     result = run_cli(
         "training.run", "--quick", "--no-download", *shared_specs, "--runs-dir", str(tmp_path / "runs"),
         "--run-name", "outliers", "--initial-weights", str(runs_dir / "smoke" / "best.keras"),
         "--no-keep-start-if-best", "--outlier-fraction", "0.1",
+        "--teacher", str(teachers[0]), "--teacher", str(teachers[1]), "--teacher-weight", "0.3",
     )  # fmt: skip
 
     assert result.returncode == 0, result.stderr[-3000:]
@@ -219,6 +221,10 @@ def test_a_fine_tune_for_a_new_objective_leaves_its_start_out_of_the_choice(
     card = json.loads((tmp_path / "runs" / "outliers" / "model_card.json").read_text())
     assert card["config"]["keep_start_if_best"] is False
     assert set(card["training"]["weight_choice"]["candidates"]) == {"best_epoch"}
+    # Distilled from both teachers, whose targets the log describes.
+    assert card["config"]["teachers"] == [str(teacher) for teacher in teachers]
+    assert card["config"]["teacher_weight"] == 0.3
+    assert re.search(r"teachers' targets: the label's mean probability 0\.\d+", result.stderr)
 
 
 def test_fine_tuning_from_several_checkpoints_records_them_and_checkpoints_what_it_exports(
@@ -321,6 +327,7 @@ def test_a_mixed_precision_run_trains_in_bfloat16_and_checkpoints_and_exports_fl
         (["--dataset", "usps=/nonexistent/usps.h5"], "/nonexistent/usps.h5 does not exist"),
         (["--dataset", "folder"], "needs a path"),
         (["--epochs", "0"], "--epochs: Input should be greater than or equal to 1"),
+        (["--teacher-weight", "1.5"], "--teacher-weight: Input should be less than or equal to 1"),
         (["--dataset", "usps", "--dataset", "usps"], "--dataset: dataset given more than once: usps"),
     ],
 )
@@ -340,6 +347,10 @@ def test_training_cli_refuses_a_missing_checkpoint_before_loading_data(tmp_path)
     )
     assert result.returncode == 2
     assert f"--initial-weights {missing} does not exist" in result.stderr
+    teacher = run_cli(
+        "training.run", "--no-download", "--data-dir", str(tmp_path), "--teacher", str(missing)
+    )  # fmt: skip
+    assert teacher.returncode == 2 and f"--teacher {missing} does not exist" in teacher.stderr
     assert "Traceback" not in result.stderr
 
 

@@ -99,3 +99,30 @@ def test_clean_batches_hold_outliers_in_the_training_mix_spread_among_the_digits
         TrainingBatches.from_digits(augmented, originals, marked_digits(20), config, outlier_images(40)).clean
     )
     np.testing.assert_array_equal(clean_images, again)  # the same order every time: seeded
+
+
+def test_given_targets_replace_the_one_hot_labels_in_training_batches_only(config):
+    digits = marked_digits(40)
+    soft = np.full((40, NUM_CLASSES), 0.05, dtype=np.float32)
+    soft[np.arange(40), digits.labels] = 0.55  # each row its own label's 0.55, the rest 0.05
+    batches = TrainingBatches.from_digits(
+        digits, digits, marked_digits(20), config, outlier_images(8), train_targets=soft
+    )
+
+    training_images, training_targets = whole_epoch(batches.training)
+    _, validation_targets = whole_epoch(batches.validation)
+
+    levels = np.rint(training_images[:, 0, 0, 0] * 255).astype(int)
+    is_digit = levels != OUTLIER_LEVEL
+    expected = np.full((is_digit.sum(), NUM_CLASSES), 0.05, dtype=np.float32)
+    expected[np.arange(is_digit.sum()), (levels[is_digit] - 5) // 10] = 0.55  # travelled with its image
+    np.testing.assert_array_equal(training_targets[is_digit], expected)
+    assert np.all(training_targets[~is_digit] == np.float32(0.1))  # outliers stay uniform
+    assert set(np.unique(validation_targets)) == {0.0, 1.0}  # validation compares with the labels alone
+
+
+def test_targets_of_another_length_than_the_digits_are_refused(config):
+    with pytest.raises(ValueError, match=r"30 digits, targets of shape \(29, 10\)"):
+        AugmentedBatches(
+            marked_digits(30), config, is_training=True, digit_targets=np.zeros((29, NUM_CLASSES), np.float32)
+        )
