@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from digits.contract import NUM_CLASSES, to_model_inputs
-from training.weights import InitialWeightsError, read_checkpoint_weights
+from training.weights import read_checkpoint_weights
 
 logger = logging.getLogger(__name__)
 
@@ -51,11 +51,7 @@ def teacher_probabilities(teacher_paths: Sequence[Path], images: np.ndarray) -> 
     inputs = to_model_inputs(images)
     total = np.zeros((len(images), NUM_CLASSES), dtype=np.float64)
     for path in teacher_paths:
-        try:
-            read_checkpoint_weights(model, path)
-        except (ValueError, OSError) as error:
-            message = f"--teacher {path}: not a checkpoint of this model ({error})"
-            raise InitialWeightsError(message) from error
+        read_checkpoint_weights(model, path, flag="--teacher")
         total += model.predict(inputs, batch_size=_PREDICT_BATCH, verbose=0)
     return (total / len(teacher_paths)).astype(np.float32)
 

@@ -63,21 +63,26 @@ def _exported_model_weights(model: keras.Model, folder: Path) -> list[np.ndarray
     return [by_name[weight.path] for weight in model.weights]
 
 
-def read_checkpoint_weights(model: keras.Model, path: Path) -> list[np.ndarray]:
+def read_checkpoint_weights(
+    model: keras.Model, path: Path, flag: str = "--initial-weights"
+) -> list[np.ndarray]:
     """The weights of one checkpoint, a run's `.keras` file or an exported model's folder, in
     `model.get_weights()` order; the model is left holding them (set_weights checks every shape).
 
     Raises:
-        ValueError: the file or folder is unreadable or holds another architecture.
-        OSError: the file cannot be read.
+        InitialWeightsError, naming `flag`: the file or folder is unreadable or holds another
+            architecture.
     """
     import keras
 
-    if holds_exported_model(path):
-        weights = _exported_model_weights(model, path)
-    else:
-        weights = keras.saving.load_model(path, compile=False).get_weights()
-    model.set_weights(weights)
+    try:
+        if holds_exported_model(path):
+            weights = _exported_model_weights(model, path)
+        else:
+            weights = keras.saving.load_model(path, compile=False).get_weights()
+        model.set_weights(weights)
+    except (ValueError, OSError) as error:
+        raise InitialWeightsError(f"{flag} {path}: not a checkpoint of this model ({error})") from error
     return weights
 
 
@@ -91,14 +96,7 @@ def load_initial_weights(model: keras.Model, checkpoint_paths: Sequence[Path]) -
     Raises:
         InitialWeightsError: a checkpoint is no Keras file or holds another architecture.
     """
-    checkpoint_weights = []
-    for path in checkpoint_paths:
-        try:
-            checkpoint_weights.append(read_checkpoint_weights(model, path))
-        except (ValueError, OSError) as error:
-            raise InitialWeightsError(
-                f"--initial-weights {path}: not a checkpoint of this model ({error})"
-            ) from error
+    checkpoint_weights = [read_checkpoint_weights(model, path) for path in checkpoint_paths]
     model.set_weights(
         [
             np.mean(np.stack(same_weight), axis=0).astype(same_weight[0].dtype)
